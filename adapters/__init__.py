@@ -1,0 +1,66 @@
+"""Source adapters: one module per file family, tried in registry order.
+
+``open_source`` is the single entry point the gateway uses; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    Axis,
+    Channel,
+    Image,
+    Level,
+    NoTileCache,
+    Source,
+    SourceReadError,
+    TileCache,
+    UnsupportedSourceError,
+    Window,
+)
+from adapters.tiff import TiffAdapter
+
+#: Order is dispatch priority: the first adapter whose ``can_open`` accepts a file opens it.
+REGISTRY: tuple[Adapter, ...] = (TiffAdapter(),)
+
+
+def find_adapter(path: Path) -> Adapter | None:
+    """The adapter that would open ``path`` (cheap: suffix and magic bytes only)."""
+    return next((a for a in REGISTRY if a.can_open(path)), None)
+
+
+def is_candidate(path: Path) -> bool:
+    """Whether ``path`` has a suffix some adapter serves (no I/O)."""
+    name = path.name.lower()
+    return any(name.endswith(a.suffixes) for a in REGISTRY)
+
+
+def open_source(path: Path, tiles: TileCache | None = None) -> Source:
+    """Open ``path`` with the first adapter that accepts it."""
+    adapter = find_adapter(path)
+    if adapter is None:
+        raise UnsupportedSourceError(f"{path.name}: no adapter recognises this file")
+    return adapter.open(path, tiles or NoTileCache())
+
+
+__all__ = [
+    "REGISTRY",
+    "Adapter",
+    "AdapterError",
+    "Axis",
+    "Channel",
+    "Image",
+    "Level",
+    "NoTileCache",
+    "Source",
+    "SourceReadError",
+    "TileCache",
+    "UnsupportedSourceError",
+    "Window",
+    "find_adapter",
+    "is_candidate",
+    "open_source",
+]

@@ -1,0 +1,196 @@
+"""The adapter contract: what a source file holds, independent of zarr and HTTP.
+
+A *source* (one file) opens to one or more *images* (series). An image has ordered axes
+(a subset of t, c, z, y, x in that order), a physical scale per axis, channel metadata and
+*levels* from finest to coarsest. A level knows its shape, dtype and natural tile shape and
+can read any region of itself, thread-safely.
+
+Nothing in ``adapters/`` imports ``gateway/``, starlette or zarr: the gateway injects what
+adapters need from it (a tile cache) through the small protocols defined here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+AxisName = Literal["t", "c", "z", "y", "x"]
+AxisType = Literal["time", "channel", "space"]
+Region = tuple[slice, ...]
+
+AXIS_ORDER: tuple[AxisName, ...] = ("t", "c", "z", "y", "x")
+AXIS_TYPES: Mapping[str, AxisType] = {
+    "t": "time",
+    "c": "channel",
+    "z": "space",
+    "y": "space",
+    "x": "space",
+}
+
+
+class AdapterError(Exception):
+    """Base class of every error an adapter raises on purpose."""
+
+
+class UnsupportedSourceError(AdapterError):
+    """The file is not of a kind this adapter can serve (or not at all)."""
+
+
+class SourceReadError(AdapterError):
+    """The file is recognised but a part of it cannot be read or decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One image axis; ``unit`` is an OME-Zarr unit name (``micrometer``) or None."""
+
+    name: AxisName
+    unit: str | None = None
+
+    @property
+    def type(self) -> AxisType:
+        return AXIS_TYPES[self.name]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Display range of a channel, as OME-Zarr's ``omero.channels[].window``."""
+
+    min: float
+    max: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """What is known of a channel: its name, colour (6 hex digits) and display range."""
+
+    label: str | None = None
+    color: str | None = None
+    window: Window | None = None
+    active: bool = True
+
+
+@runtime_checkable
+class Level(Protocol):
+    """One resolution level of an image, in the image's axis order.
+
+    ``read`` must be thread-safe and return exactly ``region`` (slices with concrete,
+    in-bounds start/stop and step 1) as a native-endian array of ``dtype``.
+    """
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]: ...
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def fill_value(self) -> int | float: ...
+
+    def read(self, region: Region) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """One image (series) of a source.
+
+    ``scale`` and ``translation`` are the physical size and offset of one pixel of
+    level 0, per axis (1.0 and 0.0 where unknown).
+    """
+
+    name: str
+    axes: tuple[Axis, ...]
+    levels: tuple[Level, ...]
+    scale: tuple[float, ...]
+    translation: tuple[float, ...] | None = None
+    channels: tuple[Channel, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [a.name for a in self.axes]
+        if names != [n for n in AXIS_ORDER if n in names]:
+            raise ValueError(f"axes must be a subsequence of tczyx, got {names}")
+        if not self.levels:
+            raise ValueError("an image needs at least one level")
+        ndim = len(self.axes)
+        for level in self.levels:
+            if len(level.shape) != ndim:
+                raise ValueError(f"level shape {level.shape} does not match axes {names}")
+        if len(self.scale) != ndim:
+            raise ValueError("scale must have one entry per axis")
+        if self.translation is not None and len(self.translation) != ndim:
+            raise ValueError("translation must have one entry per axis")
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+
+@dataclass(slots=True)
+class Source:
+    """An opened file: its images plus anything format-wide (the OME-XML document)."""
+
+    path: Path
+    format: str
+    images: tuple[Image, ...]
+    ome_xml: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Release file handles once in-flight reads are done; idempotent."""
+        closers, self._closers = self._closers, []
+        for close in closers:
+            close()
+
+
+class TileCache(Protocol):
+    """What an adapter needs from the gateway's decoded-tile cache.
+
+    ``get_many`` returns the values for ``keys``; ``compute`` is called (once, in the
+    calling thread) with the keys that are neither cached nor being computed by another
+    thread, and must return a value for each of them. Identical concurrent requests share
+    one computation.
+    """
+
+    def get_many(
+        self,
+        keys: Sequence[Hashable],
+        compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+    ) -> list[np.ndarray]: ...
+
+
+class NoTileCache:
+    """A TileCache that caches nothing: for one-off reads (``inspect``, tests)."""
+
+    def get_many(
+        self,
+        keys: Sequence[Hashable],
+        compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+    ) -> list[np.ndarray]:
+        values = compute(list(keys))
+        return [values[k] for k in keys]
+
+
+class Adapter(Protocol):
+    """One source family. ``can_open`` is cheap and never raises."""
+
+    name: str
+    suffixes: tuple[str, ...]
+
+    def can_open(self, path: Path) -> bool: ...
+
+    def open(self, path: Path, tiles: TileCache) -> Source: ...
+
+
+def full_region(shape: Iterable[int]) -> Region:
+    """The region covering a whole array of ``shape``."""
+    return tuple(slice(0, n) for n in shape)

@@ -1,0 +1,262 @@
+"""Arrays stored as independently encoded chunks at known byte offsets.
+
+TIFF tiles and strips, and HDF5 chunks, are all the same thing seen from here: a regular
+grid of chunks, each at (file, offset, nbytes), each decodable on its own. ``StoredArray``
+reads a region by touching only the chunks it needs: it asks the tile cache first, reads
+what is missing with as few ``pread`` calls as possible (adjacent chunks are coalesced), and
+decodes in the calling thread (a worker of the gateway's bounded pool; codecs release the
+GIL). ``MappedLevel`` then presents a stored array in image axis order (t, c, z, y, x),
+transposing and merging storage dimensions (e.g. TIFF pages × samples → channels).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from adapters.base import Region, SourceReadError, TileCache
+from adapters.files import PositionalFile
+
+#: Chunks closer than this in a file are fetched with one read (the gap is read and dropped).
+COALESCE_GAP_BYTES = 16 * 1024
+#: ...but one read never grows beyond this.
+COALESCE_MAX_BYTES = 16 * 1024 * 1024
+
+# A zero-size marker for an unallocated chunk, so "known to be empty" is cached too.
+_UNALLOCATED = np.empty(0, dtype=np.uint8)
+_UNALLOCATED.flags.writeable = False
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """Where one encoded chunk lies: ``files[file]`` at ``offset``, ``nbytes`` long."""
+
+    file: int
+    offset: int
+    nbytes: int
+
+
+class ChunkCodec(Protocol):
+    """The format-specific part of a stored array."""
+
+    def locate(self, coords: tuple[int, ...]) -> Extent | None:
+        """Extent of the chunk at grid ``coords``; None when it is not stored (fill)."""
+        ...
+
+    def decode(self, coords: tuple[int, ...], data: bytes) -> np.ndarray:
+        """Decode one chunk to an array of the chunk shape (or clipped at the array edge)."""
+        ...
+
+
+class StoredArray:
+    """An N-d array on disk as a regular grid of encoded chunks."""
+
+    def __init__(
+        self,
+        *,
+        key: Hashable,
+        shape: Sequence[int],
+        chunk_shape: Sequence[int],
+        dtype: np.dtype[np.generic],
+        fill_value: int | float,
+        codec: ChunkCodec,
+        files: Sequence[PositionalFile],
+        tiles: TileCache,
+    ) -> None:
+        if len(shape) != len(chunk_shape) or any(c < 1 for c in chunk_shape):
+            raise ValueError(f"bad chunk shape {chunk_shape} for shape {shape}")
+        self.key = key
+        self.shape = tuple(int(n) for n in shape)
+        self.chunk_shape = tuple(int(c) for c in chunk_shape)
+        self.dtype = np.dtype(dtype).newbyteorder("=")
+        self.fill_value = fill_value
+        self._codec = codec
+        self._files = files
+        self._tiles = tiles
+
+    def read(self, region: Region) -> np.ndarray:
+        out_shape = tuple(s.stop - s.start for s in region)
+        out = np.empty(out_shape, dtype=self.dtype)
+        if out.size == 0:
+            return out
+        ranges = [
+            range(s.start // c, (s.stop - 1) // c + 1)
+            for s, c in zip(region, self.chunk_shape, strict=True)
+        ]
+        grid = [tuple(p) for p in itertools.product(*ranges)]
+        chunks = self._tiles.get_many([(self.key, g) for g in grid], self._fetch)
+        for coords, chunk in zip(grid, chunks, strict=True):
+            self._place(out, region, coords, chunk)
+        return out
+
+    def _place(
+        self, out: np.ndarray, region: Region, coords: tuple[int, ...], chunk: np.ndarray
+    ) -> None:
+        src: list[slice] = []
+        dst: list[slice] = []
+        for s, c, i in zip(region, self.chunk_shape, coords, strict=True):
+            origin = i * c
+            lo, hi = max(s.start, origin), min(s.stop, origin + c)
+            src.append(slice(lo - origin, hi - origin))
+            dst.append(slice(lo - s.start, hi - s.start))
+        if chunk is _UNALLOCATED:
+            out[tuple(dst)] = self.fill_value
+            return
+        if any(sl.stop > n for sl, n in zip(src, chunk.shape, strict=True)):
+            raise SourceReadError(
+                f"chunk {coords} decoded to shape {chunk.shape}, smaller than the "
+                f"{tuple(sl.stop for sl in src)} it must cover; the file is corrupt"
+            )
+        out[tuple(dst)] = chunk[tuple(src)]
+
+    def _fetch(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
+        """Read and decode the chunks of ``keys`` (all of this array), coalescing reads."""
+        found: dict[Hashable, np.ndarray] = {}
+        located: list[tuple[Extent, Hashable, tuple[int, ...]]] = []
+        for key in keys:
+            coords: tuple[int, ...] = key[1]  # type: ignore[index]
+            extent = self._codec.locate(coords)
+            if extent is None or extent.nbytes == 0:
+                found[key] = _UNALLOCATED
+            else:
+                located.append((extent, key, coords))
+        located.sort(key=lambda item: (item[0].file, item[0].offset))
+        for run in _coalesce(located):
+            first, last = run[0][0], run[-1][0]
+            blob = self._files[first.file].pread(first.offset, last.offset + last.nbytes - first.offset)
+            view = memoryview(blob)
+            for extent, key, coords in run:
+                start = extent.offset - first.offset
+                found[key] = self._decode(coords, view[start : start + extent.nbytes])
+        return found
+
+    def _decode(self, coords: tuple[int, ...], data: memoryview) -> np.ndarray:
+        try:
+            chunk = self._codec.decode(coords, bytes(data))
+        except SourceReadError:
+            raise
+        except Exception as exc:  # codec libraries raise many types; all mean "corrupt"
+            raise SourceReadError(f"chunk {coords} cannot be decoded: {exc}") from exc
+        chunk = np.asarray(chunk)
+        if chunk.dtype != self.dtype:
+            chunk = chunk.astype(self.dtype)
+        chunk.flags.writeable = False
+        return chunk
+
+
+def _coalesce(
+    located: list[tuple[Extent, Hashable, tuple[int, ...]]],
+) -> list[list[tuple[Extent, Hashable, tuple[int, ...]]]]:
+    runs: list[list[tuple[Extent, Hashable, tuple[int, ...]]]] = []
+    for item in located:
+        extent = item[0]
+        if runs:
+            head, tail = runs[-1][0][0], runs[-1][-1][0]
+            end = tail.offset + tail.nbytes
+            if (
+                extent.file == tail.file
+                and 0 <= extent.offset - end <= COALESCE_GAP_BYTES
+                and extent.offset + extent.nbytes - head.offset <= COALESCE_MAX_BYTES
+            ):
+                runs[-1].append(item)
+                continue
+        runs.append([item])
+    return runs
+
+
+class MappedLevel:
+    """A stored array seen in image axis order.
+
+    ``groups[i]`` lists the storage dimensions that make output axis ``i``, major first
+    (one dimension: a transpose; several: a merge, e.g. TIFF channel pages × RGB samples).
+    Storage dimensions in no group must have size 1.
+    """
+
+    def __init__(
+        self,
+        stored: StoredArray,
+        groups: Sequence[Sequence[int]],
+        tile_shape: Sequence[int] | None = None,
+    ) -> None:
+        used = [d for g in groups for d in g]
+        if len(set(used)) != len(used):
+            raise ValueError(f"storage dims used twice in {groups}")
+        for d, n in enumerate(stored.shape):
+            if d not in used and n != 1:
+                raise ValueError(f"storage dim {d} (size {n}) is not mapped")
+        self._stored = stored
+        self._groups = tuple(tuple(g) for g in groups)
+        self._perm = tuple(used) + tuple(d for d in range(len(stored.shape)) if d not in used)
+        self._shape = tuple(math.prod(stored.shape[d] for d in g) for g in self._groups)
+        natural = tuple(
+            math.prod(stored.chunk_shape[d] if d == g[-1] else 1 for d in g) if g else 1
+            for g in self._groups
+        )
+        self._tile_shape = tuple(tile_shape) if tile_shape is not None else natural
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]:
+        return self._stored.dtype
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        return self._tile_shape
+
+    @property
+    def fill_value(self) -> int | float:
+        return self._stored.fill_value
+
+    @property
+    def stored(self) -> StoredArray:
+        return self._stored
+
+    def read(self, region: Region) -> np.ndarray:
+        if len(region) != len(self._shape):
+            raise ValueError(f"region {region} does not match shape {self._shape}")
+        out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
+        if out.size == 0:
+            return out
+        pieces_per_axis = [
+            _split_merged(s, [self._stored.shape[d] for d in g]) if g else [((), s, slice(0, 1))]
+            for s, g in zip(region, self._groups, strict=True)
+        ]
+        for pieces in itertools.product(*pieces_per_axis):
+            stored_region = [slice(0, 1)] * len(self._stored.shape)
+            dst = []
+            for group, (majors, minor, out_slice) in zip(self._groups, pieces, strict=True):
+                for d, index in zip(group[:-1], majors, strict=True):
+                    stored_region[d] = slice(index, index + 1)
+                if group:
+                    stored_region[group[-1]] = minor
+                dst.append(out_slice)
+            block = self._stored.read(tuple(stored_region))
+            shape = tuple(s.stop - s.start for s in dst)
+            out[tuple(dst)] = block.transpose(self._perm).reshape(shape)
+        return out
+
+
+def _split_merged(
+    region: slice, sizes: Sequence[int]
+) -> list[tuple[tuple[int, ...], slice, slice]]:
+    """Split a range of a merged axis into rectangles: (major indices, minor slice, out slice)."""
+    if len(sizes) == 1:
+        return [((), region, slice(0, region.stop - region.start))]
+    minor_size = sizes[-1]
+    pieces = []
+    for major_flat in range(region.start // minor_size, (region.stop - 1) // minor_size + 1):
+        lo = max(region.start, major_flat * minor_size)
+        hi = min(region.stop, (major_flat + 1) * minor_size)
+        majors = tuple(int(i) for i in np.unravel_index(major_flat, tuple(sizes[:-1])))
+        minor = slice(lo - major_flat * minor_size, hi - major_flat * minor_size)
+        pieces.append((majors, minor, slice(lo - region.start, hi - region.start)))
+    return pieces
+

@@ -1,0 +1,160 @@
+"""A small, forgiving reader of the OME-XML fields the gateway serves.
+
+Only what becomes OME-Zarr metadata is read: per image its name, dimension order and
+sizes, physical pixel sizes with units, time increment, and channels (name, colour,
+samples per pixel). Everything is namespace-agnostic (2008–2016 schemas), and a value
+that cannot be understood becomes a warning, never an exception, so one odd attribute
+does not hide an image. Only XML that does not parse at all raises ``OmeXmlError``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from adapters.base import AdapterError
+from adapters.units import space_unit, time_unit
+
+DEFAULT_SPACE_UNIT = "µm"
+DEFAULT_TIME_UNIT = "s"
+
+
+class OmeXmlError(AdapterError):
+    """The OME-XML document is not well-formed."""
+
+
+@dataclass(frozen=True, slots=True)
+class OmeChannel:
+    name: str | None
+    color: str | None  # 6 hex digits, RRGGBB
+    samples_per_pixel: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhysicalSize:
+    value: float
+    unit: str | None  # OME-Zarr unit name; None when the file's unit is not a known one
+
+
+@dataclass(slots=True)
+class OmeImage:
+    name: str | None
+    dimension_order: str
+    sizes: dict[str, int]
+    physical: dict[str, PhysicalSize]  # keys among x, y, z, t
+    channels: list[OmeChannel]
+    pixel_type: str | None
+
+
+@dataclass(slots=True)
+class OmeDocument:
+    images: list[OmeImage]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(element: ET.Element, name: str) -> list[ET.Element]:
+    return [child for child in element if _local(child.tag) == name]
+
+
+def ome_color_to_hex(value: int) -> str:
+    """OME stores RGBA as a *signed* 32-bit integer; OME-Zarr wants ``RRGGBB``."""
+    rgba = value & 0xFFFFFFFF
+    return f"{rgba >> 8:06X}"
+
+
+def _float(attrs: dict[str, str], key: str, warnings: list[str], where: str) -> float | None:
+    raw = attrs.get(key)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        warnings.append(f"{where}: {key}={raw!r} is not a number; ignored")
+        return None
+    if not value > 0 or value == float("inf"):
+        warnings.append(f"{where}: {key}={raw!r} is not a positive size; ignored")
+        return None
+    return value
+
+
+def _physical(pixels: dict[str, str], warnings: list[str], where: str) -> dict[str, PhysicalSize]:
+    found: dict[str, PhysicalSize] = {}
+    for axis in ("X", "Y", "Z"):
+        value = _float(pixels, f"PhysicalSize{axis}", warnings, where)
+        if value is None:
+            continue
+        symbol = pixels.get(f"PhysicalSize{axis}Unit", DEFAULT_SPACE_UNIT)
+        unit = space_unit(symbol)
+        if unit is None:
+            warnings.append(f"{where}: unit {symbol!r} of PhysicalSize{axis} is not a length")
+        found[axis.lower()] = PhysicalSize(value, unit)
+    increment = _float(pixels, "TimeIncrement", warnings, where)
+    if increment is not None:
+        symbol = pixels.get("TimeIncrementUnit", DEFAULT_TIME_UNIT)
+        unit = time_unit(symbol)
+        if unit is None:
+            warnings.append(f"{where}: unit {symbol!r} of TimeIncrement is not a time")
+        found["t"] = PhysicalSize(increment, unit)
+    return found
+
+
+def _channel(element: ET.Element, warnings: list[str], where: str) -> OmeChannel:
+    attrs = element.attrib
+    color = None
+    if "Color" in attrs:
+        try:
+            color = ome_color_to_hex(int(attrs["Color"]))
+        except ValueError:
+            warnings.append(f"{where}: channel colour {attrs['Color']!r} is not an integer")
+    try:
+        samples = max(1, int(attrs.get("SamplesPerPixel", "1")))
+    except ValueError:
+        warnings.append(f"{where}: SamplesPerPixel={attrs['SamplesPerPixel']!r} ignored")
+        samples = 1
+    return OmeChannel(name=attrs.get("Name") or None, color=color, samples_per_pixel=samples)
+
+
+def _image(element: ET.Element, index: int, warnings: list[str]) -> OmeImage | None:
+    where = f"Image {index}"
+    pixels_elements = _children(element, "Pixels")
+    if not pixels_elements:
+        warnings.append(f"{where}: no Pixels element; skipped")
+        return None
+    pixels = pixels_elements[0]
+    attrs = pixels.attrib
+    sizes: dict[str, int] = {}
+    for axis in "XYZCT":
+        try:
+            sizes[axis.lower()] = max(1, int(attrs.get(f"Size{axis}", "1")))
+        except ValueError:
+            warnings.append(f"{where}: Size{axis}={attrs.get(f'Size{axis}')!r} ignored")
+            sizes[axis.lower()] = 1
+    return OmeImage(
+        name=element.attrib.get("Name") or None,
+        dimension_order=attrs.get("DimensionOrder", "XYZCT"),
+        sizes=sizes,
+        physical=_physical(attrs, warnings, where),
+        channels=[_channel(c, warnings, where) for c in _children(pixels, "Channel")],
+        pixel_type=attrs.get("Type") or attrs.get("PixelType"),
+    )
+
+
+def parse_ome_xml(text: str | bytes) -> OmeDocument:
+    """Parse an OME-XML document; raises OmeXmlError only if it is not XML at all."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise OmeXmlError(f"OME-XML does not parse: {exc}") from exc
+    warnings: list[str] = []
+    if _local(root.tag) != "OME":
+        warnings.append(f"root element is <{_local(root.tag)}>, not <OME>")
+    images = []
+    for index, element in enumerate(_children(root, "Image")):
+        image = _image(element, index, warnings)
+        if image is not None:
+            images.append(image)
+    return OmeDocument(images=images, warnings=warnings)

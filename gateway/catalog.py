@@ -1,0 +1,266 @@
+"""URL paths → opened sources, kept safely inside the configured roots.
+
+A dataset's URL path mirrors its file path under its root: ``<root>/<sub/dir/file.tif>``,
+followed by a key inside the dataset (``zarr.json``, ``0/c/0/0``). Files are opened lazily
+on first request and kept in a bounded pool; a file whose identity (device, inode, mtime,
+size) changed is reopened and everything cached for its old identity is dropped.
+
+Containment: a path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL or a
+backslash is refused before touching the disk; the resolved file (symlinks followed) must
+lie inside the resolved root. A refusal is indistinguishable from a missing file (404).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+import adapters
+from adapters.base import AdapterError, Source
+from gateway.cache import ByteLRU, NamespacedTiles
+from gateway.layout import DatasetTree, build_tree
+from gateway.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_mtime_ns, st_size
+
+
+class SourceUnavailableError(Exception):
+    """A file under a root looks like a dataset but cannot be opened as one."""
+
+    def __init__(self, url_path: str, cause: Exception) -> None:
+        super().__init__(f"{url_path}: {cause}")
+        self.url_path = url_path
+        self.cause = cause
+
+
+@dataclass(slots=True)
+class Dataset:
+    """An opened source and the tree it serves, valid for one file identity."""
+
+    url_path: str
+    path: Path
+    identity: Identity
+    source: Source
+    tree: DatasetTree
+    checked_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def namespace(self) -> Hashable:
+        """Prefix of every cache key that belongs to this file version."""
+        return (str(self.path), self.identity)
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    dataset: Dataset
+    key: str  # key inside the dataset
+
+
+def _identity(stat: os.stat_result) -> Identity:
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def split_url_path(path: str) -> list[str] | None:
+    """Segments of a request path, or None if any segment is unsafe or empty."""
+    if not path or "\x00" in path or "\\" in path:
+        return None
+    segments = path.strip("/").split("/") if path.strip("/") else []
+    for segment in segments:
+        if segment in ("", ".", "..") or segment.startswith("."):
+            return None
+    return segments
+
+
+class _OpenPool(LRUCache[str, Dataset]):
+    """LRU of opened datasets that closes what it evicts."""
+
+    def popitem(self) -> tuple[str, Dataset]:
+        key, dataset = super().popitem()
+        dataset.source.close()
+        return key, dataset
+
+
+class Catalog:
+    def __init__(
+        self,
+        settings: Settings,
+        tiles: ByteLRU[Any],
+        on_stale: Callable[[Hashable], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.roots = {name: Path(os.path.realpath(path)) for name, path in settings.roots.items()}
+        self._tiles = tiles
+        self._on_stale = on_stale
+        self._pool = _OpenPool(maxsize=settings.cache.open_files)
+        self._opening: dict[str, Future[Dataset]] = {}
+        self._failures: LRUCache[str, tuple[Identity, Exception]] = LRUCache(maxsize=1024)
+        self._lock = threading.Lock()
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _split_dataset(segments: list[str]) -> tuple[str, int] | None:
+        """(dataset URL path, number of its segments), found by file suffix alone (no I/O)."""
+        for index, segment in enumerate(segments[1:], start=1):
+            if adapters.is_candidate(Path(segment)):
+                return "/".join(segments[: index + 1]), index + 1
+        return None
+
+    def locate_cached(self, url_path: str) -> Located | None:
+        """Fast path without I/O: a dataset already open and checked recently, else None."""
+        segments = split_url_path(url_path)
+        if not segments:
+            return None
+        split = self._split_dataset(segments)
+        if split is None:
+            return None
+        dataset_path, count = split
+        with self._lock:
+            dataset = self._pool.get(dataset_path)
+        interval = self.settings.cache.stat_interval_seconds
+        if dataset is None or time.monotonic() - dataset.checked_at >= interval:
+            return None
+        return Located(dataset, "/".join(segments[count:]))
+
+    def locate(self, url_path: str) -> Located | None:
+        """The dataset and inner key of a request path; None when there is none (404).
+
+        Blocking (stat, open): call from a worker thread. Raises SourceUnavailableError
+        for a file that exists but cannot be opened.
+        """
+        segments = split_url_path(url_path)
+        if not segments or segments[0] not in self.roots:
+            return None
+        split = self._split_dataset(segments)
+        if split is None:
+            return None
+        dataset_path, count = split
+        file_path = self._contained_file(segments[0], segments[1:count])
+        if file_path is None:
+            return None
+        dataset = self._dataset(dataset_path, file_path)
+        return None if dataset is None else Located(dataset, "/".join(segments[count:]))
+
+    def _contained_file(self, root_name: str, relative: list[str]) -> Path | None:
+        root = self.roots[root_name]
+        candidate = root.joinpath(*relative)
+        try:
+            resolved = Path(os.path.realpath(candidate, strict=True))
+        except (OSError, RuntimeError):
+            return None
+        if os.path.commonpath([root, resolved]) != str(root) or not resolved.is_file():
+            return None
+        return resolved
+
+    def _dataset(self, url_path: str, file_path: Path) -> Dataset | None:
+        try:
+            identity = _identity(os.stat(file_path))
+        except OSError:
+            return None
+        with self._lock:
+            dataset = self._pool.get(url_path)
+            if dataset is not None and dataset.identity == identity and dataset.path == file_path:
+                dataset.checked_at = time.monotonic()
+                return dataset
+            failure = self._failures.get(url_path)
+            if failure is not None and failure[0] == identity:
+                raise SourceUnavailableError(url_path, failure[1])
+            future = self._opening.get(url_path)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._opening[url_path] = future
+        if not owner:
+            return future.result()
+        try:
+            if dataset is not None:
+                self._retire(url_path, dataset)
+            opened = self._open(url_path, file_path, identity)
+        except SourceUnavailableError as exc:
+            with self._lock:
+                self._failures[url_path] = (identity, exc.cause)
+                self._opening.pop(url_path, None)
+            future.set_exception(exc)
+            raise
+        except BaseException as exc:
+            with self._lock:
+                self._opening.pop(url_path, None)
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            self._pool[url_path] = opened
+            self._failures.pop(url_path, None)
+            self._opening.pop(url_path, None)
+        future.set_result(opened)
+        return opened
+
+    def _retire(self, url_path: str, dataset: Dataset) -> None:
+        """A served file changed on disk: close it and drop every byte cached for it."""
+        logger.info("%s changed on disk; reopening", url_path)
+        with self._lock:
+            if self._pool.get(url_path) is dataset:
+                del self._pool[url_path]
+        dataset.source.close()
+        namespace = dataset.namespace
+        self._tiles.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
+        if self._on_stale is not None:
+            self._on_stale(namespace)
+
+    def _open(self, url_path: str, file_path: Path, identity: Identity) -> Dataset:
+        namespace = (str(file_path), identity)
+        started = time.perf_counter()
+        try:
+            source = adapters.open_source(file_path, NamespacedTiles(self._tiles, namespace))
+        except AdapterError as exc:
+            logger.warning("cannot open %s: %s", url_path, exc)
+            raise SourceUnavailableError(url_path, exc) from exc
+        except OSError as exc:
+            raise SourceUnavailableError(url_path, exc) from exc
+        try:
+            tree = build_tree(source, self.settings.chunks)
+        except Exception as exc:
+            source.close()
+            logger.exception("cannot describe %s", url_path)
+            raise SourceUnavailableError(url_path, exc) from exc
+        logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
+        return Dataset(url_path=url_path, path=file_path, identity=identity, source=source, tree=tree)
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def iter_datasets(self, limit: int | None = None) -> Iterator[tuple[str, Path]]:
+        """(URL path, file) of every candidate file under the roots, by suffix, sorted per
+        directory; hidden entries and symlinks leading out of the root are skipped."""
+        count = 0
+        for name, root in sorted(self.roots.items()):
+            for directory, subdirs, files in os.walk(root, followlinks=False):
+                subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+                for filename in sorted(files):
+                    if filename.startswith(".") or not adapters.is_candidate(Path(filename)):
+                        continue
+                    path = Path(directory, filename)
+                    resolved = os.path.realpath(path)
+                    if os.path.commonpath([root, resolved]) != str(root):
+                        continue
+                    relative = path.relative_to(root).as_posix()
+                    yield f"{name}/{relative}", path
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+
+    def close(self) -> None:
+        with self._lock:
+            datasets = list(self._pool.values())
+            self._pool.clear()
+        for dataset in datasets:
+            dataset.source.close()

@@ -1,0 +1,117 @@
+"""Chunk codecs: what the served arrays declare in ``zarr.json`` and how chunks are encoded.
+
+Each codec is a small frozen class whose ``to_json`` is the complete zarr v3 codec
+configuration (clients such as tensorstore refuse incomplete ones) and whose ``encode``
+turns the little-endian bytes of a chunk into the stored bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numcodecs
+import numpy as np
+
+# The gateway runs codecs in its own bounded thread pool; Blosc's internal threads would
+# oversubscribe the cores and serialise on Blosc's global lock.
+numcodecs.blosc.use_threads = False
+
+
+class Compressor(Protocol):
+    name: str
+
+    def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]: ...
+
+    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Zstd:
+    level: int = 1
+    name: str = "zstd"
+
+    def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
+        return {"name": "zstd", "configuration": {"level": self.level, "checksum": False}}
+
+    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
+        return bytes(numcodecs.Zstd(level=self.level).encode(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Gzip:
+    """RFC 1952 gzip (not a raw zlib stream: zarr's ``gzip`` means the gzip container)."""
+
+    level: int = 5
+    name: str = "gzip"
+
+    def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
+        return {"name": "gzip", "configuration": {"level": self.level}}
+
+    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
+        return bytes(numcodecs.GZip(level=self.level).encode(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Blosc:
+    level: int = 5
+    cname: str = "lz4"
+    name: str = "blosc"
+
+    def _shuffle(self, dtype: np.dtype[Any]) -> tuple[str, int]:
+        if dtype.itemsize == 1:
+            return "bitshuffle", numcodecs.Blosc.BITSHUFFLE
+        return "shuffle", numcodecs.Blosc.SHUFFLE
+
+    def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
+        shuffle, _ = self._shuffle(dtype)
+        return {
+            "name": "blosc",
+            "configuration": {
+                "cname": self.cname,
+                "clevel": self.level,
+                "shuffle": shuffle,
+                "typesize": dtype.itemsize,
+                "blocksize": 0,
+            },
+        }
+
+    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
+        _, shuffle = self._shuffle(dtype)
+        codec = numcodecs.Blosc(cname=self.cname, clevel=self.level, shuffle=shuffle, blocksize=0)
+        return bytes(codec.encode(np.frombuffer(data, dtype=dtype)))
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkEncoding:
+    """The codec pipeline of a served array: little-endian ``bytes``, then a compressor."""
+
+    compressor: Compressor | None
+
+    @classmethod
+    def from_settings(cls, codec: str, level: int) -> ChunkEncoding:
+        compressors: dict[str, Compressor | None] = {
+            "zstd": Zstd(level=level),
+            "gzip": Gzip(level=level),
+            "blosc": Blosc(level=level),
+            "none": None,
+        }
+        return cls(compressors[codec])
+
+    @property
+    def identity(self) -> str:
+        """Part of cache keys and ETags: chunks encoded differently are different bytes."""
+        return "raw" if self.compressor is None else repr(self.compressor)
+
+    def to_json(self, dtype: np.dtype[Any]) -> list[dict[str, Any]]:
+        codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+        if self.compressor is not None:
+            codecs.append(self.compressor.to_json(dtype))
+        return codecs
+
+    def encode(self, chunk: np.ndarray) -> bytes:
+        little = chunk.astype(chunk.dtype.newbyteorder("<"), copy=False)
+        data = np.ascontiguousarray(little).tobytes()
+        if self.compressor is None:
+            return data
+        return self.compressor.encode(data, little.dtype)

@@ -1,0 +1,44 @@
+"""Strict parsing of zarr v3 chunk keys (default encoding, ``/`` separator).
+
+A key is ``c/<i>/<j>/...`` with exactly one non-negative decimal integer per dimension,
+inside the chunk grid. Anything else is not a chunk of the array (→ 404): ``c/01``,
+``c/-1``, ``c/1.0``, ``c/ 1``, a wrong count, an index beyond the grid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+_INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def chunk_grid(shape: Sequence[int], chunk_shape: Sequence[int]) -> tuple[int, ...]:
+    """Number of chunks along each dimension."""
+    return tuple(math.ceil(n / c) for n, c in zip(shape, chunk_shape, strict=True))
+
+
+def parse_chunk_key(key: str, grid: Sequence[int]) -> tuple[int, ...] | None:
+    """Grid coordinates of ``key`` (relative to the array), or None if it is not a chunk."""
+    parts = key.split("/")
+    if parts[0] != "c" or len(parts) != len(grid) + 1:
+        return None
+    coords = []
+    for part, size in zip(parts[1:], grid, strict=True):
+        if not _INDEX.fullmatch(part):
+            return None
+        index = int(part)
+        if index >= size:
+            return None
+        coords.append(index)
+    return tuple(coords)
+
+
+def chunk_region(
+    coords: Sequence[int], chunk_shape: Sequence[int], shape: Sequence[int]
+) -> tuple[slice, ...]:
+    """The region of the array a chunk covers, clipped to the array (edge chunks)."""
+    return tuple(
+        slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(coords, chunk_shape, shape, strict=True)
+    )

@@ -1,0 +1,142 @@
+"""The zarr tree a source becomes, and the chunk shape of every array in it.
+
+A single-image source is an OME-Zarr image group at its root (``zarr.json``, arrays
+``0``, ``1``...), which is what viewers should be pointed at. A multi-image source uses
+the bioformats2raw layout: a root group, one image group per series (``0/``, ``1/``...),
+an ``OME/`` group listing them and, for OME-TIFF, the original ``OME/METADATA.ome.xml``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Image, Level, Source
+from gateway import metadata, ome
+from gateway.codecs import ChunkEncoding
+from gateway.keys import chunk_grid
+from gateway.settings import ChunkSettings
+
+OME_XML_KEY = "OME/METADATA.ome.xml"
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayNode:
+    """One served array: a level of an image, with the chunking and codecs chosen for it."""
+
+    path: str
+    level: Level
+    chunk_shape: tuple[int, ...]
+    grid: tuple[int, ...]
+    encoding: ChunkEncoding
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.level.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.level.dtype
+
+    @property
+    def fill_value(self) -> int | float:
+        return self.level.fill_value
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetTree:
+    """Every key of a dataset: metadata documents (bytes) and arrays (chunk keys)."""
+
+    documents: dict[str, bytes]
+    arrays: dict[str, ArrayNode]
+    images: dict[str, Image]  # image group path ("" for the root) → image
+
+    def find_array(self, key: str) -> tuple[ArrayNode, str] | None:
+        """The array a chunk key belongs to, and the key relative to that array."""
+        head, sep, tail = key.rpartition("/c/")
+        if sep:
+            node = self.arrays.get(head)
+            return (node, "c/" + tail) if node is not None else None
+        return None
+
+    def keys(self) -> list[str]:
+        """Metadata keys, for listing (chunk keys are not enumerated)."""
+        return sorted(self.documents)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def choose_chunk_shape(
+    axis_names: Sequence[str], level: Level, settings: ChunkSettings
+) -> tuple[int, ...]:
+    """Square power-of-two y/x chunks (what Viv and tiling viewers need), aligned to the
+    source tiles when those already are such squares; one plane per chunk in t and c,
+    ``settings.z`` planes in z. Small images get one chunk of the next power of two."""
+    shape, tiles = level.shape, level.tile_shape
+    tile_y, tile_x = tiles[-2], tiles[-1]
+    if tile_y == tile_x and _is_power_of_two(tile_y) and settings.min_yx <= tile_y <= settings.max_yx:
+        yx = tile_y
+    else:
+        yx = settings.yx
+    yx = min(yx, _next_power_of_two(max(shape[-2], shape[-1])))
+    chunks = []
+    for name, size in zip(axis_names, shape, strict=True):
+        if name in ("y", "x"):
+            chunks.append(yx)
+        elif name == "z":
+            chunks.append(max(1, min(settings.z, size)))
+        else:
+            chunks.append(1)
+    return tuple(chunks)
+
+
+def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
+    encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
+    documents: dict[str, bytes] = {}
+    arrays: dict[str, ArrayNode] = {}
+    images: dict[str, Image] = {}
+    multi = len(source.images) > 1
+    for index, image in enumerate(source.images):
+        prefix = f"{index}/" if multi else ""
+        paths = [str(k) for k in range(len(image.levels))]
+        images[prefix.rstrip("/")] = image
+        documents[f"{prefix}zarr.json"] = metadata.dumps(
+            metadata.group_document(ome.image_attributes(image, paths))
+        )
+        for path, level in zip(paths, image.levels, strict=True):
+            chunk_shape = choose_chunk_shape(image.axis_names, level, settings)
+            node = ArrayNode(
+                path=f"{prefix}{path}",
+                level=level,
+                chunk_shape=chunk_shape,
+                grid=chunk_grid(level.shape, chunk_shape),
+                encoding=encoding,
+            )
+            arrays[node.path] = node
+            documents[f"{node.path}/zarr.json"] = metadata.dumps(
+                metadata.array_document(
+                    shape=level.shape,
+                    dtype=level.dtype,
+                    chunk_shape=chunk_shape,
+                    fill_value=level.fill_value,
+                    encoding=encoding,
+                    dimension_names=image.axis_names,
+                )
+            )
+    if multi:
+        series = [str(i) for i in range(len(source.images))]
+        documents["zarr.json"] = metadata.dumps(metadata.group_document(ome.bioformats2raw_attributes()))
+        documents["OME/zarr.json"] = metadata.dumps(metadata.group_document(ome.series_attributes(series)))
+    if source.ome_xml:
+        documents[OME_XML_KEY] = source.ome_xml.encode()
+    return DatasetTree(documents=documents, arrays=arrays, images=images)

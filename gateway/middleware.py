@@ -1,0 +1,78 @@
+"""CORS for every response, as a pure ASGI wrapper placed *outside* the Starlette app.
+
+Starlette's ``ServerErrorMiddleware`` wraps user middleware, so CORS added the usual way
+is missing from unhandled 500s (encode/starlette#1175); browsers then report a CORS
+failure instead of the error. Wrapping the whole app fixes that. Preflights are answered
+here too: viewers send ``Range`` and sometimes ``Authorization``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+ALLOWED_HEADERS = "Range, Authorization, Content-Type, If-None-Match, If-Modified-Since"
+EXPOSED_HEADERS = "Content-Length, Content-Range, Content-Type, ETag, Last-Modified, Accept-Ranges"
+PREFLIGHT_MAX_AGE = "86400"
+
+
+class CORSWrapper:
+    def __init__(self, app: ASGIApp, origins: Sequence[str] = ("*",)) -> None:
+        self.app = app
+        self.any_origin = "*" in origins
+        self.origins = frozenset(origins)
+
+    def _allow_origin(self, origin: str | None) -> str | None:
+        if self.any_origin:
+            return "*"
+        return origin if origin in self.origins else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        allow_origin = self._allow_origin(request_headers.get("origin"))
+        if scope["method"] == "OPTIONS":
+            await self._preflight(allow_origin, request_headers)(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if allow_origin is not None:
+                    headers["Access-Control-Allow-Origin"] = allow_origin
+                    headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+                if not self.any_origin:
+                    headers.add_vary_header("Origin")
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    def _preflight(self, allow_origin: str | None, request_headers: Headers) -> Response:
+        headers = {"Allow": ALLOWED_METHODS}
+        if allow_origin is not None:
+            headers.update(
+                {
+                    "Access-Control-Allow-Origin": allow_origin,
+                    "Access-Control-Allow-Methods": ALLOWED_METHODS,
+                    "Access-Control-Allow-Headers": _allowed_headers(request_headers),
+                    "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
+                }
+            )
+        if not self.any_origin:
+            headers["Vary"] = "Origin"
+        return Response(status_code=204, headers=headers)
+
+
+def _allowed_headers(request_headers: Headers) -> str:
+    """Always Range and Authorization; plus whatever else the browser asks to send."""
+    requested = request_headers.get("access-control-request-headers", "")
+    names = [h.strip() for h in ALLOWED_HEADERS.split(",")]
+    known = {n.lower() for n in names}
+    names += [h.strip() for h in requested.split(",") if h.strip() and h.strip().lower() not in known]
+    return ", ".join(names)

@@ -1,0 +1,112 @@
+"""OME-Zarr 0.5 attributes: image groups (multiscales, omero) and the bioformats2raw layout."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Channel, Image, Window
+
+OME_VERSION = "0.5"
+#: Colours for channels that carry none: one channel is grey, several get distinct hues.
+DEFAULT_COLORS = ("00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FFFFFF")
+
+
+def downsample_factor(full: int, reduced: int) -> float:
+    """Scale factor between two level sizes; integer when the size is a floor/ceil of it.
+
+    Pyramids are built by halving (or quartering) with floor or ceil at odd sizes, so
+    2967 → 1483 is a factor of exactly 2, not 2.0007.
+    """
+    if reduced <= 0 or full == reduced:
+        return 1.0
+    factor = round(full / reduced)
+    if factor >= 1 and reduced in (full // factor, -(-full // factor)):
+        return float(factor)
+    return full / reduced
+
+
+def level_scales(image: Image) -> list[list[float]]:
+    base = image.levels[0].shape
+    scales = []
+    for level in image.levels:
+        scales.append(
+            [
+                s * downsample_factor(n0, n)
+                for s, n0, n in zip(image.scale, base, level.shape, strict=True)
+            ]
+        )
+    return scales
+
+
+def _axes(image: Image) -> list[dict[str, str]]:
+    axes = []
+    for axis in image.axes:
+        entry = {"name": axis.name, "type": axis.type}
+        if axis.unit and axis.type != "channel":
+            entry["unit"] = axis.unit
+        axes.append(entry)
+    return axes
+
+
+def default_window(dtype: np.dtype[Any]) -> Window:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return Window(min=float(info.min), max=float(info.max), start=float(info.min), end=float(info.max))
+    return Window(min=0.0, max=1.0, start=0.0, end=1.0)
+
+
+def _omero(image: Image) -> dict[str, Any]:
+    names = image.axis_names
+    count = image.levels[0].shape[names.index("c")] if "c" in names else 1
+    known: Sequence[Channel] = image.channels if len(image.channels) == count else ()
+    dtype = image.levels[0].dtype
+    channels = []
+    for index in range(count):
+        channel = known[index] if known else Channel()
+        window = channel.window or default_window(dtype)
+        color = channel.color or ("FFFFFF" if count == 1 else DEFAULT_COLORS[index % len(DEFAULT_COLORS)])
+        channels.append(
+            {
+                "label": channel.label or f"Channel {index}",
+                "color": color,
+                "active": channel.active,
+                "coefficient": 1,
+                "family": "linear",
+                "inverted": False,
+                "window": {
+                    "min": window.min,
+                    "max": window.max,
+                    "start": window.start,
+                    "end": window.end,
+                },
+            }
+        )
+    rdefs: dict[str, Any] = {"model": "color" if count > 1 else "greyscale"}
+    if "z" in names:
+        rdefs["defaultZ"] = image.levels[0].shape[names.index("z")] // 2
+    if "t" in names:
+        rdefs["defaultT"] = 0
+    return {"name": image.name, "channels": channels, "rdefs": rdefs}
+
+
+def image_attributes(image: Image, paths: Sequence[str]) -> dict[str, Any]:
+    """``attributes`` of an image group whose level arrays live at ``paths``."""
+    datasets = []
+    for path, scale in zip(paths, level_scales(image), strict=True):
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
+        if image.translation is not None and any(image.translation):
+            transforms.append({"type": "translation", "translation": list(image.translation)})
+        datasets.append({"path": path, "coordinateTransformations": transforms})
+    multiscale = {"name": image.name, "axes": _axes(image), "datasets": datasets}
+    return {"ome": {"version": OME_VERSION, "multiscales": [multiscale], "omero": _omero(image)}}
+
+
+def bioformats2raw_attributes() -> dict[str, Any]:
+    return {"ome": {"version": OME_VERSION, "bioformats2raw.layout": 3}}
+
+
+def series_attributes(paths: Sequence[str]) -> dict[str, Any]:
+    return {"ome": {"version": OME_VERSION, "series": list(paths)}}

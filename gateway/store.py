@@ -1,0 +1,252 @@
+"""The gateway store: zarr key → bytes (a metadata document or an encoded chunk).
+
+``GatewayStore`` is the one data path: HTTP routes call it, and ``VirtualStore`` wraps it
+as a read-only zarr-python ``Store`` for in-process users. Blocking work (stat, open,
+read, decode, encode) runs in a bounded executor; encoded chunks are cached in bytes
+and computed once for identical concurrent requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Hashable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+
+from gateway.cache import ByteLRU
+from gateway.catalog import Catalog, Identity, Located
+from gateway.keys import chunk_region, parse_chunk_key
+from gateway.layout import ArrayNode
+from gateway.settings import Settings
+
+Kind = Literal["metadata", "chunk", "document"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreItem:
+    """A value of the store, with what HTTP needs to describe it."""
+
+    data: bytes
+    kind: Kind
+    media_type: str
+    identity: Identity  # of the source file version the bytes come from
+
+
+def media_type_for(key: str) -> str:
+    if key.endswith(".json"):
+        return "application/json"
+    if key.endswith(".xml"):
+        return "application/xml"
+    return "application/octet-stream"
+
+
+def is_all_fill(data: np.ndarray, fill_value: int | float) -> bool:
+    if isinstance(fill_value, float) and math.isnan(fill_value):
+        return bool(np.isnan(data).all())
+    if fill_value == 0:
+        return not data.any()
+    return bool((data == fill_value).all())
+
+
+def render_chunk(node: ArrayNode, coords: tuple[int, ...], omit_empty: bool) -> bytes | None:
+    """Read, pad and encode one chunk; None when it holds only the fill value."""
+    region = chunk_region(coords, node.chunk_shape, node.shape)
+    data = node.level.read(region)
+    if omit_empty and is_all_fill(data, node.fill_value):
+        return None
+    if data.shape != node.chunk_shape:
+        padded = np.full(node.chunk_shape, node.fill_value, dtype=data.dtype)
+        padded[tuple(slice(0, n) for n in data.shape)] = data
+        data = padded
+    return node.encoding.encode(data)
+
+
+class GatewayStore:
+    """Keys are URL paths: ``<root>/<file path>/<key inside the dataset>``."""
+
+    def __init__(self, settings: Settings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.tiles: ByteLRU[np.ndarray] = ByteLRU(settings.cache.tile_bytes)
+        self.chunks: ByteLRU[bytes | None] = ByteLRU(settings.cache.chunk_bytes)
+        self.catalog = Catalog(settings, self.tiles, on_stale=self._drop_chunks)
+
+    def _drop_chunks(self, namespace: Hashable) -> None:
+        self.chunks.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def locate(self, key: str) -> Located | None:
+        located = self.catalog.locate_cached(key)
+        if located is None:
+            located = await self._run(self.catalog.locate, key)
+        return located
+
+    async def get(self, key: str) -> StoreItem | None:
+        """The value at ``key``, or None when the key does not exist (→ 404)."""
+        located = await self.locate(key)
+        if located is None:
+            return None
+        dataset, inner = located.dataset, located.key
+        document = dataset.tree.documents.get(inner)
+        if document is not None:
+            kind: Kind = "metadata" if inner.endswith("zarr.json") else "document"
+            return StoreItem(document, kind, media_type_for(inner), dataset.identity)
+        found = dataset.tree.find_array(inner)
+        if found is None:
+            return None
+        node, chunk_key = found
+        coords = parse_chunk_key(chunk_key, node.grid)
+        if coords is None:
+            return None
+        omit_empty = self.settings.chunks.omit_empty
+        data = await self.chunks.get_or_compute(
+            (dataset.namespace, node.path, coords),
+            lambda: render_chunk(node, coords, omit_empty),
+            self.executor,
+        )
+        if data is None:
+            return None
+        return StoreItem(data, "chunk", "application/octet-stream", dataset.identity)
+
+    async def list_dir(self, prefix: str) -> list[str]:
+        """Immediate children of ``prefix`` (roots, directories, datasets, metadata keys)."""
+        return await self._run(self._list_dir_sync, prefix.strip("/"))
+
+    def _list_dir_sync(self, prefix: str) -> list[str]:
+        if not prefix:
+            return sorted(self.catalog.roots)
+        located = self.catalog.locate(prefix + "/zarr.json")
+        if located is not None:
+            inner = located.key[: -len("zarr.json")]
+            children = set()
+            for key in located.dataset.tree.documents:
+                if key.startswith(inner) and key != inner + "zarr.json":
+                    children.add(key[len(inner) :].split("/", 1)[0])
+            children.add("zarr.json")
+            return sorted(children)
+        directory = self._directory(prefix)
+        if directory is None:
+            return []
+        return sorted(entry.name for entry in directory.iterdir() if not entry.name.startswith("."))
+
+    def _directory(self, prefix: str) -> Path | None:
+        for url_path, _path in self.catalog.iter_datasets(limit=self.settings.server.listing_limit):
+            if url_path.startswith(prefix + "/"):
+                root_name, _, relative = prefix.partition("/")
+                return self.catalog.roots[root_name] / relative
+        return None
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[-byte_range.suffix :] if byte_range.suffix else b""
+    raise TypeError(f"unexpected byte range {byte_range!r}")
+
+
+class VirtualStore(Store):
+    """A read-only zarr-python Store over the gateway: the same bytes HTTP serves.
+
+    >>> store = VirtualStore.for_file("cells.ome.tif")
+    >>> group = zarr.open_group(store=store, mode="r")
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = True
+
+    def __init__(self, gateway: GatewayStore, prefix: str = "", *, owns_gateway: bool = False) -> None:
+        super().__init__(read_only=True)
+        self.gateway = gateway
+        self.prefix = prefix.strip("/")
+        self._owns_gateway = owns_gateway
+
+    @classmethod
+    def for_settings(cls, settings: Settings, threads: int | None = None) -> VirtualStore:
+        executor = ThreadPoolExecutor(max_workers=threads or settings.server.threads)
+        return cls(GatewayStore(settings, executor), owns_gateway=True)
+
+    @classmethod
+    def for_file(cls, path: str | Path, settings: Settings | None = None) -> VirtualStore:
+        """A store whose root is the dataset one file becomes."""
+        file = Path(path).expanduser().resolve()
+        base = settings or Settings()
+        local = Settings(roots={"file": file.parent}, server=base.server, chunks=base.chunks, cache=base.cache)
+        store = cls.for_settings(local)
+        store.prefix = f"file/{file.name}"
+        return store
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VirtualStore) and other.gateway is self.gateway and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash((id(self.gateway), self.prefix))
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        item = await self.gateway.get(self._key(key))
+        if item is None:
+            return None
+        return prototype.buffer.from_bytes(_slice(item.data, byte_range))
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        return await self.gateway.get(self._key(key)) is not None
+
+    async def set(self, key: str, value: Buffer) -> None:
+        self._check_writable()
+
+    async def delete(self, key: str) -> None:
+        self._check_writable()
+
+    async def list(self) -> AsyncIterator[str]:  # type: ignore[override]
+        async for key in self.list_prefix(""):
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:  # type: ignore[override]
+        pending = [prefix.strip("/")]
+        while pending:
+            current = pending.pop()
+            for child in await self.list_dir(current):
+                key = f"{current}/{child}" if current else child
+                if child == "zarr.json" or "." in child:
+                    yield key
+                else:
+                    pending.append(key)
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:  # type: ignore[override]
+        for child in await self.gateway.list_dir(self._key(prefix.strip("/"))):
+            yield child
+
+    def close(self) -> None:
+        super().close()
+        if self._owns_gateway:
+            self.gateway.close()
+            if isinstance(self.gateway.executor, ThreadPoolExecutor):
+                self.gateway.executor.shutdown(wait=False)
