@@ -183,8 +183,11 @@ class NoTileCache:
 class Adapter(Protocol):
     """One source family. ``can_open`` is cheap and never raises."""
 
-    name: str
-    suffixes: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def suffixes(self) -> tuple[str, ...]: ...
 
     def can_open(self, path: Path) -> bool: ...
 

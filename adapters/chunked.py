@@ -6,7 +6,7 @@ reads a region by touching only the chunks it needs: it asks the tile cache firs
 what is missing with as few ``pread`` calls as possible (adjacent chunks are coalesced), and
 decodes in the calling thread (a worker of the gateway's bounded pool; codecs release the
 GIL). ``MappedLevel`` then presents a stored array in image axis order (t, c, z, y, x),
-transposing and merging storage dimensions (e.g. TIFF pages × samples → channels).
+transposing and merging storage dimensions (e.g. TIFF pages x samples → channels).
 """
 
 from __future__ import annotations
@@ -85,8 +85,7 @@ class StoredArray:
         if out.size == 0:
             return out
         ranges = [
-            range(s.start // c, (s.stop - 1) // c + 1)
-            for s, c in zip(region, self.chunk_shape, strict=True)
+            range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(region, self.chunk_shape, strict=True)
         ]
         grid = [tuple(p) for p in itertools.product(*ranges)]
         chunks = self._tiles.get_many([(self.key, g) for g in grid], self._fetch)
@@ -94,9 +93,7 @@ class StoredArray:
             self._place(out, region, coords, chunk)
         return out
 
-    def _place(
-        self, out: np.ndarray, region: Region, coords: tuple[int, ...], chunk: np.ndarray
-    ) -> None:
+    def _place(self, out: np.ndarray, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> None:
         src: list[slice] = []
         dst: list[slice] = []
         for s, c, i in zip(region, self.chunk_shape, coords, strict=True):
@@ -173,7 +170,7 @@ class MappedLevel:
     """A stored array seen in image axis order.
 
     ``groups[i]`` lists the storage dimensions that make output axis ``i``, major first
-    (one dimension: a transpose; several: a merge, e.g. TIFF channel pages × RGB samples).
+    (one dimension: a transpose; several: a merge, e.g. TIFF channel pages x RGB samples).
     Storage dimensions in no group must have size 1.
     """
 
@@ -194,8 +191,7 @@ class MappedLevel:
         self._perm = tuple(used) + tuple(d for d in range(len(stored.shape)) if d not in used)
         self._shape = tuple(math.prod(stored.shape[d] for d in g) for g in self._groups)
         natural = tuple(
-            math.prod(stored.chunk_shape[d] if d == g[-1] else 1 for d in g) if g else 1
-            for g in self._groups
+            math.prod(stored.chunk_shape[d] if d == g[-1] else 1 for d in g) if g else 1 for g in self._groups
         )
         self._tile_shape = tuple(tile_shape) if tile_shape is not None else natural
 
@@ -244,9 +240,7 @@ class MappedLevel:
         return out
 
 
-def _split_merged(
-    region: slice, sizes: Sequence[int]
-) -> list[tuple[tuple[int, ...], slice, slice]]:
+def _split_merged(region: slice, sizes: Sequence[int]) -> list[tuple[tuple[int, ...], slice, slice]]:
     """Split a range of a merged axis into rectangles: (major indices, minor slice, out slice)."""
     if len(sizes) == 1:
         return [((), region, slice(0, region.stop - region.start))]
@@ -259,4 +253,3 @@ def _split_merged(
         minor = slice(lo - major_flat * minor_size, hi - major_flat * minor_size)
         pieces.append((majors, minor, slice(lo - region.start, hi - region.start)))
     return pieces
-

@@ -2,7 +2,7 @@
 
 Only what becomes OME-Zarr metadata is read: per image its name, dimension order and
 sizes, physical pixel sizes with units, time increment, and channels (name, colour,
-samples per pixel). Everything is namespace-agnostic (2008–2016 schemas), and a value
+samples per pixel). Everything is namespace-agnostic (2008-2016 schemas), and a value
 that cannot be understood becomes a warning, never an exception, so one odd attribute
 does not hide an image. Only XML that does not parse at all raises ``OmeXmlError``.
 """

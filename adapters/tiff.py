@@ -30,6 +30,7 @@ from tifffile.tifffile import svs_description_metadata
 
 from adapters.base import (
     Axis,
+    AxisName,
     Channel,
     Image,
     Level,
@@ -47,9 +48,9 @@ from adapters.units import space_unit, time_unit, to_micrometers
 logger = logging.getLogger(__name__)
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-LEADING_AXES = {"T": "t", "C": "c", "Z": "z"}
+LEADING_AXES: dict[str, AxisName] = {"T": "t", "C": "c", "Z": "z"}
 #: Unknown stack axes are assigned from the innermost outward in this order.
-UNKNOWN_AXIS_ORDER = ("z", "t", "c")
+UNKNOWN_AXIS_ORDER: tuple[AxisName, ...] = ("z", "t", "c")
 RGB_COLORS = ("FF0000", "00FF00", "0000FF", "FFFFFF")
 RGB_LABELS = ("R", "G", "B", "A")
 #: Resolutions that are placeholders written by software, not a physical pixel size.
@@ -156,9 +157,7 @@ def _build_image(
         stored = _stored_array(file, tiles, (index, level_index), level_series, level_layout)
         levels.append(MappedLevel(stored, layout.groups))
     meta = flavour.describe(context, index, series, layout)
-    axes = tuple(
-        Axis(name, meta.units.get(name) if name not in ("c",) else None) for name in layout.axis_names
-    )
+    axes = tuple(Axis(name, None if name == "c" else meta.units.get(name)) for name in layout.axis_names)
     scale = tuple(meta.scale.get(name, 1.0) for name in layout.axis_names)
     n_channels = levels[0].shape[layout.axis_names.index("c")] if "c" in layout.axis_names else 1
     channels = meta.channels if len(meta.channels) == n_channels else ()
@@ -183,7 +182,7 @@ class _SeriesLayout:
     lead_letters: str
     lead_shape: tuple[int, ...]
     page_shape: tuple[int, int, int, int, int]
-    axis_names: tuple[str, ...]
+    axis_names: tuple[AxisName, ...]
     groups: tuple[tuple[int, ...], ...]
 
     @property
@@ -201,7 +200,7 @@ class _SeriesLayout:
         lead = _leading_prefix(axes, shape, planes)
         lead_letters, lead_shape = axes[:lead], shape[:lead]
         n_lead = len(lead_shape)
-        assignments: dict[str, list[int]] = {"t": [], "c": [], "z": [], "y": [], "x": []}
+        assignments: dict[AxisName, list[int]] = {"t": [], "c": [], "z": [], "y": [], "x": []}
         unknown: list[int] = []
         for dim, (letter, size) in enumerate(zip(lead_letters, lead_shape, strict=True)):
             if size == 1:
@@ -228,7 +227,7 @@ class _SeriesLayout:
             assignments["c"].append(n_lead + 4)
         names = tuple(name for name, dims in assignments.items() if dims)
         groups = tuple(tuple(sorted(assignments[name])) for name in names)
-        return cls(lead_letters, lead_shape, page_shape, names, groups)  # type: ignore[arg-type]
+        return cls(lead_letters, lead_shape, page_shape, names, groups)  # type: ignore[arg-type]  # 5-tuple
 
 
 def _leading_prefix(axes: str, shape: Sequence[int], planes: int) -> int:
@@ -262,7 +261,7 @@ def _stored_array(
     if dtype is None or dtype.kind not in "biuf":
         raise UnsupportedSourceError(f"pixel type {dtype} is not supported")
     codec = _TiffSegments.from_series(series, layout, file)
-    separate, depth, length, width, contiguous = layout.page_shape
+    _, _, length, width, contiguous = layout.page_shape
     if keyframe.is_tiled:
         segment = (keyframe.tiledepth, keyframe.tilelength, keyframe.tilewidth)
     else:
@@ -335,6 +334,8 @@ class _TiffSegments:
             if page is None:
                 continue
             key_page = page.keyframe if isinstance(page, tifffile.TiffFrame) else page
+            if key_page is None:
+                raise UnsupportedSourceError(f"page {plane} has no key frame")
             if key_page.shaped != keyframe.shaped:
                 raise UnsupportedSourceError(f"page {plane} differs in shape from the first page")
             if id(key_page) not in decoder_ids:
@@ -398,7 +399,7 @@ class _TiffSegments:
         array, _index, _shape = self.decoders[which](data, segment, **self.decode_kwargs[which])
         if array is None:
             raise SourceReadError(f"segment {segment} of page {plane} decoded to nothing")
-        return array.reshape((1,) * (len(self.lead_shape) + 1) + array.shape)
+        return np.asarray(array).reshape((1,) * (len(self.lead_shape) + 1) + array.shape)
 
 
 def _decode_kwargs(page: tifffile.TiffPage) -> dict[str, Any]:
@@ -503,7 +504,7 @@ def _imagej_channels(
         return ()
     ranges = info.get("Ranges")
     luts = info.get("LUTs") or []
-    dtype = series.keyframe.dtype
+    dtype = np.dtype(series.keyframe.dtype)
     channels = []
     for c in range(count):
         color = None

@@ -7,14 +7,61 @@ files say ``µm``, ``um``, ``micron``, ``\\u00B5m`` and so on.
 from __future__ import annotations
 
 SPACE_UNITS = frozenset(
-    "angstrom attometer centimeter decimeter exameter femtometer foot gigameter hectometer "
-    "inch kilometer megameter meter micrometer mile millimeter nanometer parsec petameter "
-    "picometer terameter yard yoctometer yottameter zeptometer zettameter".split()
+    {
+        "angstrom",
+        "attometer",
+        "centimeter",
+        "decimeter",
+        "exameter",
+        "femtometer",
+        "foot",
+        "gigameter",
+        "hectometer",
+        "inch",
+        "kilometer",
+        "megameter",
+        "meter",
+        "micrometer",
+        "mile",
+        "millimeter",
+        "nanometer",
+        "parsec",
+        "petameter",
+        "picometer",
+        "terameter",
+        "yard",
+        "yoctometer",
+        "yottameter",
+        "zeptometer",
+        "zettameter",
+    }
 )
 TIME_UNITS = frozenset(
-    "attosecond centisecond day decisecond exasecond femtosecond gigasecond hectosecond "
-    "hour kilosecond megasecond microsecond millisecond minute nanosecond petasecond "
-    "picosecond second terasecond yoctosecond yottasecond zeptosecond zettasecond".split()
+    {
+        "attosecond",
+        "centisecond",
+        "day",
+        "decisecond",
+        "exasecond",
+        "femtosecond",
+        "gigasecond",
+        "hectosecond",
+        "hour",
+        "kilosecond",
+        "megasecond",
+        "microsecond",
+        "millisecond",
+        "minute",
+        "nanosecond",
+        "petasecond",
+        "picosecond",
+        "second",
+        "terasecond",
+        "yoctosecond",
+        "yottasecond",
+        "zeptosecond",
+        "zettasecond",
+    }
 )
 
 _SPACE_ALIASES = {

@@ -258,6 +258,27 @@ class Catalog:
                     if limit is not None and count >= limit:
                         return
 
+    def directory_entries(self, url_path: str) -> list[str]:
+        """Subdirectories and candidate files of a directory under a root (sorted); [] if
+        the path is not such a directory."""
+        segments = split_url_path(url_path)
+        if not segments or segments[0] not in self.roots:
+            return []
+        root = self.roots[segments[0]]
+        directory = Path(os.path.realpath(root.joinpath(*segments[1:])))
+        if os.path.commonpath([root, directory]) != str(root) or not directory.is_dir():
+            return []
+        entries = []
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            resolved = os.path.realpath(entry)
+            if os.path.commonpath([root, resolved]) != str(root):
+                continue
+            if entry.is_dir() or (entry.is_file() and adapters.is_candidate(entry)):
+                entries.append(entry.name)
+        return entries
+
     def close(self) -> None:
         with self._lock:
             datasets = list(self._pool.values())

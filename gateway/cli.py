@@ -80,7 +80,9 @@ def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ())
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings_from_paths([Path(p) for p in args.paths], args.name)
-    settings = settings.with_overrides(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    settings = settings.with_overrides(
+        host=args.host, port=args.port, workers=args.workers, threads=args.threads
+    )
     run_server(settings, args.log_level)
     return 0
 
@@ -91,8 +93,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ensure_demo_files(folder)
     settings = Settings(roots={"demo": folder.resolve()}).with_overrides(host=args.host, port=args.port)
     lines = ["", "Demo datasets (paste a URL into Neuroglancer as zarr3://<URL>, or open with zarr-python):"]
-    for name in sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")):
-        lines.append(f"  {{base}}/demo/{name}/")
+    lines += [
+        f"  {{base}}/demo/{name}/"
+        for name in sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    ]
     lines += ["", "Listing: {base}/", ""]
     run_server(settings, args.log_level, announce=lines)
     return 0
@@ -112,17 +116,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"{path}: {source.format}, {len(source.images)} image(s)")
             for index, image in enumerate(source.images):
                 axes = "".join(image.axis_names)
-                units = ", ".join(f"{a.name}={s:g} {a.unit or ''}".strip() for a, s in zip(image.axes, image.scale, strict=True))
+                units = ", ".join(
+                    f"{a.name}={s:g} {a.unit or ''}".strip()
+                    for a, s in zip(image.axes, image.scale, strict=True)
+                )
                 print(f"  image {index}: {image.name!r} axes {axes}; pixel size {units}")
                 for k, level in enumerate(image.levels):
                     chunks = choose_chunk_shape(image.axis_names, level, settings.chunks)
-                    print(f"    level {k}: shape {level.shape} {level.dtype}, source tiles {level.tile_shape}, chunks {chunks}")
+                    print(
+                        f"    level {k}: shape {level.shape} {level.dtype}, source tiles {level.tile_shape}, chunks {chunks}"
+                    )
                 for c, channel in enumerate(image.channels):
                     print(f"    channel {c}: {channel.label} #{channel.color or '------'}")
             for warning in source.warnings:
                 print(f"  warning: {warning}")
             print()
-        for key in tree.keys():
+        for key in tree.document_keys():
             if key.endswith("zarr.json"):
                 print(f"--- {key}")
                 print(tree.documents[key].decode())
@@ -139,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve TIFF/OME-TIFF files, in place, as OME-Zarr 0.5 over HTTP.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve directories or a config file")

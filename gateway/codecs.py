@@ -19,7 +19,8 @@ numcodecs.blosc.use_threads = False
 
 
 class Compressor(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]: ...
 

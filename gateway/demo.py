@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -41,7 +42,12 @@ def _pyramid(plane: np.ndarray, levels: int) -> list[np.ndarray]:
         previous = result[-1]
         h, w = previous.shape[-2] // 2 * 2, previous.shape[-1] // 2 * 2
         cropped = previous[..., :h, :w].astype(np.float32)
-        reduced = (cropped[..., ::2, ::2] + cropped[..., 1::2, ::2] + cropped[..., ::2, 1::2] + cropped[..., 1::2, 1::2]) / 4
+        reduced = (
+            cropped[..., ::2, ::2]
+            + cropped[..., 1::2, ::2]
+            + cropped[..., ::2, 1::2]
+            + cropped[..., 1::2, 1::2]
+        ) / 4
         result.append(np.round(reduced).astype(plane.dtype))
     return result
 
@@ -62,7 +68,7 @@ def write_pyramid_ome_tiff(path: Path) -> None:
         "Channel": {"Name": ["DAPI", "GFP", "mCherry"], "Color": [-16776961, 16711935, -65281]},
         "Name": "demo pyramid",
     }
-    options = {"tile": (256, 256), "compression": "zstd", "predictor": True}
+    options: dict[str, Any] = {"tile": (256, 256), "compression": "zstd", "predictor": True}
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
         tif.write(levels[0], subifds=len(levels) - 1, metadata=metadata, **options)
         for level in levels[1:]:
@@ -84,14 +90,19 @@ def write_zstack_imagej(path: Path) -> None:
 def write_rgb_tiled(path: Path) -> None:
     size = 1536
     rgb = np.stack(
-        [
-            255 - (_blobs((size // 4, size // 4), 80, 4.0, seed) * 160).clip(0, 255)
-            for seed in (11, 12, 13)
-        ],
+        [255 - (_blobs((size // 4, size // 4), 80, 4.0, seed) * 160).clip(0, 255) for seed in (11, 12, 13)],
         axis=-1,
     ).astype(np.uint8)
     rgb = np.repeat(np.repeat(rgb, 4, axis=0), 4, axis=1)
-    tifffile.imwrite(path, rgb, photometric="rgb", tile=(256, 256), compression="zlib", resolution=(20000, 20000), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        path,
+        rgb,
+        photometric="rgb",
+        tile=(256, 256),
+        compression="zlib",
+        resolution=(20000, 20000),
+        resolutionunit="CENTIMETER",
+    )
 
 
 DEMO_FILES: dict[str, Callable[[Path], None]] = {

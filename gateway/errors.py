@@ -38,7 +38,9 @@ STATUS_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
 )
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 

@@ -63,7 +63,7 @@ class DatasetTree:
             return (node, "c/" + tail) if node is not None else None
         return None
 
-    def keys(self) -> list[str]:
+    def document_keys(self) -> list[str]:
         """Metadata keys, for listing (chunk keys are not enumerated)."""
         return sorted(self.documents)
 
@@ -76,9 +76,7 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
-def choose_chunk_shape(
-    axis_names: Sequence[str], level: Level, settings: ChunkSettings
-) -> tuple[int, ...]:
+def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkSettings) -> tuple[int, ...]:
     """Square power-of-two y/x chunks (what Viv and tiling viewers need), aligned to the
     source tiles when those already are such squares; one plane per chunk in t and c,
     ``settings.z`` planes in z. Small images get one chunk of the next power of two."""

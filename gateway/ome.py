@@ -30,21 +30,16 @@ def downsample_factor(full: int, reduced: int) -> float:
 
 def level_scales(image: Image) -> list[list[float]]:
     base = image.levels[0].shape
-    scales = []
-    for level in image.levels:
-        scales.append(
-            [
-                s * downsample_factor(n0, n)
-                for s, n0, n in zip(image.scale, base, level.shape, strict=True)
-            ]
-        )
-    return scales
+    return [
+        [s * downsample_factor(n0, n) for s, n0, n in zip(image.scale, base, level.shape, strict=True)]
+        for level in image.levels
+    ]
 
 
 def _axes(image: Image) -> list[dict[str, str]]:
     axes = []
     for axis in image.axes:
-        entry = {"name": axis.name, "type": axis.type}
+        entry: dict[str, str] = {"name": axis.name, "type": axis.type}
         if axis.unit and axis.type != "channel":
             entry["unit"] = axis.unit
         axes.append(entry)

@@ -104,7 +104,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
 
     def __post_init__(self) -> None:
-        for name, path in self.roots.items():
+        for name in self.roots:
             if not _valid_root_name(name):
                 raise SettingsError(
                     f"root name {name!r}: use letters, digits, '-', '_' or '.' (not '.' or '..')"
@@ -139,7 +139,9 @@ class Settings:
             roots=roots,
             server=_section(ServerSettings, data.get("server", {}), "server"),
             chunks=_section(ChunkSettings, data.get("chunks", {}), "chunks"),
-            cache=_section(CacheSettings, data.get("cache", {}), "cache", sizes=("chunk_bytes", "tile_bytes")),
+            cache=_section(
+                CacheSettings, data.get("cache", {}), "cache", sizes=("chunk_bytes", "tile_bytes")
+            ),
         )
 
     @classmethod

@@ -117,33 +117,25 @@ class GatewayStore:
             return None
         return StoreItem(data, "chunk", "application/octet-stream", dataset.identity)
 
-    async def list_dir(self, prefix: str) -> list[str]:
-        """Immediate children of ``prefix`` (roots, directories, datasets, metadata keys)."""
-        return await self._run(self._list_dir_sync, prefix.strip("/"))
+    async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
+        """Immediate children of ``prefix`` as (name, is_key): roots, directories and
+        datasets (not keys: they have children), then keys and groups inside a dataset."""
+        children: list[tuple[str, bool]] = await self._run(self._list_dir_sync, prefix.strip("/"))
+        return children
 
-    def _list_dir_sync(self, prefix: str) -> list[str]:
+    def _list_dir_sync(self, prefix: str) -> list[tuple[str, bool]]:
         if not prefix:
-            return sorted(self.catalog.roots)
-        located = self.catalog.locate(prefix + "/zarr.json")
-        if located is not None:
-            inner = located.key[: -len("zarr.json")]
-            children = set()
-            for key in located.dataset.tree.documents:
-                if key.startswith(inner) and key != inner + "zarr.json":
-                    children.add(key[len(inner) :].split("/", 1)[0])
-            children.add("zarr.json")
-            return sorted(children)
-        directory = self._directory(prefix)
-        if directory is None:
-            return []
-        return sorted(entry.name for entry in directory.iterdir() if not entry.name.startswith("."))
-
-    def _directory(self, prefix: str) -> Path | None:
-        for url_path, _path in self.catalog.iter_datasets(limit=self.settings.server.listing_limit):
-            if url_path.startswith(prefix + "/"):
-                root_name, _, relative = prefix.partition("/")
-                return self.catalog.roots[root_name] / relative
-        return None
+            return [(name, False) for name in sorted(self.catalog.roots)]
+        located = self.catalog.locate(prefix)
+        if located is None:
+            return [(name, False) for name in self.catalog.directory_entries(prefix)]
+        inner = f"{located.key}/" if located.key else ""
+        children: dict[str, bool] = {}
+        for key in located.dataset.tree.documents:
+            if key.startswith(inner):
+                name, sep, _ = key[len(inner) :].partition("/")
+                children[name] = children.get(name, False) or not sep
+        return sorted(children.items())
 
     def close(self) -> None:
         self.catalog.close()
@@ -189,7 +181,9 @@ class VirtualStore(Store):
         """A store whose root is the dataset one file becomes."""
         file = Path(path).expanduser().resolve()
         base = settings or Settings()
-        local = Settings(roots={"file": file.parent}, server=base.server, chunks=base.chunks, cache=base.cache)
+        local = Settings(
+            roots={"file": file.parent}, server=base.server, chunks=base.chunks, cache=base.cache
+        )
         store = cls.for_settings(local)
         store.prefix = f"file/{file.name}"
         return store
@@ -198,7 +192,9 @@ class VirtualStore(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, VirtualStore) and other.gateway is self.gateway and other.prefix == self.prefix
+        return (
+            isinstance(other, VirtualStore) and other.gateway is self.gateway and other.prefix == self.prefix
+        )
 
     def __hash__(self) -> int:
         return hash((id(self.gateway), self.prefix))
@@ -225,23 +221,24 @@ class VirtualStore(Store):
     async def delete(self, key: str) -> None:
         self._check_writable()
 
-    async def list(self) -> AsyncIterator[str]:  # type: ignore[override]
+    async def list(self) -> AsyncIterator[str]:
         async for key in self.list_prefix(""):
             yield key
 
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:  # type: ignore[override]
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Metadata keys under ``prefix`` (chunk keys are not enumerated: they are virtual)."""
         pending = [prefix.strip("/")]
         while pending:
             current = pending.pop()
-            for child in await self.list_dir(current):
+            for child, is_key in await self.gateway.list_dir(self._key(current)):
                 key = f"{current}/{child}" if current else child
-                if child == "zarr.json" or "." in child:
+                if is_key:
                     yield key
                 else:
                     pending.append(key)
 
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:  # type: ignore[override]
-        for child in await self.gateway.list_dir(self._key(prefix.strip("/"))):
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        for child, _is_key in await self.gateway.list_dir(self._key(prefix.strip("/"))):
             yield child
 
     def close(self) -> None:
