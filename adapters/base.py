@@ -100,6 +100,37 @@ class Level(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RawChunkFormat:
+    """Stored chunks that already are, byte for byte, valid zarr chunks of a level.
+
+    Each chunk holds exactly ``chunk_shape`` elements (edge chunks full size) in C order
+    of the level's axes, as ``endian`` bytes, compressed by ``compressor`` (``"zstd"``,
+    ``"blosc"``) or not at all (None). The gateway then serves them untouched.
+    """
+
+    chunk_shape: tuple[int, ...]
+    compressor: Literal["zstd", "blosc"] | None
+    endian: Literal["little", "big"]
+    level: int | None = None  # compression level, where the source records it
+    blosc_cname: str | None = None
+    blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
+
+
+@runtime_checkable
+class PassThroughLevel(Level, Protocol):
+    """A level some of whose stored chunks can be served as they are (optional)."""
+
+    @property
+    def raw_chunk_format(self) -> RawChunkFormat | None: ...
+
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
+        """The stored bytes of chunk ``coords`` (grid of ``raw_chunk_format.chunk_shape``),
+        or None when this chunk cannot be passed through (not stored, filtered
+        differently): the gateway then reads, fills and encodes it with the same codecs."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Image:
     """One image (series) of a source.
 

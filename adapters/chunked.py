@@ -93,6 +93,13 @@ class StoredArray:
             self._place(out, region, coords, chunk)
         return out
 
+    def read_raw(self, coords: tuple[int, ...]) -> bytes | None:
+        """The stored (encoded) bytes of one chunk, or None when it is not stored."""
+        extent = self._codec.locate(coords)
+        if extent is None or extent.nbytes == 0:
+            return None
+        return self._files[extent.file].pread(extent.offset, extent.nbytes)
+
     def _place(self, out: np.ndarray, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> None:
         src: list[slice] = []
         dst: list[slice] = []
@@ -214,6 +221,22 @@ class MappedLevel:
     @property
     def stored(self) -> StoredArray:
         return self._stored
+
+    def is_plain_view(self) -> bool:
+        """True when every output axis is one storage dimension, in storage order: then a
+        stored chunk is also a chunk of this level (shape ``plain_chunk_shape``)."""
+        dims = [g[0] for g in self._groups if len(g) == 1]
+        return len(dims) == len(self._groups) and dims == sorted(dims)
+
+    def plain_chunk_shape(self) -> tuple[int, ...]:
+        return tuple(self._stored.chunk_shape[g[0]] for g in self._groups)
+
+    def storage_coords(self, coords: tuple[int, ...]) -> tuple[int, ...]:
+        """Storage chunk coordinates of an output chunk of a plain view."""
+        full = [0] * len(self._stored.shape)
+        for group, index in zip(self._groups, coords, strict=True):
+            full[group[0]] = index
+        return tuple(full)
 
     def read(self, region: Region) -> np.ndarray:
         if len(region) != len(self._shape):

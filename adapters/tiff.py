@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import tifffile
@@ -34,6 +34,7 @@ from adapters.base import (
     Channel,
     Image,
     Level,
+    RawChunkFormat,
     Source,
     SourceReadError,
     TileCache,
@@ -155,7 +156,7 @@ def _build_image(
             context.warnings.append(f"series {index}: level {level_index} differs in stack shape; ignored")
             break
         stored = _stored_array(file, tiles, (index, level_index), level_series, level_layout)
-        levels.append(MappedLevel(stored, layout.groups))
+        levels.append(TiffLevel(stored, layout.groups, _raw_format(level_series, stored)))
     meta = flavour.describe(context, index, series, layout)
     axes = tuple(Axis(name, None if name == "c" else meta.units.get(name)) for name in layout.axis_names)
     scale = tuple(meta.scale.get(name, 1.0) for name in layout.axis_names)
@@ -276,6 +277,54 @@ def _stored_array(
         files=[file],
         tiles=tiles,
     )
+
+
+#: TIFF compressions whose tiles are valid zarr chunks as stored (when unpredicted, full-size).
+PASSTHROUGH_COMPRESSIONS: dict[int, Literal["zstd"] | None] = {1: None, 50000: "zstd"}
+
+
+_PassThrough = tuple[Literal["zstd"] | None, Literal["little", "big"]]
+
+
+def _raw_format(series: tifffile.TiffPageSeries, stored: StoredArray) -> _PassThrough | None:
+    """(compressor, endian) when the level's tiles can be served untouched: tiled (edge
+    tiles are stored full size, unlike strips), one sample per tile, no predictor, no
+    bit packing or bit-order reversal."""
+    keyframe = series.keyframe
+    compression = int(keyframe.compression)
+    if (
+        not keyframe.is_tiled
+        or compression not in PASSTHROUGH_COMPRESSIONS
+        or int(keyframe.predictor) != 1
+        or int(keyframe.fillorder) != 1
+        or stored.chunk_shape[-1] != 1  # interleaved samples in a tile
+        or keyframe.bitspersample != stored.dtype.itemsize * 8
+    ):
+        return None
+    big = keyframe.parent.byteorder == ">" and stored.dtype.itemsize > 1
+    return PASSTHROUGH_COMPRESSIONS[compression], "big" if big else "little"
+
+
+class TiffLevel(MappedLevel):
+    """A TIFF level; its tiles are passed through untouched where they are zarr chunks."""
+
+    def __init__(
+        self, stored: StoredArray, groups: Sequence[Sequence[int]], raw: _PassThrough | None
+    ) -> None:
+        super().__init__(stored, groups)
+        self._raw: RawChunkFormat | None = None
+        if raw is not None and self.is_plain_view():
+            compressor, endian = raw
+            self._raw = RawChunkFormat(self.plain_chunk_shape(), compressor, endian)
+
+    @property
+    def raw_chunk_format(self) -> RawChunkFormat | None:
+        return self._raw
+
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
+        if self._raw is None:
+            return None
+        return self.stored.read_raw(self.storage_coords(coords))
 
 
 def _fill_value(keyframe: tifffile.TiffPage, dtype: np.dtype[Any]) -> int | float:

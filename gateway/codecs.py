@@ -8,10 +8,12 @@ turns the little-endian bytes of a chunk into the stored bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numcodecs
 import numpy as np
+
+from adapters.base import RawChunkFormat
 
 # The gateway runs codecs in its own bounded thread pool; Blosc's internal threads would
 # oversubscribe the cores and serialise on Blosc's global lock.
@@ -53,16 +55,25 @@ class Gzip:
         return bytes(numcodecs.GZip(level=self.level).encode(data))
 
 
+_BLOSC_SHUFFLES = {
+    "noshuffle": numcodecs.Blosc.NOSHUFFLE,
+    "shuffle": numcodecs.Blosc.SHUFFLE,
+    "bitshuffle": numcodecs.Blosc.BITSHUFFLE,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Blosc:
+    """Blosc; ``shuffle`` None picks bit-shuffle for bytes and byte-shuffle otherwise."""
+
     level: int = 5
     cname: str = "lz4"
+    shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
     name: str = "blosc"
 
     def _shuffle(self, dtype: np.dtype[Any]) -> tuple[str, int]:
-        if dtype.itemsize == 1:
-            return "bitshuffle", numcodecs.Blosc.BITSHUFFLE
-        return "shuffle", numcodecs.Blosc.SHUFFLE
+        name = self.shuffle or ("bitshuffle" if dtype.itemsize == 1 else "shuffle")
+        return name, _BLOSC_SHUFFLES[name]
 
     def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
         shuffle, _ = self._shuffle(dtype)
@@ -85,9 +96,11 @@ class Blosc:
 
 @dataclass(frozen=True, slots=True)
 class ChunkEncoding:
-    """The codec pipeline of a served array: little-endian ``bytes``, then a compressor."""
+    """The codec pipeline of a served array: ``bytes`` (little-endian unless passing
+    big-endian source chunks through), then a compressor."""
 
     compressor: Compressor | None
+    endian: Literal["little", "big"] = "little"
 
     @classmethod
     def from_settings(cls, codec: str, level: int) -> ChunkEncoding:
@@ -99,20 +112,32 @@ class ChunkEncoding:
         }
         return cls(compressors[codec])
 
+    @classmethod
+    def for_raw_chunks(cls, raw: RawChunkFormat, default_level: int) -> ChunkEncoding:
+        """The encoding that describes source chunks served untouched (and encodes the
+        chunks that cannot be, identically)."""
+        compressor: Compressor | None = None
+        level = raw.level if raw.level is not None else default_level
+        if raw.compressor == "zstd":
+            compressor = Zstd(level=level)
+        elif raw.compressor == "blosc":
+            compressor = Blosc(level=level, cname=raw.blosc_cname or "lz4", shuffle=raw.blosc_shuffle)
+        return cls(compressor, raw.endian)
+
     @property
     def identity(self) -> str:
         """Part of cache keys and ETags: chunks encoded differently are different bytes."""
-        return "raw" if self.compressor is None else repr(self.compressor)
+        return f"{self.endian}:{'raw' if self.compressor is None else repr(self.compressor)}"
 
     def to_json(self, dtype: np.dtype[Any]) -> list[dict[str, Any]]:
-        codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+        codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": self.endian}}]
         if self.compressor is not None:
             codecs.append(self.compressor.to_json(dtype))
         return codecs
 
     def encode(self, chunk: np.ndarray) -> bytes:
-        little = chunk.astype(chunk.dtype.newbyteorder("<"), copy=False)
-        data = np.ascontiguousarray(little).tobytes()
+        ordered = chunk.astype(chunk.dtype.newbyteorder("<" if self.endian == "little" else ">"), copy=False)
+        data = np.ascontiguousarray(ordered).tobytes()
         if self.compressor is None:
             return data
-        return self.compressor.encode(data, little.dtype)
+        return self.compressor.encode(data, ordered.dtype)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Image, Level, Source
+from adapters.base import Image, Level, PassThroughLevel, RawChunkFormat, Source
 from gateway import metadata, ome
 from gateway.codecs import ChunkEncoding
 from gateway.keys import chunk_grid
@@ -24,15 +24,24 @@ from gateway.settings import ChunkSettings
 OME_XML_KEY = "OME/METADATA.ome.xml"
 
 
+#: Source chunks larger than this are not passed through (viewers want small chunks).
+MAX_PASSTHROUGH_CHUNK_BYTES = 32 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ArrayNode:
-    """One served array: a level of an image, with the chunking and codecs chosen for it."""
+    """One served array: a level of an image, with the chunking and codecs chosen for it.
+
+    ``passthrough``: chunks are the source's own chunks, served untouched where the
+    level can (``PassThroughLevel.read_raw_chunk``), else encoded identically.
+    """
 
     path: str
     level: Level
     chunk_shape: tuple[int, ...]
     grid: tuple[int, ...]
     encoding: ChunkEncoding
+    passthrough: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -76,16 +85,17 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
+def _is_servable_tile(tile_y: int, tile_x: int, settings: ChunkSettings) -> bool:
+    """Square, power of two, within bounds: a source tile that can be a served chunk."""
+    return tile_y == tile_x and _is_power_of_two(tile_y) and settings.min_yx <= tile_y <= settings.max_yx
+
+
 def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkSettings) -> tuple[int, ...]:
     """Square power-of-two y/x chunks (what Viv and tiling viewers need), aligned to the
     source tiles when those already are such squares; one plane per chunk in t and c,
     ``settings.z`` planes in z. Small images get one chunk of the next power of two."""
     shape, tiles = level.shape, level.tile_shape
-    tile_y, tile_x = tiles[-2], tiles[-1]
-    if tile_y == tile_x and _is_power_of_two(tile_y) and settings.min_yx <= tile_y <= settings.max_yx:
-        yx = tile_y
-    else:
-        yx = settings.yx
+    yx = tiles[-1] if _is_servable_tile(tiles[-2], tiles[-1], settings) else settings.yx
     yx = min(yx, _next_power_of_two(max(shape[-2], shape[-1])))
     chunks = []
     for name, size in zip(axis_names, shape, strict=True):
@@ -98,8 +108,39 @@ def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkS
     return tuple(chunks)
 
 
+def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | None:
+    """The source chunk format to pass through, if the level has one worth serving as is."""
+    if not settings.passthrough or not isinstance(level, PassThroughLevel):
+        return None
+    raw = level.raw_chunk_format
+    if raw is None or len(raw.chunk_shape) != len(level.shape):
+        return None
+    if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
+        return None
+    if not _is_servable_tile(raw.chunk_shape[-2], raw.chunk_shape[-1], settings):
+        return None
+    return raw
+
+
+def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: ChunkSettings) -> ArrayNode:
+    raw = raw_chunk_format(level, settings)
+    if raw is not None:
+        encoding = ChunkEncoding.for_raw_chunks(raw, settings.level)
+        chunk_shape = raw.chunk_shape
+    else:
+        encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
+        chunk_shape = choose_chunk_shape(axis_names, level, settings)
+    return ArrayNode(
+        path=path,
+        level=level,
+        chunk_shape=chunk_shape,
+        grid=chunk_grid(level.shape, chunk_shape),
+        encoding=encoding,
+        passthrough=raw is not None,
+    )
+
+
 def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
-    encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
     documents: dict[str, bytes] = {}
     arrays: dict[str, ArrayNode] = {}
     images: dict[str, Image] = {}
@@ -112,22 +153,15 @@ def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
             metadata.group_document(ome.image_attributes(image, paths))
         )
         for path, level in zip(paths, image.levels, strict=True):
-            chunk_shape = choose_chunk_shape(image.axis_names, level, settings)
-            node = ArrayNode(
-                path=f"{prefix}{path}",
-                level=level,
-                chunk_shape=chunk_shape,
-                grid=chunk_grid(level.shape, chunk_shape),
-                encoding=encoding,
-            )
+            node = _array_node(f"{prefix}{path}", level, image.axis_names, settings)
             arrays[node.path] = node
             documents[f"{node.path}/zarr.json"] = metadata.dumps(
                 metadata.array_document(
                     shape=level.shape,
                     dtype=level.dtype,
-                    chunk_shape=chunk_shape,
+                    chunk_shape=node.chunk_shape,
                     fill_value=level.fill_value,
-                    encoding=encoding,
+                    encoding=node.encoding,
                     dimension_names=image.axis_names,
                 )
             )

@@ -53,6 +53,7 @@ class ChunkSettings:
     min_yx: int = 128
     max_yx: int = 2048
     omit_empty: bool = True  # all-fill chunks answer 404, as zarr's write_empty_chunks=False
+    passthrough: bool = True  # serve source chunks untouched where they already are zarr chunks
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:

@@ -20,6 +20,7 @@ import numpy as np
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from adapters.base import PassThroughLevel
 from gateway.cache import ByteLRU
 from gateway.catalog import Catalog, Identity, Located
 from gateway.keys import chunk_region, parse_chunk_key
@@ -56,7 +57,13 @@ def is_all_fill(data: np.ndarray, fill_value: int | float) -> bool:
 
 
 def render_chunk(node: ArrayNode, coords: tuple[int, ...], omit_empty: bool) -> bytes | None:
-    """Read, pad and encode one chunk; None when it holds only the fill value."""
+    """Read, pad and encode one chunk; None when it holds only the fill value.
+
+    A pass-through array first asks for the stored bytes of the chunk as they are."""
+    if node.passthrough and isinstance(node.level, PassThroughLevel):
+        raw = node.level.read_raw_chunk(coords)
+        if raw is not None:
+            return raw
     region = chunk_region(coords, node.chunk_shape, node.shape)
     data = node.level.read(region)
     if omit_empty and is_all_fill(data, node.fill_value):

@@ -1,0 +1,84 @@
+"""Source tiles that already are zarr chunks are served byte for byte, untouched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+
+from gateway.settings import Settings
+from gateway.store import VirtualStore
+
+
+def tile_bytes(path, page: int, index: int) -> bytes:
+    with tifffile.TiffFile(path) as tif:
+        p = tif.pages[page]
+        with open(path, "rb") as fh:
+            fh.seek(p.dataoffsets[index])
+            return fh.read(p.databytecounts[index])
+
+
+@pytest.mark.parametrize(
+    ("options", "codecs", "endian"),
+    [
+        ({"compression": "zstd"}, ["bytes", "zstd"], "little"),
+        ({"compression": "zstd", "byteorder": ">"}, ["bytes", "zstd"], "big"),
+        ({}, ["bytes"], "little"),
+    ],
+)
+def test_tiles_are_served_untouched(tmp_path, options, codecs, endian) -> None:
+    data = np.random.default_rng(1).integers(0, 60000, (2, 700, 500), dtype=np.uint16)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", **options)
+    store = VirtualStore.for_file(path)
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        assert [c.to_dict()["name"] for c in array.metadata.codecs] == codecs
+        assert array.metadata.codecs[0].to_dict()["configuration"]["endian"] == endian
+        assert array.chunks == (1, 256, 256)
+        np.testing.assert_array_equal(array[:], data)
+        # page 1, tile row 2, column 1 (an edge tile: TIFF stores it full size, as zarr does)
+        served = asyncio.run(store.get("0/c/1/2/1", default_buffer_prototype()))
+        assert served is not None
+        assert served.to_bytes() == tile_bytes(path, page=1, index=2 * 2 + 1)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"compression": "zstd", "predictor": True},  # predictor: bytes differ from the pixels
+        {"compression": "zlib"},  # a zlib stream is not a zarr gzip chunk
+    ],
+)
+def test_other_tiles_are_reencoded(tmp_path, options) -> None:
+    data = np.random.default_rng(2).integers(0, 60000, (300, 300), dtype=np.uint16)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", **options)
+    store = VirtualStore.for_file(path)
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        np.testing.assert_array_equal(array[:], data)
+        served = asyncio.run(store.get("0/c/0/0", default_buffer_prototype()))
+        assert served is not None and served.to_bytes() != tile_bytes(path, page=0, index=0)
+    finally:
+        store.close()
+
+
+def test_passthrough_can_be_disabled(tmp_path) -> None:
+    data = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
+    path = tmp_path / "tiled.tif"
+    tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", compression="zstd")
+    settings = Settings.from_mapping({"chunks": {"passthrough": False, "codec": "gzip"}})
+    store = VirtualStore.for_file(path, settings)
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        assert [c.to_dict()["name"] for c in array.metadata.codecs] == ["bytes", "gzip"]
+        np.testing.assert_array_equal(array[:], data)
+    finally:
+        store.close()
