@@ -53,6 +53,9 @@ LEADING_AXES: dict[str, AxisName] = {"T": "t", "C": "c", "Z": "z"}
 #: Unknown stack axes are assigned from the innermost outward in this order.
 UNKNOWN_AXIS_ORDER: tuple[AxisName, ...] = ("z", "t", "c")
 RGB_COLORS = ("FF0000", "00FF00", "0000FF", "FFFFFF")
+COLOUR_PHOTOMETRICS = {2, 6}  # RGB, YCbCr
+#: ResolutionUnit tag values → units (4 and 5 are tifffile's millimeter/micrometer extension).
+RESOLUTION_UNITS = {2: "inch", 3: "centimeter", 4: "millimeter", 5: "micrometer"}
 RGB_LABELS = ("R", "G", "B", "A")
 #: Resolutions that are placeholders written by software, not a physical pixel size.
 PLACEHOLDER_DPI = {1.0, 72.0, 96.0}
@@ -163,7 +166,7 @@ def _build_image(
     n_channels = levels[0].shape[layout.axis_names.index("c")] if "c" in layout.axis_names else 1
     channels = meta.channels if len(meta.channels) == n_channels else ()
     if not channels and layout.sample_count > 1 and n_channels == layout.sample_count:
-        channels = _rgb_channels(n_channels, levels[0].dtype)
+        channels = _sample_channels(n_channels, series.keyframe)
     name = meta.name or series.name or (path.name if index == 0 else f"{path.name} #{index}")
     return Image(name=name, axes=axes, levels=tuple(levels), scale=scale, channels=channels)
 
@@ -592,11 +595,11 @@ def _describe_generic(
     meta = ImageMeta()
     keyframe = series.keyframe
     unit_code = keyframe.tags.valueof(296, default=2)  # ResolutionUnit, default inch
-    unit = {2: "inch", 3: "centimeter"}.get(int(unit_code))
+    unit = RESOLUTION_UNITS.get(int(unit_code))
     if unit is None or 282 not in keyframe.tags:
         return meta
     x_res, y_res = keyframe.get_resolution()
-    if not x_res or not y_res or {x_res, y_res} <= PLACEHOLDER_DPI:
+    if not x_res or not y_res or (unit in ("inch", "centimeter") and {x_res, y_res} <= PLACEHOLDER_DPI):
         return meta
     meta.set("x", to_micrometers(1.0 / x_res, unit), "micrometer")
     meta.set("y", to_micrometers(1.0 / y_res, unit), "micrometer")
@@ -618,11 +621,15 @@ def _dtype_range(dtype: np.dtype[Any], start: float, end: float) -> tuple[float,
     return min(start, 0.0), max(end, 1.0)
 
 
-def _rgb_channels(count: int, dtype: np.dtype[Any]) -> tuple[Channel, ...]:
-    return tuple(
-        Channel(label=RGB_LABELS[i] if i < 4 else f"Sample {i}", color=RGB_COLORS[i] if i < 4 else None)
-        for i in range(count)
-    )
+def _sample_channels(count: int, keyframe: tifffile.TiffPage) -> tuple[Channel, ...]:
+    """Channels made of a page's samples: named R, G, B (A) only for colour images
+    (RGB, and YCbCr which is decoded to RGB); other samples are just numbered."""
+    if int(keyframe.photometric) in COLOUR_PHOTOMETRICS:
+        return tuple(
+            Channel(label=RGB_LABELS[i], color=RGB_COLORS[i]) if i < 4 else Channel(label=f"Sample {i}")
+            for i in range(count)
+        )
+    return tuple(Channel(label=f"Sample {i}") for i in range(count))
 
 
 #: Order is dispatch priority: the first flavour whose test passes describes the file.

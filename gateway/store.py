@@ -9,7 +9,6 @@ and computed once for identical concurrent requests.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Hashable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,9 +47,17 @@ def media_type_for(key: str) -> str:
     return "application/octet-stream"
 
 
-def is_all_fill(data: np.ndarray, fill_value: int | float) -> bool:
-    if isinstance(fill_value, float) and math.isnan(fill_value):
-        return bool(np.isnan(data).all())
+def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
+    """Whether every element has exactly the fill value's bits.
+
+    Bitwise, because a client fills an absent chunk with exactly those bits: ``-0.0`` is
+    not the fill value 0, nor is a NaN with another payload the fill value NaN.
+    """
+    if data.dtype.kind in "fc":
+        unsigned = np.dtype(f"u{data.dtype.itemsize}")
+        fill_bits = np.array(fill_value, dtype=data.dtype).view(unsigned)
+        bits = data.view(unsigned)
+        return not bits.any() if fill_bits == 0 else bool((bits == fill_bits).all())
     if fill_value == 0:
         return not data.any()
     return bool((data == fill_value).all())
