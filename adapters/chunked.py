@@ -132,20 +132,23 @@ class StoredArray:
         located.sort(key=lambda item: (item[0].file, item[0].offset))
         for run in _coalesce(located):
             first, last = run[0][0], run[-1][0]
-            blob = self._files[first.file].pread(first.offset, last.offset + last.nbytes - first.offset)
+            file = self._files[first.file]
+            blob = file.pread(first.offset, last.offset + last.nbytes - first.offset)
             view = memoryview(blob)
             for extent, key, coords in run:
                 start = extent.offset - first.offset
-                found[key] = self._decode(coords, view[start : start + extent.nbytes])
+                found[key] = self._decode(coords, view[start : start + extent.nbytes], file.path.name)
         return found
 
-    def _decode(self, coords: tuple[int, ...], data: memoryview) -> np.ndarray:
+    def _decode(self, coords: tuple[int, ...], data: memoryview, filename: str) -> np.ndarray:
         try:
             chunk = self._codec.decode(coords, bytes(data))
         except SourceReadError:
             raise
         except Exception as exc:  # codec libraries raise many types; all mean "corrupt"
-            raise SourceReadError(f"chunk {coords} cannot be decoded: {exc}") from exc
+            raise SourceReadError(
+                f"{filename}: stored chunk {coords} cannot be decoded ({type(exc).__name__}: {exc})"
+            ) from exc
         chunk = np.asarray(chunk)
         if chunk.dtype != self.dtype:
             chunk = chunk.astype(self.dtype)

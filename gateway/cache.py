@@ -166,7 +166,9 @@ class ByteLRU(Generic[V]):
                 with self._lock:
                     self._inflight.pop(key, None)
                 future.set_exception(exc)
-        return await asyncio.wrap_future(future)
+        # shield: one caller going away (a client disconnecting) must not cancel the
+        # computation that other callers share
+        return await asyncio.shield(asyncio.wrap_future(future))
 
 
 class NamespacedTiles:

@@ -75,7 +75,7 @@ def split_url_path(path: str) -> list[str] | None:
     """Segments of a request path, or None if any segment is unsafe or empty."""
     if not path or "\x00" in path or "\\" in path:
         return None
-    segments = path.strip("/").split("/") if path.strip("/") else []
+    segments = path.split("/")
     for segment in segments:
         if segment in ("", ".", "..") or segment.startswith("."):
             return None
@@ -110,28 +110,27 @@ class Catalog:
     # -- lookup ---------------------------------------------------------------------------
 
     @staticmethod
-    def _split_dataset(segments: list[str]) -> tuple[str, int] | None:
-        """(dataset URL path, number of its segments), found by file suffix alone (no I/O)."""
-        for index, segment in enumerate(segments[1:], start=1):
+    def _candidates(segments: list[str]) -> Iterator[int]:
+        """Numbers of leading segments that could name a dataset file, by suffix (no I/O).
+        Several when a directory is named like a file (``run.tif/image.tif``)."""
+        for index, segment in enumerate(segments[1:], start=2):
             if adapters.is_candidate(Path(segment)):
-                return "/".join(segments[: index + 1]), index + 1
-        return None
+                yield index
 
     def locate_cached(self, url_path: str) -> Located | None:
         """Fast path without I/O: a dataset already open and checked recently, else None."""
         segments = split_url_path(url_path)
         if not segments:
             return None
-        split = self._split_dataset(segments)
-        if split is None:
-            return None
-        dataset_path, count = split
-        with self._lock:
-            dataset = self._pool.get(dataset_path)
         interval = self.settings.cache.stat_interval_seconds
-        if dataset is None or time.monotonic() - dataset.checked_at >= interval:
-            return None
-        return Located(dataset, "/".join(segments[count:]))
+        for count in self._candidates(segments):
+            with self._lock:
+                dataset = self._pool.get("/".join(segments[:count]))
+            if dataset is not None:
+                if time.monotonic() - dataset.checked_at >= interval:
+                    return None
+                return Located(dataset, "/".join(segments[count:]))
+        return None
 
     def locate(self, url_path: str) -> Located | None:
         """The dataset and inner key of a request path; None when there is none (404).
@@ -142,15 +141,12 @@ class Catalog:
         segments = split_url_path(url_path)
         if not segments or segments[0] not in self.roots:
             return None
-        split = self._split_dataset(segments)
-        if split is None:
-            return None
-        dataset_path, count = split
-        file_path = self._contained_file(segments[0], segments[1:count])
-        if file_path is None:
-            return None
-        dataset = self._dataset(dataset_path, file_path)
-        return None if dataset is None else Located(dataset, "/".join(segments[count:]))
+        for count in self._candidates(segments):
+            file_path = self._contained_file(segments[0], segments[1:count])
+            if file_path is not None:
+                dataset = self._dataset("/".join(segments[:count]), file_path)
+                return None if dataset is None else Located(dataset, "/".join(segments[count:]))
+        return None
 
     def _contained_file(self, root_name: str, relative: list[str]) -> Path | None:
         root = self.roots[root_name]

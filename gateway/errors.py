@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -62,8 +63,24 @@ async def handle_known_error(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+READ_ONLY_ALLOW = "GET, HEAD, OPTIONS"
+
+
+async def handle_starlette_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (e.g. a method no route knows, such as TRACE) as JSON."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed: this gateway is read-only",
+            {"Allow": READ_ONLY_ALLOW},
+        )
+    return error_response(exc.status_code, "http_error", str(exc.detail))
+
+
 def exception_handlers() -> dict[Any, Any]:
-    handlers: dict[Any, Any] = {GatewayHTTPError: handle_gateway_error}
+    handlers: dict[Any, Any] = {GatewayHTTPError: handle_gateway_error, HTTPException: handle_starlette_error}
     for cls, _status, _code in STATUS_TABLE:
         handlers[cls] = handle_known_error
     return handlers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 from typing import Any
+from urllib.parse import quote
 
 from gateway.store import GatewayStore
 
@@ -16,7 +17,11 @@ async def build_listing(store: GatewayStore, base_url: str) -> dict[str, Any]:
     )
     base = base_url.rstrip("/")
     datasets = [
-        {"path": url_path, "url": f"{base}/{url_path}", "zarr_json": f"{base}/{url_path}/zarr.json"}
+        {
+            "path": url_path,
+            "url": f"{base}/{quote(url_path)}",
+            "zarr_json": f"{base}/{quote(url_path)}/zarr.json",
+        }
         for url_path, _file in found[:limit]
     ]
     return {

@@ -7,7 +7,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import pages
-from gateway.errors import GatewayHTTPError, not_found
+from gateway.errors import READ_ONLY_ALLOW, GatewayHTTPError, not_found
 from gateway.store import GatewayStore
 
 READ_METHODS = ("GET", "HEAD")
@@ -24,7 +24,7 @@ def _require_read(request: Request) -> None:
             405,
             "method_not_allowed",
             f"{request.method} is not allowed: this gateway is read-only",
-            headers={"Allow": "GET, HEAD, OPTIONS"},
+            headers={"Allow": READ_ONLY_ALLOW},
         )
 
 

@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 CODECS = ("zstd", "blosc", "gzip", "none")
+#: Valid compression levels per codec (zstd's negative levels are its fast modes).
+CODEC_LEVELS = {
+    "zstd": range(-7, 23),
+    "blosc": range(0, 10),
+    "gzip": range(0, 10),
+    "none": range(-1000, 1000),
+}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 
 
@@ -58,9 +65,18 @@ class ChunkSettings:
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise SettingsError(f"chunks.codec must be one of {CODECS}, not {self.codec!r}")
+        if self.level not in CODEC_LEVELS[self.codec]:
+            levels = CODEC_LEVELS[self.codec]
+            raise SettingsError(f"chunks.level for {self.codec} must be {levels.start}..{levels.stop - 1}")
         for name in ("yx", "z", "min_yx", "max_yx"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"chunks.{name} must be positive")
+        for name in ("yx", "min_yx", "max_yx"):
+            value = getattr(self, name)
+            if value & (value - 1):
+                raise SettingsError(
+                    f"chunks.{name} must be a power of two (served y/x chunks are), not {value}"
+                )
         if not self.min_yx <= self.yx <= self.max_yx:
             raise SettingsError("chunks.yx must lie between chunks.min_yx and chunks.max_yx")
 
@@ -178,16 +194,31 @@ def _section(cls: Any, values: Any, name: str, sizes: tuple[str, ...] = ()) -> A
     for key, value in values.items():
         if key in sizes:
             value = parse_size(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        default = getattr(cls(), key)
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise SettingsError(f"{name}.{key} must be true or false")
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SettingsError(f"{name}.{key} must be a number")
-            value = type(default)(value)
-        if isinstance(default, str) and not isinstance(value, str):
-            raise SettingsError(f"{name}.{key} must be a string")
-        converted[key] = value
+        converted[key] = _typed_like(getattr(cls(), key), value, f"{name}.{key}")
     return cls(**converted)
+
+
+def _typed_like(default: Any, value: Any, where: str) -> Any:
+    """``value`` checked against the type of the setting's default (TOML is typed; a
+    float for an integer or a string for a list is a mistake worth reporting)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where} must be true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{where} must be an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(f"{where} must be a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise SettingsError(f"{where} must be a string")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{where} must be a list of strings")
+        return tuple(value)
+    return value

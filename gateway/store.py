@@ -134,7 +134,7 @@ class GatewayStore:
     async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
         """Immediate children of ``prefix`` as (name, is_key): roots, directories and
         datasets (not keys: they have children), then keys and groups inside a dataset."""
-        children: list[tuple[str, bool]] = await self._run(self._list_dir_sync, prefix.strip("/"))
+        children: list[tuple[str, bool]] = await self._run(self._list_dir_sync, prefix.rstrip("/"))
         return children
 
     def _list_dir_sync(self, prefix: str) -> list[tuple[str, bool]]:

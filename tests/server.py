@@ -22,7 +22,7 @@ class ThreadedServer(uvicorn.Server):
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """Start the gateway on 127.0.0.1:<free port>; yield its base URL; stop it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

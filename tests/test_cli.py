@@ -113,8 +113,9 @@ def test_serve_with_several_workers(tiff_dir) -> None:
     with running(args, "Application startup complete"):
         base = f"http://127.0.0.1:{port}"
         wait_until_serving(base)
-        for _ in range(4):
+        for _ in range(4):  # new connections: requests spread over the worker processes
             assert httpx.get(f"{base}/lab/sub/plane.tif/zarr.json").status_code == 200
+            np.testing.assert_array_equal(zarr.open_array(f"{base}/lab/sub/plane.tif/0", mode="r")[:], data)
 
 
 def test_serve_rejects_missing_directory(tmp_path: Path) -> None:
@@ -145,7 +146,9 @@ def test_demo_writes_and_serves_valid_images(tmp_path: Path) -> None:
 
 def test_inspect_prints_images_and_documents(tiff_dir) -> None:
     folder, _ = tiff_dir
-    result = subprocess.run([*CLI, "inspect", str(folder / "sub" / "plane.tif")], capture_output=True, text=True)
+    result = subprocess.run(
+        [*CLI, "inspect", str(folder / "sub" / "plane.tif")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "1 image(s)" in result.stdout
     assert "shape (40, 50) uint16" in result.stdout

@@ -22,7 +22,9 @@ def multi_series(tmp_path):
     first = np.arange(2 * 300 * 200, dtype=np.uint16).reshape(2, 300, 200)
     second = (np.arange(50 * 60, dtype=np.uint8) % 251).reshape(50, 60)
     with tifffile.TiffWriter(path, ome=True) as tif:
-        tif.write(first, photometric="minisblack", tile=(64, 64), compression="zlib", metadata={"axes": "CYX"})
+        tif.write(
+            first, photometric="minisblack", tile=(64, 64), compression="zlib", metadata={"axes": "CYX"}
+        )
         tif.write(second, photometric="minisblack", metadata={"axes": "YX"})
     return path, first, second
 
@@ -44,7 +46,15 @@ def test_store_bytes_equal_http_bytes(multi_series, server) -> None:
     path, _, _ = multi_series
     settings = Settings(roots={"data": path.parent})
     store = VirtualStore.for_settings(settings)
-    keys = ["zarr.json", "OME/zarr.json", "OME/METADATA.ome.xml", "0/zarr.json", "0/0/zarr.json", "0/0/c/1/0/0", "1/0/c/0/0"]
+    keys = [
+        "zarr.json",
+        "OME/zarr.json",
+        "OME/METADATA.ome.xml",
+        "0/zarr.json",
+        "0/0/zarr.json",
+        "0/0/c/1/0/0",
+        "1/0/c/0/0",
+    ]
     prototype = default_buffer_prototype()
     try:
         with server(settings) as base:

@@ -1,0 +1,203 @@
+"""gateway.codecs: complete zarr v3 codec JSON, and chunks that zarr-python and numcodecs decode."""
+
+from __future__ import annotations
+
+import gzip
+
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+import zarr.codecs
+from zarr.core.buffer import default_buffer_prototype
+
+from adapters.base import RawChunkFormat
+from gateway.codecs import Blosc, ChunkEncoding, Gzip, Zstd
+from gateway.metadata import array_document, dumps
+
+CODECS = ["zstd", "gzip", "blosc", "none"]
+DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+BIG_ENDIAN = [">u2", ">i2", ">u4", ">i4", ">f4", ">f8", ">u8"]
+
+
+def sample(dtype, shape=(3, 17, 20)) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(42)
+    if dtype.kind == "f":
+        data = rng.normal(0, 1000, size=shape)
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(
+            info.min, info.max, size=shape, endpoint=True, dtype=np.int64 if info.min < 0 else np.uint64
+        )
+    return data.astype(dtype)
+
+
+def read_with_zarr(encoding: ChunkEncoding, data: np.ndarray) -> np.ndarray:
+    """Store metadata + one encoded chunk in memory and read them with zarr-python."""
+    document = array_document(
+        shape=data.shape,
+        dtype=data.dtype,
+        chunk_shape=data.shape,
+        fill_value=0,
+        encoding=encoding,
+        dimension_names=["z", "y", "x"][-data.ndim :],
+    )
+    buffer = default_buffer_prototype().buffer
+    store = zarr.storage.MemoryStore(
+        {
+            "zarr.json": buffer.from_bytes(dumps(document)),
+            "c/" + "/".join("0" * data.ndim): buffer.from_bytes(encoding.encode(data)),
+        }
+    )
+    return zarr.open_array(store=store, mode="r")[...]
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+
+
+def test_zstd_json_is_complete():
+    assert Zstd(level=3).to_json(np.dtype("u2")) == {
+        "name": "zstd",
+        "configuration": {"level": 3, "checksum": False},
+    }
+
+
+def test_gzip_json_is_complete():
+    assert Gzip(level=6).to_json(np.dtype("u2")) == {"name": "gzip", "configuration": {"level": 6}}
+
+
+def test_blosc_json_is_complete():
+    config = Blosc(level=5).to_json(np.dtype("u2"))["configuration"]
+    assert set(config) == {"cname", "clevel", "shuffle", "typesize", "blocksize"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blosc_typesize_is_the_item_size(dtype):
+    assert Blosc().to_json(np.dtype(dtype))["configuration"]["typesize"] == np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shuffle"), [("u1", "bitshuffle"), ("i1", "bitshuffle"), ("u2", "shuffle")]
+)
+def test_blosc_default_shuffle_depends_on_item_size(dtype, shuffle):
+    assert Blosc().to_json(np.dtype(dtype))["configuration"]["shuffle"] == shuffle
+
+
+def test_blosc_explicit_shuffle_is_declared():
+    assert Blosc(shuffle="noshuffle").to_json(np.dtype("u2"))["configuration"]["shuffle"] == "noshuffle"
+
+
+@pytest.mark.parametrize(
+    ("compressor", "model"),
+    [(Zstd(), zarr.codecs.ZstdCodec), (Gzip(), zarr.codecs.GzipCodec), (Blosc(), zarr.codecs.BloscCodec)],
+)
+def test_zarr_python_accepts_the_json(compressor, model):
+    assert isinstance(model.from_dict(compressor.to_json(np.dtype("u2"))), model)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_pipeline_starts_with_little_endian_bytes(codec):
+    first = ChunkEncoding.from_settings(codec, 1).to_json(np.dtype(">u2"))[0]
+    assert first == {"name": "bytes", "configuration": {"endian": "little"}}
+
+
+@pytest.mark.parametrize(("codec", "length"), [("zstd", 2), ("gzip", 2), ("blosc", 2), ("none", 1)])
+def test_pipeline_has_bytes_then_one_compressor(codec, length):
+    assert len(ChunkEncoding.from_settings(codec, 1).to_json(np.dtype("u2"))) == length
+
+
+def test_level_reaches_the_compressor():
+    assert ChunkEncoding.from_settings("gzip", 7).to_json(np.dtype("u1"))[1]["configuration"]["level"] == 7
+
+
+def test_identity_differs_between_codecs():
+    identities = {ChunkEncoding.from_settings(codec, 1).identity for codec in CODECS}
+    assert len(identities) == len(CODECS)
+
+
+# -- bytes that clients decode ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES + BIG_ENDIAN)
+@pytest.mark.parametrize("codec", CODECS)
+def test_zarr_python_decodes_the_chunk(codec, dtype):
+    data = sample(dtype)
+    np.testing.assert_array_equal(read_with_zarr(ChunkEncoding.from_settings(codec, 1), data), data)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_zarr_python_decodes_nan_and_infinity(dtype):
+    data = np.array([[np.nan, np.inf, -np.inf, -0.0]], dtype=dtype)
+    np.testing.assert_array_equal(read_with_zarr(ChunkEncoding.from_settings("zstd", 1), data), data)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32", ">u2", ">f8"])
+@pytest.mark.parametrize(
+    ("codec", "decoder"),
+    [
+        ("zstd", numcodecs.Zstd()),
+        ("gzip", numcodecs.GZip()),
+        ("blosc", numcodecs.Blosc()),
+    ],
+)
+def test_numcodecs_decodes_the_chunk(codec, decoder, dtype):
+    data = sample(dtype)
+    encoded = ChunkEncoding.from_settings(codec, 1).encode(data)
+    decoded = np.frombuffer(bytes(decoder.decode(encoded)), dtype=data.dtype.newbyteorder("<"))
+    np.testing.assert_array_equal(decoded.reshape(data.shape), data)
+
+
+def test_gzip_is_rfc1952_not_zlib():
+    data = sample("uint16")
+    encoded = ChunkEncoding.from_settings("gzip", 1).encode(data)
+    assert gzip.decompress(encoded) == data.astype("<u2").tobytes()
+
+
+def test_none_is_the_little_endian_bytes():
+    data = sample(">u4")
+    assert ChunkEncoding.from_settings("none", 1).encode(data) == data.astype("<u4").tobytes()
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_big_endian_input_encodes_like_little_endian(codec):
+    data = sample("<i4")
+    encoding = ChunkEncoding.from_settings(codec, 1)
+    assert encoding.encode(data.astype(">i4")) == encoding.encode(data)
+
+
+def test_non_contiguous_input_is_encoded_in_c_order():
+    data = sample("uint16", (20, 30)).T
+    np.testing.assert_array_equal(read_with_zarr(ChunkEncoding.from_settings("zstd", 1), data), data)
+
+
+# -- encodings that describe passed-through source chunks ---------------------------------------
+
+
+def test_raw_big_endian_chunks_are_declared_big_endian():
+    encoding = ChunkEncoding.for_raw_chunks(RawChunkFormat((1, 16, 16), None, "big"), 1)
+    assert encoding.to_json(np.dtype("u2")) == [{"name": "bytes", "configuration": {"endian": "big"}}]
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd", "blosc"])
+def test_raw_big_endian_encoding_is_read_back_by_zarr(compressor):
+    data = sample(">u2")
+    encoding = ChunkEncoding.for_raw_chunks(RawChunkFormat(data.shape, compressor, "big"), 1)
+    np.testing.assert_array_equal(read_with_zarr(encoding, data), data)
+
+
+def test_raw_zstd_without_a_level_uses_the_default_level():
+    encoding = ChunkEncoding.for_raw_chunks(RawChunkFormat((16, 16), "zstd", "little"), 4)
+    assert encoding.to_json(np.dtype("u2"))[1]["configuration"]["level"] == 4
+
+
+def test_raw_blosc_keeps_cname_and_shuffle():
+    raw = RawChunkFormat((16, 16), "blosc", "little", level=3, blosc_cname="zstd", blosc_shuffle="noshuffle")
+    config = ChunkEncoding.for_raw_chunks(raw, 1).to_json(np.dtype("u2"))[1]["configuration"]
+    assert (config["cname"], config["clevel"], config["shuffle"]) == ("zstd", 3, "noshuffle")
+
+
+def test_identity_differs_by_endian():
+    little = ChunkEncoding.for_raw_chunks(RawChunkFormat((16, 16), None, "little"), 1)
+    big = ChunkEncoding.for_raw_chunks(RawChunkFormat((16, 16), None, "big"), 1)
+    assert little.identity != big.identity

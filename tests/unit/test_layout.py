@@ -1,0 +1,156 @@
+"""gateway.layout: chunk shapes, pass-through decisions and the tree a source becomes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.base import Axis, Image, RawChunkFormat, Source
+from gateway.layout import OME_XML_KEY, build_tree, choose_chunk_shape, raw_chunk_format
+from gateway.settings import ChunkSettings
+
+UINT16 = np.dtype("uint16")
+
+
+@dataclass(frozen=True)
+class FakeLevel:
+    shape: tuple[int, ...]
+    tile_shape: tuple[int, ...]
+    dtype: np.dtype = UINT16
+    fill_value: int = 0
+
+    def read(self, region):
+        return np.zeros([s.stop - s.start for s in region], self.dtype)
+
+
+@dataclass(frozen=True)
+class FakePassThroughLevel(FakeLevel):
+    raw_chunk_format: RawChunkFormat | None = None
+
+    def read_raw_chunk(self, coords):
+        return None
+
+
+SETTINGS = ChunkSettings()
+
+
+@pytest.mark.parametrize(("tile", "chunk"), [(256, 256), (128, 128), (1024, 1024), (2048, 2048)])
+def test_square_power_of_two_tiles_become_chunks(tile, chunk):
+    level = FakeLevel((4096, 4096), (tile, tile))
+    assert choose_chunk_shape("yx", level, SETTINGS) == (chunk, chunk)
+
+
+@pytest.mark.parametrize("tile", [(240, 240), (256, 128), (64, 64), (4096, 4096), (1, 4096)])
+def test_other_tiles_give_the_default_chunk(tile):
+    level = FakeLevel((4096, 4096), tile)
+    assert choose_chunk_shape("yx", level, SETTINGS) == (512, 512)
+
+
+def test_small_image_gets_one_chunk_of_the_next_power_of_two():
+    assert choose_chunk_shape("yx", FakeLevel((100, 70), (100, 70)), SETTINGS) == (128, 128)
+
+
+def test_t_and_c_are_chunked_by_one():
+    level = FakeLevel((3, 4, 1024, 1024), (1, 1, 256, 256))
+    assert choose_chunk_shape("tcyx", level, SETTINGS)[:2] == (1, 1)
+
+
+def test_z_is_chunked_by_the_setting():
+    level = FakeLevel((100, 1024, 1024), (1, 256, 256))
+    assert choose_chunk_shape("zyx", level, ChunkSettings(z=32))[0] == 32
+
+
+def test_z_chunk_never_exceeds_the_depth():
+    level = FakeLevel((5, 1024, 1024), (1, 256, 256))
+    assert choose_chunk_shape("zyx", level, ChunkSettings(z=32))[0] == 5
+
+
+def test_raw_format_is_used_for_servable_tiles():
+    raw = RawChunkFormat((256, 256), "zstd", "little")
+    assert (
+        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS)
+        == raw
+    )
+
+
+def test_raw_format_is_ignored_when_pass_through_is_off():
+    raw = RawChunkFormat((256, 256), None, "little")
+    level = FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw)
+    assert raw_chunk_format(level, ChunkSettings(passthrough=False)) is None
+
+
+@pytest.mark.parametrize("chunk", [(240, 240), (256, 128), (64, 64)])
+def test_raw_format_is_ignored_for_unservable_tiles(chunk):
+    level = FakePassThroughLevel((1024, 1024), chunk, raw_chunk_format=RawChunkFormat(chunk, None, "little"))
+    assert raw_chunk_format(level, SETTINGS) is None
+
+
+def test_raw_format_of_the_wrong_rank_is_ignored():
+    raw = RawChunkFormat((1, 256, 256), None, "little")
+    assert (
+        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS)
+        is None
+    )
+
+
+def test_plain_level_has_no_raw_format():
+    assert raw_chunk_format(FakeLevel((1024, 1024), (256, 256)), SETTINGS) is None
+
+
+# -- build_tree ---------------------------------------------------------------------------------------
+
+
+def image(name="img", shapes=((300, 200), (150, 100))):
+    return Image(
+        name=name,
+        axes=(Axis("y", "micrometer"), Axis("x", "micrometer")),
+        levels=tuple(FakeLevel(s, (64, 64)) for s in shapes),
+        scale=(0.5, 0.5),
+    )
+
+
+def source(*images, ome_xml=None):
+    return Source(path=Path("x.tif"), format="TIFF", images=images, ome_xml=ome_xml)
+
+
+def test_single_image_is_a_group_at_the_root():
+    tree = build_tree(source(image()), SETTINGS)
+    assert sorted(tree.documents) == ["0/zarr.json", "1/zarr.json", "zarr.json"]
+
+
+def test_multi_image_uses_the_bioformats2raw_layout():
+    tree = build_tree(source(image("a"), image("b")), SETTINGS)
+    assert {"zarr.json", "OME/zarr.json", "0/zarr.json", "0/0/zarr.json", "1/1/zarr.json"} <= set(
+        tree.documents
+    )
+
+
+def test_bioformats2raw_root_declares_the_layout():
+    tree = build_tree(source(image("a"), image("b")), SETTINGS)
+    assert json.loads(tree.documents["zarr.json"])["attributes"]["ome"]["bioformats2raw.layout"] == 3
+
+
+def test_ome_xml_is_kept_verbatim():
+    tree = build_tree(source(image(), ome_xml="<OME/>"), SETTINGS)
+    assert tree.documents[OME_XML_KEY] == b"<OME/>"
+
+
+def test_array_document_matches_the_level():
+    tree = build_tree(source(image()), SETTINGS)
+    array = json.loads(tree.documents["1/zarr.json"])
+    assert (array["shape"], array["dimension_names"]) == ([150, 100], ["y", "x"])
+
+
+def test_find_array_splits_the_chunk_key():
+    tree = build_tree(source(image()), SETTINGS)
+    node, key = tree.find_array("1/c/0/0")
+    assert (node.path, key) == ("1", "c/0/0")
+
+
+@pytest.mark.parametrize("key", ["2/c/0/0", "zarr.json", "1/0/0", "c/0/0"])
+def test_find_array_of_a_non_chunk_key_is_none(key):
+    assert build_tree(source(image()), SETTINGS).find_array(key) is None
