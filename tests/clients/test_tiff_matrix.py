@@ -1108,18 +1108,22 @@ def check_bit_exact(base: str, variant: Variant, path: Path) -> None:
         count = len(variant.series)
         for index, (series, expect) in enumerate(zip(tif.series, variant.series, strict=True)):
             group = zarr.open_group(image_url(base, variant.name, index, count), mode="r")
-            multiscale = group.attrs["ome"]["multiscales"][0]
-            assert tuple(axis["name"] for axis in multiscale["axes"]) == expect.dims
-            paths = [dataset["path"] for dataset in multiscale["datasets"]]
-            assert paths == [str(k) for k in range(expect.levels)]
-            for k, level in enumerate(series.levels):
-                what = f"{variant.name} series {index} level {k}"
-                array = group[str(k)]
-                assert isinstance(array, zarr.Array)
-                assert tuple(array.metadata.dimension_names) == expect.dims, what
-                assert array.dtype == np.dtype(expect.dtype), what
-                expected = to_served(level.asarray(), expect.axes, expect.target)
-                assert_bit_exact(array[...], expected, what)
+            assert_series_served(group, series, expect, f"{variant.name} series {index}")
+
+
+def assert_series_served(group: zarr.Group, series: Any, expect: Series, what: str) -> None:
+    """Every level of a tifffile series, read from its served image group, is bit-exact
+    and has the declared axes, dtype and level count."""
+    multiscale = group.attrs["ome"]["multiscales"][0]
+    assert tuple(axis["name"] for axis in multiscale["axes"]) == expect.dims
+    assert [d["path"] for d in multiscale["datasets"]] == [str(k) for k in range(expect.levels)]
+    for k, level in enumerate(series.levels):
+        array = group[str(k)]
+        assert isinstance(array, zarr.Array)
+        assert tuple(array.metadata.dimension_names) == expect.dims, f"{what} level {k}"
+        assert array.dtype == np.dtype(expect.dtype), f"{what} level {k}"
+        expected = to_served(level.asarray(), expect.axes, expect.target)
+        assert_bit_exact(array[...], expected, f"{what} level {k}")
 
 
 # ---------------------------------------------------------------------------------------

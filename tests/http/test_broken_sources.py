@@ -54,12 +54,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 UNOPENABLE = ["notatiff.tif", "empty.tif", "badifd.tif", "ifdbeyondend.tif", "headeronly.tif"]
 
 

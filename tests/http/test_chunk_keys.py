@@ -18,12 +18,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 def test_valid_chunk_key_is_served(gateway):
     assert gateway.raw("GET", PREFIX + "0/c/1/0").status == 200
 

@@ -54,12 +54,6 @@ def gateway(outside):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 ESCAPES = [
     "/data/../outside/secret.tif/0/c/0/0",
     "/data/../outside/secret.tif/zarr.json",

@@ -17,12 +17,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 def preflight(gateway, target="/data/healthy.tif/0/c/0/0", requested="range, authorization"):
     return gateway.raw(
         "OPTIONS",

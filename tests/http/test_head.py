@@ -24,12 +24,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_head_has_the_status_of_get(gateway, target):
     assert gateway.raw("HEAD", target).status == gateway.raw("GET", target).status

@@ -40,12 +40,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 def listed_paths(gateway) -> set[str]:
     return {d["path"] for d in gateway.get("/", headers=JSON).json()["datasets"]}
 

@@ -23,12 +23,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 def allowed(response) -> set[str]:
     return {m.strip().upper() for m in response.headers["allow"].split(",")}
 

@@ -14,12 +14,6 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-@pytest.fixture(autouse=True)
-def still_serving(gateway):
-    yield
-    gateway.assert_healthy()
-
-
 @pytest.fixture
 def exploding_chunks(monkeypatch):
     def explode(node, coords, omit_empty):
