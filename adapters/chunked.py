@@ -80,15 +80,19 @@ class StoredArray:
         self._tiles = tiles
 
     def read(self, region: Region) -> np.ndarray:
+        """The region as an array; read-only (a view of a cached chunk) when the region
+        lies inside one stored chunk, which is the common case of a chunk-aligned read."""
         out_shape = tuple(s.stop - s.start for s in region)
-        out = np.empty(out_shape, dtype=self.dtype)
-        if out.size == 0:
-            return out
+        if 0 in out_shape:
+            return np.empty(out_shape, dtype=self.dtype)
         ranges = [
             range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(region, self.chunk_shape, strict=True)
         ]
         grid = [tuple(p) for p in itertools.product(*ranges)]
         chunks = self._tiles.get_many([(self.key, g) for g in grid], self._fetch)
+        if len(grid) == 1 and chunks[0] is not _UNALLOCATED:
+            return self._inside(region, grid[0], chunks[0])
+        out = np.empty(out_shape, dtype=self.dtype)
         for coords, chunk in zip(grid, chunks, strict=True):
             self._place(out, region, coords, chunk)
         return out
@@ -99,6 +103,21 @@ class StoredArray:
         if extent is None or extent.nbytes == 0:
             return None
         return self._files[extent.file].pread(extent.offset, extent.nbytes)
+
+    def _inside(self, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> np.ndarray:
+        """The part of one decoded chunk that ``region`` covers, without copying."""
+        origin = [i * c for i, c in zip(coords, self.chunk_shape, strict=True)]
+        src = tuple(slice(s.start - o, s.stop - o) for s, o in zip(region, origin, strict=True))
+        self._check_covers(chunk, src, coords)
+        return chunk[src]
+
+    @staticmethod
+    def _check_covers(chunk: np.ndarray, src: Sequence[slice], coords: tuple[int, ...]) -> None:
+        if any(sl.stop > n for sl, n in zip(src, chunk.shape, strict=True)):
+            raise SourceReadError(
+                f"chunk {coords} decoded to shape {chunk.shape}, smaller than the "
+                f"{tuple(sl.stop for sl in src)} it must cover; the file is corrupt"
+            )
 
     def _place(self, out: np.ndarray, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> None:
         src: list[slice] = []
@@ -111,11 +130,7 @@ class StoredArray:
         if chunk is _UNALLOCATED:
             out[tuple(dst)] = self.fill_value
             return
-        if any(sl.stop > n for sl, n in zip(src, chunk.shape, strict=True)):
-            raise SourceReadError(
-                f"chunk {coords} decoded to shape {chunk.shape}, smaller than the "
-                f"{tuple(sl.stop for sl in src)} it must cover; the file is corrupt"
-            )
+        self._check_covers(chunk, src, coords)
         out[tuple(dst)] = chunk[tuple(src)]
 
     def _fetch(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
@@ -242,28 +257,39 @@ class MappedLevel:
         return tuple(full)
 
     def read(self, region: Region) -> np.ndarray:
+        """The region in image axis order (read-only when it is a view of one cached chunk)."""
         if len(region) != len(self._shape):
             raise ValueError(f"region {region} does not match shape {self._shape}")
-        out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
-        if out.size == 0:
-            return out
+        out_shape = tuple(s.stop - s.start for s in region)
+        if 0 in out_shape:
+            return np.empty(out_shape, dtype=self.dtype)
         pieces_per_axis = [
             _split_merged(s, [self._stored.shape[d] for d in g]) if g else [((), s, slice(0, 1))]
             for s, g in zip(region, self._groups, strict=True)
         ]
+        if all(len(pieces) == 1 for pieces in pieces_per_axis):  # one block: no copy needed
+            return self._read_piece([p[0] for p in pieces_per_axis])[1]
+        out = np.empty(out_shape, dtype=self.dtype)
         for pieces in itertools.product(*pieces_per_axis):
-            stored_region = [slice(0, 1)] * len(self._stored.shape)
-            dst = []
-            for group, (majors, minor, out_slice) in zip(self._groups, pieces, strict=True):
-                for d, index in zip(group[:-1], majors, strict=True):
-                    stored_region[d] = slice(index, index + 1)
-                if group:
-                    stored_region[group[-1]] = minor
-                dst.append(out_slice)
-            block = self._stored.read(tuple(stored_region))
-            shape = tuple(s.stop - s.start for s in dst)
-            out[tuple(dst)] = block.transpose(self._perm).reshape(shape)
+            dst, block = self._read_piece(pieces)
+            out[dst] = block
         return out
+
+    def _read_piece(
+        self, pieces: Sequence[tuple[tuple[int, ...], slice, slice]]
+    ) -> tuple[tuple[slice, ...], np.ndarray]:
+        """Read one rectangle of storage; return where it goes in the output, and it."""
+        stored_region = [slice(0, 1)] * len(self._stored.shape)
+        dst = []
+        for group, (majors, minor, out_slice) in zip(self._groups, pieces, strict=True):
+            for d, index in zip(group[:-1], majors, strict=True):
+                stored_region[d] = slice(index, index + 1)
+            if group:
+                stored_region[group[-1]] = minor
+            dst.append(out_slice)
+        block = self._stored.read(tuple(stored_region))
+        shape = tuple(s.stop - s.start for s in dst)
+        return tuple(dst), block.transpose(self._perm).reshape(shape)
 
 
 def _split_merged(region: slice, sizes: Sequence[int]) -> list[tuple[tuple[int, ...], slice, slice]]:

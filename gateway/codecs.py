@@ -26,7 +26,9 @@ class Compressor(Protocol):
 
     def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]: ...
 
-    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes: ...
+    def encode(self, data: np.ndarray) -> bytes:
+        """Compress a C-contiguous array's bytes (passed as the array: no extra copy)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class Zstd:
     def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
         return {"name": "zstd", "configuration": {"level": self.level, "checksum": False}}
 
-    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
+    def encode(self, data: np.ndarray) -> bytes:
         return bytes(numcodecs.Zstd(level=self.level).encode(data))
 
 
@@ -51,7 +53,7 @@ class Gzip:
     def to_json(self, dtype: np.dtype[Any]) -> dict[str, Any]:
         return {"name": "gzip", "configuration": {"level": self.level}}
 
-    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
+    def encode(self, data: np.ndarray) -> bytes:
         return bytes(numcodecs.GZip(level=self.level).encode(data))
 
 
@@ -88,10 +90,10 @@ class Blosc:
             },
         }
 
-    def encode(self, data: bytes, dtype: np.dtype[Any]) -> bytes:
-        _, shuffle = self._shuffle(dtype)
+    def encode(self, data: np.ndarray) -> bytes:
+        _, shuffle = self._shuffle(data.dtype)
         codec = numcodecs.Blosc(cname=self.cname, clevel=self.level, shuffle=shuffle, blocksize=0)
-        return bytes(codec.encode(np.frombuffer(data, dtype=dtype)))
+        return bytes(codec.encode(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,7 @@ class ChunkEncoding:
 
     def encode(self, chunk: np.ndarray) -> bytes:
         ordered = chunk.astype(chunk.dtype.newbyteorder("<" if self.endian == "little" else ">"), copy=False)
-        data = np.ascontiguousarray(ordered).tobytes()
+        contiguous = np.ascontiguousarray(ordered)
         if self.compressor is None:
-            return data
-        return self.compressor.encode(data, ordered.dtype)
+            return contiguous.tobytes()
+        return self.compressor.encode(contiguous)
