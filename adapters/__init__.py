@@ -15,16 +15,23 @@ from adapters.base import (
     Image,
     Level,
     NoTileCache,
+    OpenOptions,
     Source,
     SourceReadError,
     TileCache,
     UnsupportedSourceError,
     Window,
 )
+from adapters.bdv import BdvAdapter
+from adapters.hdf5 import Hdf5Adapter
 from adapters.tiff import TiffAdapter
 
 #: Order is dispatch priority: the first adapter whose ``can_open`` accepts a file opens it.
-REGISTRY: tuple[Adapter, ...] = (TiffAdapter(),)
+REGISTRY: tuple[Adapter, ...] = (TiffAdapter(), Hdf5Adapter(), BdvAdapter())
+
+#: Suffixes that many files other than datasets share (any XML file; netCDF-3, which is
+#: not HDF5): such a file is a dataset only when an adapter's ``can_open`` accepts it.
+SNIFFED_SUFFIXES = (".xml", ".nc")
 
 
 def find_adapter(path: Path) -> Adapter | None:
@@ -38,12 +45,22 @@ def is_candidate(path: Path) -> bool:
     return any(name.endswith(a.suffixes) for a in REGISTRY)
 
 
-def open_source(path: Path, tiles: TileCache | None = None) -> Source:
+def is_dataset_file(path: Path) -> bool:
+    """Whether the file ``path`` is a dataset to list and serve: a candidate suffix and,
+    for ``SNIFFED_SUFFIXES``, content an adapter recognises (a cheap sniff)."""
+    if not is_candidate(path):
+        return False
+    if path.name.lower().endswith(SNIFFED_SUFFIXES):
+        return find_adapter(path) is not None
+    return True
+
+
+def open_source(path: Path, tiles: TileCache | None = None, options: OpenOptions | None = None) -> Source:
     """Open ``path`` with the first adapter that accepts it."""
     adapter = find_adapter(path)
     if adapter is None:
         raise UnsupportedSourceError(f"{path.name}: no adapter recognises this file")
-    return adapter.open(path, tiles or NoTileCache())
+    return adapter.open(path, tiles or NoTileCache(), options)
 
 
 __all__ = [
@@ -55,6 +72,7 @@ __all__ = [
     "Image",
     "Level",
     "NoTileCache",
+    "OpenOptions",
     "Source",
     "SourceReadError",
     "TileCache",
@@ -62,5 +80,6 @@ __all__ = [
     "Window",
     "find_adapter",
     "is_candidate",
+    "is_dataset_file",
     "open_source",
 ]

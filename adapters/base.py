@@ -11,6 +11,7 @@ adapters need from it (a tile cache) through the small protocols defined here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,8 @@ class Level(Protocol):
     """One resolution level of an image, in the image's axis order.
 
     ``read`` must be thread-safe and return exactly ``region`` (slices with concrete,
-    in-bounds start/stop and step 1) as a native-endian array of ``dtype``.
+    in-bounds start/stop and step 1) as a native-endian array of ``dtype``. The array may
+    be a read-only view of cached data: callers must not modify it.
     """
 
     @property
@@ -144,8 +146,14 @@ class Image:
     scale: tuple[float, ...]
     translation: tuple[float, ...] | None = None
     channels: tuple[Channel, ...] = ()
+    #: Where the image group sits in the served tree ("group/dataset", "" for the root),
+    #: for sources whose images have names of their own (HDF5 dataset paths). None: the
+    #: gateway decides (the root for a single image, "0", "1"... for several).
+    path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.path and any(s in ("", ".", "..") or s.startswith(".") for s in self.path.split("/")):
+            raise ValueError(f"image path {self.path!r} has an empty or hidden segment")
         names = [a.name for a in self.axes]
         if names != [n for n in AXIS_ORDER if n in names]:
             raise ValueError(f"axes must be a subsequence of tczyx, got {names}")
@@ -165,6 +173,15 @@ class Image:
         return tuple(a.name for a in self.axes)
 
 
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """Another file a source reads (a BigDataViewer XML's HDF5 file), with its
+    ``os.stat`` taken before it was opened: a change of it is a change of the source."""
+
+    path: Path
+    stat: os.stat_result
+
+
 @dataclass(slots=True)
 class Source:
     """An opened file: its images plus anything format-wide (the OME-XML document)."""
@@ -174,6 +191,7 @@ class Source:
     images: tuple[Image, ...]
     ome_xml: str | None = None
     warnings: list[str] = field(default_factory=list)
+    dependencies: tuple[Dependency, ...] = ()
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -211,6 +229,20 @@ class NoTileCache:
         return [values[k] for k in keys]
 
 
+@dataclass(frozen=True, slots=True)
+class OpenOptions:
+    """What the gateway's configuration tells adapters; the defaults suit direct use.
+
+    ``lock_free``: read HDF5 chunks with positional reads and our own decoders (False
+    forces every HDF5 read through h5py under one lock: a diagnostic and benchmark switch).
+    ``axes``: (pattern, axis letters) pairs; the first pattern (``fnmatch``, over
+    ``<file path>/<dataset path>``) that matches an HDF5 dataset names its dimensions.
+    """
+
+    lock_free: bool = True
+    axes: tuple[tuple[str, str], ...] = ()
+
+
 class Adapter(Protocol):
     """One source family. ``can_open`` is cheap and never raises."""
 
@@ -222,7 +254,7 @@ class Adapter(Protocol):
 
     def can_open(self, path: Path) -> bool: ...
 
-    def open(self, path: Path, tiles: TileCache) -> Source: ...
+    def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source: ...
 
 
 def full_region(shape: Iterable[int]) -> Region:

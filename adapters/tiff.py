@@ -34,6 +34,7 @@ from adapters.base import (
     Channel,
     Image,
     Level,
+    OpenOptions,
     RawChunkFormat,
     Source,
     SourceReadError,
@@ -76,7 +77,7 @@ class TiffAdapter:
         except OSError:
             return False
 
-    def open(self, path: Path, tiles: TileCache) -> Source:
+    def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
         file = PositionalFile(path)
         try:
             return _open_source(path, file, tiles)

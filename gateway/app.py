@@ -58,6 +58,8 @@ def settings_to_env(settings: Settings) -> str:
             "server": {k: getattr(settings.server, k) for k in settings.server.__slots__},
             "chunks": {k: getattr(settings.chunks, k) for k in settings.chunks.__slots__},
             "cache": {k: getattr(settings.cache, k) for k in settings.cache.__slots__},
+            "viewers": {k: getattr(settings.viewers, k) for k in settings.viewers.__slots__},
+            "hdf5": {k: getattr(settings.hdf5, k) for k in settings.hdf5.__slots__},
         }
     )
 

@@ -12,11 +12,12 @@ lie inside the resolved root. A refusal is indistinguishable from a missing file
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +26,16 @@ from typing import Any
 from cachetools import LRUCache
 
 import adapters
-from adapters.base import AdapterError, Source
+from adapters.base import AdapterError, Dependency, Source
 from gateway.cache import ByteLRU, NamespacedTiles
 from gateway.layout import DatasetTree, build_tree
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Identity = tuple[int, int, int, int]  # st_dev, st_ino, st_mtime_ns, st_size
+#: st_dev, st_ino, st_mtime_ns, st_size of the file, then of each file it depends on
+#: (``Source.dependencies``: a BigDataViewer XML's HDF5 file)
+Identity = tuple[int, ...]
 
 
 class SourceUnavailableError(Exception):
@@ -53,12 +56,10 @@ class Dataset:
     identity: Identity
     source: Source
     tree: DatasetTree
+    #: Prefix of every cache key that belongs to this opening of the file (unique per
+    #: opening: reads in flight on a replaced version never feed the new one)
+    namespace: Hashable = None
     checked_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def namespace(self) -> Hashable:
-        """Prefix of every cache key that belongs to this file version."""
-        return (str(self.path), self.identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,21 @@ class Located:
 
 def _identity(stat: os.stat_result) -> Identity:
     return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _dependency_identity(dependencies: Iterable[Dependency], *, current: bool) -> Identity:
+    """The identities of a source's other files: as opened, or (``current``) as now on
+    disk (a missing file counts as a change)."""
+    identity: Identity = ()
+    for dependency in dependencies:
+        if not current:
+            identity += _identity(dependency.stat)
+            continue
+        try:
+            identity += _identity(os.stat(dependency.path))
+        except OSError:
+            identity += (0, 0, 0, 0)
+    return identity
 
 
 def split_url_path(path: str) -> list[str] | None:
@@ -104,7 +120,8 @@ class Catalog:
         self._on_stale = on_stale
         self._pool = _OpenPool(maxsize=settings.cache.open_files)
         self._opening: dict[str, Future[Dataset]] = {}
-        self._failures: LRUCache[str, tuple[Identity, Exception]] = LRUCache(maxsize=1024)
+        self._failures: LRUCache[str, tuple[Identity, Exception, float]] = LRUCache(maxsize=1024)
+        self._openings = itertools.count()
         self._lock = threading.Lock()
 
     # -- lookup ---------------------------------------------------------------------------
@@ -143,7 +160,7 @@ class Catalog:
             return None
         for count in self._candidates(segments):
             file_path = self._contained_file(segments[0], segments[1:count])
-            if file_path is not None:
+            if file_path is not None and adapters.is_dataset_file(file_path):
                 dataset = self._dataset("/".join(segments[:count]), file_path)
                 return None if dataset is None else Located(dataset, "/".join(segments[count:]))
         return None
@@ -165,12 +182,22 @@ class Catalog:
         except OSError:
             return None
         with self._lock:
+            current = self._pool.get(url_path)
+        if current is not None and current.source.dependencies:
+            identity += _dependency_identity(current.source.dependencies, current=True)
+        with self._lock:
             dataset = self._pool.get(url_path)
             if dataset is not None and dataset.identity == identity and dataset.path == file_path:
                 dataset.checked_at = time.monotonic()
                 return dataset
             failure = self._failures.get(url_path)
-            if failure is not None and failure[0] == identity:
+            # a failure is retried after the stat interval too: a file it depends on
+            # (a BigDataViewer XML's HDF5 file) may have been repaired meanwhile
+            if (
+                failure is not None
+                and failure[0] == identity
+                and time.monotonic() - failure[2] < self.settings.cache.stat_interval_seconds
+            ):
                 raise SourceUnavailableError(url_path, failure[1])
             future = self._opening.get(url_path)
             owner = future is None
@@ -185,7 +212,7 @@ class Catalog:
             opened = self._open(url_path, file_path, identity)
         except SourceUnavailableError as exc:
             with self._lock:
-                self._failures[url_path] = (identity, exc.cause)
+                self._failures[url_path] = (identity, exc.cause, time.monotonic())
                 self._opening.pop(url_path, None)
             future.set_exception(exc)
             raise
@@ -214,10 +241,13 @@ class Catalog:
             self._on_stale(namespace)
 
     def _open(self, url_path: str, file_path: Path, identity: Identity) -> Dataset:
-        namespace = (str(file_path), identity)
+        identity = identity[:4]  # the file's own; its dependencies' come from the source
+        namespace = (str(file_path), identity, next(self._openings))
         started = time.perf_counter()
         try:
-            source = adapters.open_source(file_path, NamespacedTiles(self._tiles, namespace))
+            source = adapters.open_source(
+                file_path, NamespacedTiles(self._tiles, namespace), self.settings.hdf5.open_options()
+            )
         except AdapterError as exc:
             logger.warning("cannot open %s: %s", url_path, exc)
             raise SourceUnavailableError(url_path, exc) from exc
@@ -230,21 +260,30 @@ class Catalog:
             logger.exception("cannot describe %s", url_path)
             raise SourceUnavailableError(url_path, exc) from exc
         logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
-        return Dataset(url_path=url_path, path=file_path, identity=identity, source=source, tree=tree)
+        identity += _dependency_identity(source.dependencies, current=False)
+        return Dataset(
+            url_path=url_path,
+            path=file_path,
+            identity=identity,
+            source=source,
+            tree=tree,
+            namespace=namespace,
+        )
 
     # -- discovery --------------------------------------------------------------------------
 
     def iter_datasets(self, limit: int | None = None) -> Iterator[tuple[str, Path]]:
-        """(URL path, file) of every candidate file under the roots, by suffix, sorted per
-        directory; hidden entries and symlinks leading out of the root are skipped."""
+        """(URL path, file) of every dataset file under the roots (by suffix, sniffed where
+        the suffix is ambiguous), sorted per directory; hidden entries and symlinks leading
+        out of the root are skipped."""
         count = 0
         for name, root in sorted(self.roots.items()):
             for directory, subdirs, files in os.walk(root, followlinks=False):
                 subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
                 for filename in sorted(files):
-                    if filename.startswith(".") or not adapters.is_candidate(Path(filename)):
-                        continue
                     path = Path(directory, filename)
+                    if filename.startswith(".") or not adapters.is_dataset_file(path):
+                        continue
                     resolved = os.path.realpath(path)
                     if os.path.commonpath([root, resolved]) != str(root):
                         continue
@@ -271,7 +310,7 @@ class Catalog:
             resolved = os.path.realpath(entry)
             if os.path.commonpath([root, resolved]) != str(root):
                 continue
-            if entry.is_dir() or (entry.is_file() and adapters.is_candidate(entry)):
+            if entry.is_dir() or (entry.is_file() and adapters.is_dataset_file(entry)):
                 entries.append(entry.name)
         return entries
 

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 import adapters
 from adapters.base import AdapterError
 from gateway import __version__
 from gateway.app import SETTINGS_ENV, create_app, settings_to_env
-from gateway.demo import default_demo_dir, ensure_demo_files
+from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
 from gateway.layout import build_tree, choose_chunk_shape
 from gateway.settings import Settings, SettingsError
 
@@ -46,7 +47,11 @@ def _bind(host: str, port: int) -> socket.socket:
     # against delayed ACKs)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind((host, port))
+    # listen now, so that connections made as soon as the address is printed queue in the
+    # kernel instead of being refused while uvicorn starts
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -59,24 +64,24 @@ def _base_url(host: str, port: int) -> str:
 def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ()) -> None:
     settings.check_roots()
     server = settings.server
-    if server.workers > 1:
-        os.environ[SETTINGS_ENV] = settings_to_env(settings)
-        for line in announce:
-            print(line.replace("{base}", _base_url(server.host, server.port)), flush=True)
-        uvicorn.run(
-            "gateway.app:create_app_from_env",
-            factory=True,
-            host=server.host,
-            port=server.port,
-            workers=server.workers,
-            log_level=log_level,
-        )
-        return
+    # We bind the socket ourselves (not uvicorn): port 0 works, and it is a TCP socket with
+    # TCP_NODELAY, which uvicorn's own binding would not give (see _bind)
     sock = _bind(server.host, server.port)
     base = _base_url(server.host, sock.getsockname()[1])
     for line in announce:
         print(line.replace("{base}", base), flush=True)
     print(f"Serving {', '.join(f'{n} → {p}' for n, p in settings.roots.items())} at {base}/", flush=True)
+    if server.workers > 1:
+        os.environ[SETTINGS_ENV] = settings_to_env(settings)
+        config = uvicorn.Config(
+            "gateway.app:create_app_from_env",
+            factory=True,
+            workers=server.workers,
+            log_level=log_level,
+            timeout_graceful_shutdown=10,
+        )
+        Multiprocess(config, sockets=[sock]).run()
+        return
     config = uvicorn.Config(create_app(settings), log_level=log_level, timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -96,10 +101,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ensure_demo_files(folder)
     settings = Settings(roots={"demo": folder.resolve()}).with_overrides(host=args.host, port=args.port)
     lines = ["", "Demo datasets (paste a URL into Neuroglancer as zarr3://<URL>, or open with zarr-python):"]
-    lines += [
-        f"  {{base}}/demo/{name}/"
-        for name in sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    ]
+    lines += [f"  {{base}}/demo/{name}/" for name in sorted(DEMO_FILES)]  # not the files they use
     lines += ["", "Listing: {base}/", ""]
     run_server(settings, args.log_level, announce=lines)
     return 0

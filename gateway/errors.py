@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from adapters.base import AdapterError
 from gateway.catalog import SourceUnavailableError
+from gateway.http import ERROR_CACHE_CONTROL
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,12 @@ STATUS_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
 def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    """A JSON error; never cached (a missing file may appear, a broken one be mended)."""
+    return JSONResponse(
+        {"error": code, "detail": detail},
+        status_code=status,
+        headers={"Cache-Control": ERROR_CACHE_CONTROL, **(headers or {})},
+    )
 
 
 def not_found(path: str) -> JSONResponse:

@@ -14,6 +14,19 @@ from collections.abc import Sequence
 _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
+#: Last segments of the keys a dataset can have besides chunk indices.
+_DOCUMENT_NAMES = ("zarr.json",)
+_DOCUMENT_SUFFIXES = (".xml",)
+
+
+def may_be_key(path: str) -> bool:
+    """Whether ``path`` could name a served key: its last segment is ``zarr.json``, an
+    XML document or a chunk index. Client probes (``.zattrs``, ``.zarray``, ``.zmetadata``,
+    ``info``, ``attributes.json``...) cannot, so they answer 404 without touching a file."""
+    last = path.rpartition("/")[2]
+    return last in _DOCUMENT_NAMES or last.endswith(_DOCUMENT_SUFFIXES) or _INDEX.fullmatch(last) is not None
+
+
 def chunk_grid(shape: Sequence[int], chunk_shape: Sequence[int]) -> tuple[int, ...]:
     """Number of chunks along each dimension."""
     return tuple(math.ceil(n / c) for n, c in zip(shape, chunk_shape, strict=True))

@@ -4,6 +4,8 @@ A single-image source is an OME-Zarr image group at its root (``zarr.json``, arr
 ``0``, ``1``...), which is what viewers should be pointed at. A multi-image source uses
 the bioformats2raw layout: a root group, one image group per series (``0/``, ``1/``...),
 an ``OME/`` group listing them and, for OME-TIFF, the original ``OME/METADATA.ome.xml``.
+Images with a path of their own (``Image.path``: HDF5 dataset paths) sit at that path
+instead, below plain groups.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Image, Level, PassThroughLevel, RawChunkFormat, Source
-from gateway import metadata, ome
+from gateway import metadata, ome, variants
 from gateway.codecs import ChunkEncoding
 from gateway.keys import chunk_grid
 from gateway.settings import ChunkSettings
@@ -108,6 +110,17 @@ def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkS
     return tuple(chunks)
 
 
+def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) -> bool:
+    """A stored chunk worth serving as it is: square power-of-two y/x no larger than
+    ``max_yx`` and at least ``min_yx`` — or, for volumetric chunks (HDF5 stores 3-D data
+    as e.g. 64³ chunks), smaller y/x when the chunk holds at least as many elements as a
+    ``min_yx``² tile: such chunks are as cheap to fetch and Neuroglancer's natural unit."""
+    tile_y, tile_x = chunk_shape[-2], chunk_shape[-1]
+    if tile_y != tile_x or not _is_power_of_two(tile_y) or tile_y > settings.max_yx:
+        return False
+    return tile_y >= settings.min_yx or math.prod(chunk_shape) >= settings.min_yx**2
+
+
 def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | None:
     """The source chunk format to pass through, if the level has one worth serving as is."""
     if not settings.passthrough or not isinstance(level, PassThroughLevel):
@@ -117,7 +130,7 @@ def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | 
         return None
     if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
         return None
-    if not _is_servable_tile(raw.chunk_shape[-2], raw.chunk_shape[-1], settings):
+    if not _is_servable_raw_chunk(raw.chunk_shape, settings):
         return None
     return raw
 
@@ -144,9 +157,11 @@ def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
     documents: dict[str, bytes] = {}
     arrays: dict[str, ArrayNode] = {}
     images: dict[str, Image] = {}
-    multi = len(source.images) > 1
-    for index, image in enumerate(source.images):
-        prefix = f"{index}/" if multi else ""
+    named = any(image.path is not None for image in source.images)
+    multi = len(source.images) > 1 and not named
+    for prefix, image in variants.image_groups(source.images):  # images, and float32 variants
+        if f"{prefix}zarr.json" in documents or prefix.rstrip("/") in arrays:
+            raise ValueError(f"two nodes of the tree would be at {prefix!r}")
         paths = [str(k) for k in range(len(image.levels))]
         images[prefix.rstrip("/")] = image
         documents[f"{prefix}zarr.json"] = metadata.dumps(
@@ -154,6 +169,8 @@ def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
         )
         for path, level in zip(paths, image.levels, strict=True):
             node = _array_node(f"{prefix}{path}", level, image.axis_names, settings)
+            if node.path in arrays or f"{node.path}/zarr.json" in documents:
+                raise ValueError(f"two nodes of the tree would be at {node.path!r}")
             arrays[node.path] = node
             documents[f"{node.path}/zarr.json"] = metadata.dumps(
                 metadata.array_document(
@@ -165,6 +182,8 @@ def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
                     dimension_names=image.axis_names,
                 )
             )
+    if named:
+        _add_parent_groups(documents, arrays)
     if multi:
         series = [str(i) for i in range(len(source.images))]
         documents["zarr.json"] = metadata.dumps(metadata.group_document(ome.bioformats2raw_attributes()))
@@ -172,3 +191,16 @@ def build_tree(source: Source, settings: ChunkSettings) -> DatasetTree:
     if source.ome_xml:
         documents[OME_XML_KEY] = source.ome_xml.encode()
     return DatasetTree(documents=documents, arrays=arrays, images=images)
+
+
+def _add_parent_groups(documents: dict[str, bytes], arrays: dict[str, ArrayNode]) -> None:
+    """Plain group documents for the groups above images placed at paths of their own
+    (``group/dataset/`` of an HDF5 file), up to the root."""
+    for key in [k for k in documents if k.endswith("zarr.json")]:
+        parts = key.split("/")[:-1]
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in arrays:
+                raise ValueError(f"an array and a group would both be at {parent!r}")
+            document = f"{parent}/zarr.json" if parent else "zarr.json"
+            documents.setdefault(document, metadata.dumps(metadata.group_document()))

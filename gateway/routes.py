@@ -1,4 +1,9 @@
-"""HTTP endpoints: parse, delegate to the store, set headers. No logic lives here."""
+"""HTTP endpoints: parse, delegate to the store, set headers. No logic lives here.
+
+Conditional requests, ranges and caching headers are decided by ``gateway.http``; a
+dataset's page is its URL with a trailing slash (``/<root>/<file>/``), which no zarr key
+has (keys never end in ``/``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import pages
-from gateway.errors import READ_ONLY_ALLOW, GatewayHTTPError, not_found
-from gateway.store import GatewayStore
+from gateway import __version__, http, pages
+from gateway.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
+from gateway.settings import ServerSettings
+from gateway.store import GatewayStore, StoreItem
 
 READ_METHODS = ("GET", "HEAD")
 
@@ -29,27 +35,54 @@ def _require_read(request: Request) -> None:
 
 
 def _wants_json(request: Request) -> bool:
+    if "format" in request.query_params:
+        return request.query_params["format"] == "json"
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
+
+
+def _page(request: Request, document: dict[str, object], html: str) -> Response:
+    headers = {"Cache-Control": _store(request).settings.server.cache_control_pages, "Vary": "Accept"}
+    if _wants_json(request):
+        return JSONResponse(document, headers=headers)
+    return HTMLResponse(html, headers=headers)
+
+
+def _entity(path: str, item: StoreItem, server: ServerSettings) -> http.Entity:
+    cache_control = server.cache_control_chunks if item.kind == "chunk" else server.cache_control_metadata
+    etag = http.entity_tag(item.identity, path, item.configuration, __version__)
+    return http.Entity(item.data, item.media_type, etag, http.modified_seconds(item.identity), cache_control)
 
 
 async def index(request: Request) -> Response:
     _require_read(request)
     listing = await pages.build_listing(_store(request), str(request.base_url))
-    if _wants_json(request):
-        return JSONResponse(listing)
-    return HTMLResponse(pages.render_listing_html(listing))
+    return _page(request, listing, pages.render_listing_html(listing))
+
+
+async def dataset_page(request: Request, path: str) -> Response:
+    located = await _store(request).locate(path[:-1])
+    if located is None or located.key:
+        return not_found(path)
+    description = pages.describe_dataset(located, str(request.base_url), _store(request).settings.viewers)
+    return _page(request, description, pages.render_dataset_html(description))
 
 
 async def key(request: Request) -> Response:
     _require_read(request)
     path = request.path_params["path"]
+    if path.endswith("/"):
+        return await dataset_page(request, path)
     item = await _store(request).get(path)
     if item is None:
         return not_found(path)
-    headers = {"Content-Length": str(len(item.data))}
-    body = b"" if request.method == "HEAD" else item.data
-    return Response(body, media_type=item.media_type, headers=headers)
+    entity = _entity(path, item, _store(request).settings.server)
+    reply = http.plan_response(request.method, request.headers, entity)
+    if reply.status == 416:
+        content_range = reply.headers["Content-Range"]
+        detail = f"{path}: no such byte range ({content_range})"
+        return error_response(416, "range_not_satisfiable", detail, {"Content-Range": content_range})
+    return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]

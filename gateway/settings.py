@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from adapters.base import OpenOptions
+
 CODECS = ("zstd", "blosc", "gzip", "none")
 #: Valid compression levels per codec (zstd's negative levels are its fast modes).
 CODEC_LEVELS = {
@@ -48,9 +50,10 @@ def parse_size(value: int | str) -> int:
 class ChunkSettings:
     """How served chunks are shaped and encoded.
 
-    ``codec`` default ``zstd`` at level 1: it encodes at several hundred MB/s per core,
-    compresses microscopy data nearly as well as gzip -6, and every client we target
-    (zarr-python, tensorstore, Neuroglancer, zarrita.js/Viv) decodes it. See bench/.
+    ``codec`` default ``zstd`` at level 1: chunks are encoded while a viewer waits, and it
+    encodes 4-7x faster than gzip -1 (~500 MB/s per core) for ~20% larger uint16 chunks;
+    every client we target (zarr-python, tensorstore, Neuroglancer, zarrita.js/Viv)
+    decodes it. Measured by bench/bench_codecs.py.
     """
 
     codec: str = "zstd"
@@ -105,6 +108,11 @@ class ServerSettings:
     threads: int = max(4, 2 * (os.cpu_count() or 2))  # bounded pool for reads and codecs
     cors_origins: tuple[str, ...] = ("*",)
     listing_limit: int = 10000  # datasets shown on "/" (a walk of huge trees is bounded)
+    # Cache-Control of successful responses (errors are always "no-store"): metadata can
+    # change with the file, chunks are revalidated by ETag once stale.
+    cache_control_metadata: str = "public, max-age=60"
+    cache_control_chunks: str = "public, max-age=86400"
+    cache_control_pages: str = "no-cache"
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -114,11 +122,59 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewerSettings:
+    """Base URLs of the viewers the dataset pages link to (institutions host their own)."""
+
+    neuroglancer: str = "https://neuroglancer-demo.appspot.com/"
+    vizarr: str = "https://hms-dbmi.github.io/vizarr/"
+    validator: str = "https://ome.github.io/ome-ngff-validator/"
+
+    def __post_init__(self) -> None:
+        for name in ("neuroglancer", "vizarr", "validator"):
+            if not re.match(r"^https?://[^/\s]+", getattr(self, name)):
+                raise SettingsError(f"viewers.{name} must be an http(s) URL")
+
+
+_AXIS_LETTERS = re.compile(r"^(?!.*(.).*\1)[tczyx]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Hdf5Settings:
+    """HDF5 sources.
+
+    ``lock_free`` (default true): chunks are read with positional reads and decoded by
+    the gateway's threads in parallel; false sends every HDF5 read through h5py under one
+    lock (for comparison and diagnosis: see bench/bench_hdf5.py). ``axes``: a table of
+    pattern → axis letters (``"*/raw.h5/volume" = "zyxc"``), matched with fnmatch against
+    ``<file path>/<dataset path>`` (or the dataset path alone); the first match names a
+    dataset's dimensions, before any attribute in the file.
+    """
+
+    lock_free: bool = True
+    axes: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.axes, dict):
+            raise SettingsError("hdf5.axes must be a table of pattern = axis letters")
+        for pattern, letters in self.axes.items():
+            valid = isinstance(letters, str) and _AXIS_LETTERS.match(letters.lower()) is not None
+            if not valid or not {"y", "x"} <= set(letters.lower()):
+                raise SettingsError(
+                    f"hdf5.axes[{pattern!r}] must be distinct letters of tczyx including y and x, not {letters!r}"
+                )
+
+    def open_options(self) -> OpenOptions:
+        return OpenOptions(lock_free=self.lock_free, axes=tuple(self.axes.items()))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     roots: dict[str, Path] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
     chunks: ChunkSettings = field(default_factory=ChunkSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    viewers: ViewerSettings = field(default_factory=ViewerSettings)
+    hdf5: Hdf5Settings = field(default_factory=Hdf5Settings)
 
     def __post_init__(self) -> None:
         for name in self.roots:
@@ -145,7 +201,7 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], base: Path = Path(".")) -> Settings:
-        unknown = set(data) - {"roots", "server", "chunks", "cache"}
+        unknown = set(data) - {"roots", "server", "chunks", "cache", "viewers", "hdf5"}
         if unknown:
             raise SettingsError(f"unknown config sections: {sorted(unknown)}")
         roots_raw = data.get("roots", {})
@@ -159,6 +215,8 @@ class Settings:
             cache=_section(
                 CacheSettings, data.get("cache", {}), "cache", sizes=("chunk_bytes", "tile_bytes")
             ),
+            viewers=_section(ViewerSettings, data.get("viewers", {}), "viewers"),
+            hdf5=_section(Hdf5Settings, data.get("hdf5", {}), "hdf5"),
         )
 
     @classmethod

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Hashable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
@@ -22,7 +22,8 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from adapters.base import PassThroughLevel
 from gateway.cache import ByteLRU
 from gateway.catalog import Catalog, Identity, Located
-from gateway.keys import chunk_region, parse_chunk_key
+from gateway.http import content_digest
+from gateway.keys import chunk_region, may_be_key, parse_chunk_key
 from gateway.layout import ArrayNode
 from gateway.settings import Settings
 
@@ -37,6 +38,8 @@ class StoreItem:
     kind: Kind
     media_type: str
     identity: Identity  # of the source file version the bytes come from
+    #: what else decides the bytes (codecs and chunk shape; a digest for documents): ETags
+    configuration: str = ""
 
 
 def media_type_for(key: str) -> str:
@@ -63,12 +66,18 @@ def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
     return bool((data == fill_value).all())
 
 
+def chunk_configuration(node: ArrayNode) -> str:
+    """What decides a chunk's bytes besides the source and the key (for ETags)."""
+    mode = "passthrough" if node.passthrough else "encoded"
+    return f"{node.encoding.identity};{node.chunk_shape};{mode}"
+
+
 def render_chunk(node: ArrayNode, coords: tuple[int, ...], omit_empty: bool) -> bytes | None:
     """Read, pad and encode one chunk; None when it holds only the fill value.
 
     A pass-through array first asks for the stored bytes of the chunk as they are."""
-    if node.passthrough and isinstance(node.level, PassThroughLevel):
-        raw = node.level.read_raw_chunk(coords)
+    if node.passthrough:  # the layout only sets it for a PassThroughLevel
+        raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
         if raw is not None:
             return raw
     region = chunk_region(coords, node.chunk_shape, node.shape)
@@ -105,7 +114,12 @@ class GatewayStore:
         return located
 
     async def get(self, key: str) -> StoreItem | None:
-        """The value at ``key``, or None when the key does not exist (→ 404)."""
+        """The value at ``key``, or None when the key does not exist (→ 404).
+
+        Keys no dataset can have (the probes of zarr v2, N5 and precomputed clients)
+        are None before any file is looked up."""
+        if not may_be_key(key):
+            return None
         located = await self.locate(key)
         if located is None:
             return None
@@ -113,7 +127,9 @@ class GatewayStore:
         document = dataset.tree.documents.get(inner)
         if document is not None:
             kind: Kind = "metadata" if inner.endswith("zarr.json") else "document"
-            return StoreItem(document, kind, media_type_for(inner), dataset.identity)
+            return StoreItem(
+                document, kind, media_type_for(inner), dataset.identity, content_digest(document)
+            )
         found = dataset.tree.find_array(inner)
         if found is None:
             return None
@@ -129,7 +145,9 @@ class GatewayStore:
         )
         if data is None:
             return None
-        return StoreItem(data, "chunk", "application/octet-stream", dataset.identity)
+        return StoreItem(
+            data, "chunk", "application/octet-stream", dataset.identity, chunk_configuration(node)
+        )
 
     async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
         """Immediate children of ``prefix`` as (name, is_key): roots, directories and

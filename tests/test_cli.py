@@ -129,15 +129,24 @@ def test_demo_writes_and_serves_valid_images(tmp_path: Path) -> None:
     with running(["demo", "--dir", str(demo_dir), "--port", "0"], "Listing:") as (_, lines):
         output = "".join(lines)
         urls = re.findall(r"(http://127\.0\.0\.1:\d+/demo/\S+?)/\s", output)
-        assert len(urls) == 3, output
+        assert len(urls) == 5, output
         wait_until_serving(URL.search(output).group(1))
         for url in urls:
             group = zarr.open_group(url, mode="r")
             OmeImage.from_zarr(group)
             level0 = group["0"]
+            if not url.endswith(".tif"):
+                assert level0.size > 0
+                continue
             with tifffile.TiffFile(demo_dir / url.rsplit("/", 1)[-1]) as tif:
                 reference = tif.series[0].levels[0].asarray()
             assert level0.size == reference.size
+        bdv = zarr.open_group(next(u for u in urls if u.endswith(".xml")), mode="r")
+        assert [c["label"] for c in bdv.attrs["ome"]["omero"]["channels"]] == ["DAPI", "GFP"]
+        assert bdv["0"].shape == (2, 2, 32, 128, 128)
+        imaris = zarr.open_group(next(u for u in urls if u.endswith(".ims")), mode="r")
+        assert [c["label"] for c in imaris.attrs["ome"]["omero"]["channels"]] == ["Hoechst", "Actin"]
+        assert imaris["0"].shape == (2, 24, 180, 150)  # cropped: the arrays are padded
         pyramid = zarr.open_group(next(u for u in urls if "pyramid" in u), mode="r")
         multiscale = pyramid.attrs["ome"]["multiscales"][0]
         assert len(multiscale["datasets"]) == 4

@@ -1,0 +1,78 @@
+"""HDF5 family: generic HDF5 (and netCDF-4), Imaris ``.ims``, BigDataViewer HDF5.
+
+h5py parses the file's structure once, under ``HDF5_LOCK``; pixels are then read
+lock-free wherever the chunk layout and filters allow (see ``hdf5_chunks``). What a file
+becomes is decided by the first flavour in ``FLAVOURS`` that recognises it (order is
+priority); the generic flavour accepts any HDF5 file.
+
+BigDataViewer datasets are normally opened through their XML (``adapters.bdv``); this
+family serves their HDF5 file too, without the XML's calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from adapters.base import Image, OpenOptions, Source, TileCache, UnsupportedSourceError
+from adapters.bdv import bdv_hdf5_images, is_bdv_hdf5
+from adapters.hdf5_file import H5File, Hdf5Context, has_hdf5_signature
+from adapters.hdf5_generic import generic_images
+from adapters.imaris import imaris_images, is_imaris
+
+
+@dataclass(frozen=True, slots=True)
+class Flavour:
+    name: str
+    applies: Callable[[h5py.File], bool]
+    images: Callable[[Hdf5Context], list[Image]]
+
+
+#: Order is dispatch priority: the first flavour whose test passes describes the file.
+FLAVOURS: tuple[Flavour, ...] = (
+    Flavour("Imaris", is_imaris, imaris_images),
+    Flavour("BigDataViewer HDF5", is_bdv_hdf5, bdv_hdf5_images),
+    Flavour("HDF5", lambda h5: True, generic_images),
+)
+
+
+class Hdf5Adapter:
+    """Opens HDF5-based files (see module docstring); ``can_open`` checks the signature,
+    so netCDF-3 ``.nc`` files (not HDF5) are left alone."""
+
+    name = "hdf5"
+    suffixes = (".h5", ".hdf5", ".he5", ".nc", ".nc4", ".ims")
+
+    def can_open(self, path: Path) -> bool:
+        return path.name.lower().endswith(self.suffixes) and has_hdf5_signature(path)
+
+    def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
+        file = H5File(path)
+        try:
+            context = Hdf5Context(file, tiles, options or OpenOptions())
+            with file.locked() as h5:
+                try:
+                    flavour = next(f for f in FLAVOURS if f.applies(h5))
+                except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                    raise UnsupportedSourceError(f"{path.name}: cannot read its structure: {exc}") from exc
+            try:
+                images = flavour.images(context)
+            except (OSError, RuntimeError, KeyError) as exc:
+                raise UnsupportedSourceError(f"{path.name}: cannot read its structure: {exc}") from exc
+            if not images:
+                detail = "; ".join(context.warnings) or "no numeric dataset of two or more dimensions"
+                raise UnsupportedSourceError(f"{path.name}: no servable image ({detail})")
+            return Source(
+                path=path,
+                format=flavour.name,
+                images=tuple(images),
+                warnings=context.warnings,
+                dependencies=file.dependencies(exclude=path),
+                _closers=[file.close],
+            )
+        except Exception:
+            file.close()
+            raise

@@ -1,0 +1,218 @@
+"""HTTP semantics of a read-only object store, as pure functions: Range, ETag, conditionals.
+
+Routes describe what they serve as an ``Entity`` and ask ``plan_response`` what to send
+(status, headers, body); nothing here touches starlette, sockets or the disk, so every
+rule has its own small unit test (tests/unit/test_http.py).
+
+Choices, where RFC 9110 leaves some:
+- A ``Range`` with several ranges is answered with the whole entity (200): zarr clients
+  never ask for several, and a multipart body would break their size checks.
+- A ``Range`` that is not syntactically valid, or not in ``bytes``, is ignored (200).
+- A satisfiable range is clamped to the entity (``bytes=0-999999`` of 10 bytes is
+  ``0-9``); one that starts at or beyond the end, or a suffix of 0 bytes, is a 416 with
+  ``Content-Range: bytes */<size>``.
+- ``If-None-Match`` wins over ``If-Modified-Since``; either gives 304 for GET and HEAD.
+- ``If-Range`` (an ETag or a date) honours the range only while the entity is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+
+#: Never on a response: chunk sizes must be the stored sizes (zarr clients check them).
+FORBIDDEN_HEADERS = ("content-encoding",)
+ERROR_CACHE_CONTROL = "no-store"
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(.*?)\s*$", re.IGNORECASE)
+_SPEC = re.compile(r"^(\d*)\s*-\s*(\d*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """Bytes ``start`` to ``stop`` (exclusive) of an entity of ``size`` bytes."""
+
+    start: int
+    stop: int
+    size: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.stop <= self.size:
+            raise ValueError(f"invalid byte range {self.start}-{self.stop} of {self.size}")
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.start}-{self.stop - 1}/{self.size}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsatisfiable:
+    """A range that selects nothing of an entity of ``size`` bytes (→ 416)."""
+
+    size: int
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes */{self.size}"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | None:
+    """The byte range a ``Range`` header asks for; None for the whole entity.
+
+    None also for a header to be ignored: absent, malformed, another unit, or several
+    ranges (see the module docstring)."""
+    if header is None:
+        return None
+    match = _RANGE.match(header)
+    if match is None:
+        return None
+    specs = match.group(1).split(",")
+    if len(specs) != 1:
+        return None
+    spec = _SPEC.match(specs[0].strip())
+    if spec is None:
+        return None
+    first, last = spec.group(1), spec.group(2)
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last n bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            return Unsatisfiable(size)
+        return ByteRange(max(0, size - length), size, size)
+    start = int(first)
+    if last and int(last) < start:
+        return None  # a-b with b < a is invalid syntax: ignored
+    if start >= size:
+        return Unsatisfiable(size)
+    stop = size if not last else min(int(last) + 1, size)
+    return ByteRange(start, stop, size)
+
+
+def entity_tag(identity: Sequence[int], key: str, configuration: str, version: str = "") -> str:
+    """A strong ETag: same source file version, key and encoding ⇒ same bytes.
+
+    ``identity`` is the file's (device, inode, mtime, size); ``configuration`` is what
+    else decides the bytes (codec, chunk shape; a digest for synthesized documents);
+    ``version`` the gateway's, whose code also decides them."""
+    material = "\x00".join([version, ",".join(str(n) for n in identity), key, configuration])
+    return '"' + hashlib.blake2b(material.encode(), digest_size=16).hexdigest() + '"'
+
+
+def modified_seconds(identity: Sequence[int]) -> float:
+    """Last-Modified of an entity: the newest mtime among the (device, inode, mtime_ns,
+    size) quadruples of the files it comes from."""
+    return max(identity[2::4]) / 1e9
+
+
+def content_digest(data: bytes) -> str:
+    """A short digest of bytes, for ETags of entities that are small documents."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def http_date(seconds: float) -> str:
+    """``Sun, 06 Nov 1994 08:49:37 GMT`` (IMF-fixdate), whole seconds."""
+    return formatdate(int(seconds), usegmt=True)
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """Seconds since the epoch of an HTTP date, or None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` against ``etag`` (weak comparison, as RFC 9110 asks for it)."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(_opaque(candidate) == _opaque(etag) for candidate in header.split(","))
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """What a route serves: the bytes and what describes them."""
+
+    data: bytes
+    media_type: str
+    etag: str
+    modified: float  # seconds since the epoch (the source file's mtime)
+    cache_control: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def not_modified(entity: Entity, request_headers: Mapping[str, str]) -> bool:
+    """Whether a GET/HEAD with these conditional headers gets a 304."""
+    if_none_match = request_headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag_matches(if_none_match, entity.etag)
+    since = parse_http_date(request_headers.get("if-modified-since"))
+    return since is not None and int(entity.modified) <= since
+
+
+def range_applies(entity: Entity, request_headers: Mapping[str, str]) -> bool:
+    """``If-Range``: honour ``Range`` only if the entity is the one the client has."""
+    condition = request_headers.get("if-range")
+    if condition is None:
+        return True
+    condition = condition.strip()
+    if condition.startswith('"'):
+        return condition == entity.etag  # strong comparison
+    since = parse_http_date(condition)
+    return since is not None and int(entity.modified) == int(since)
+
+
+def entity_headers(entity: Entity) -> dict[str, str]:
+    """Headers every answer about the entity carries (200, 206, 304, 416)."""
+    return {
+        "ETag": entity.etag,
+        "Last-Modified": http_date(entity.modified),
+        "Cache-Control": entity.cache_control,
+        "Accept-Ranges": "bytes",
+    }
+
+
+def plan_response(method: str, request_headers: Mapping[str, str], entity: Entity) -> Reply:
+    """Status, headers and body for a GET or HEAD of ``entity``.
+
+    ``request_headers`` must be case-insensitive or lower-case (starlette's are)."""
+    headers = entity_headers(entity)
+    if not_modified(entity, request_headers):
+        return Reply(304, headers, b"")
+    size = len(entity.data)
+    wanted = parse_range(request_headers.get("range"), size)
+    if wanted is not None and not range_applies(entity, request_headers):
+        wanted = None
+    if isinstance(wanted, Unsatisfiable):
+        headers["Content-Range"] = wanted.content_range
+        return Reply(416, headers, b"")
+    headers["Content-Type"] = entity.media_type
+    if wanted is None:
+        status, body = 200, entity.data
+    else:
+        status, body = 206, entity.data[wanted.start : wanted.stop]
+        headers["Content-Range"] = wanted.content_range
+    headers["Content-Length"] = str(len(body))
+    return Reply(status, headers, b"" if method == "HEAD" else body)

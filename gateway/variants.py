@@ -1,0 +1,88 @@
+"""Served variants of images whose data type a viewer cannot show.
+
+Neuroglancer decodes uint8/int8/uint16/int16/uint32/int32/uint64/float32 and shows uint64
+only as segmentation; Viv/vizarr read (u)int8 to (u)int32, float32 and float64. An image of any
+other type (float64, int64, uint64, float16, bool) gets a **float32 variant**: an OME-Zarr
+image group named ``float32`` inside its own group (``<image>/float32/``), whose levels are
+the image's levels converted on read. The conversion is exact for float16, bool and
+integers up to 2**24 in magnitude, rounds beyond that, and turns float64 values outside
+float32's range into ±inf. The original arrays are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Image, Level, Region
+
+VARIANT_NAME = "float32"
+VARIANT_DTYPE = np.dtype("float32")
+
+#: Data types every targeted viewer shows as an image (Neuroglancer ∩ Viv).
+VIEWABLE = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32"))
+#: What Neuroglancer can show as an image layer.
+NEUROGLANCER_IMAGE = VIEWABLE
+#: What Viv (and vizarr, built on it) can load.
+VIV = VIEWABLE | {np.dtype("float64")}
+
+
+def needs_variant(dtype: np.dtype[Any]) -> bool:
+    return dtype.newbyteorder("=") not in VIEWABLE and dtype.kind in "biuf"
+
+
+@dataclass(frozen=True, slots=True)
+class Float32Level:
+    """A level read as float32 (a ``Level``: same shape and tiles, converted on read)."""
+
+    source: Level
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.source.shape
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]:
+        return VARIANT_DTYPE
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        return self.source.tile_shape
+
+    @property
+    def fill_value(self) -> float:
+        return float(np.float32(self.source.fill_value))
+
+    def read(self, region: Region) -> np.ndarray:
+        with np.errstate(over="ignore"):  # beyond float32's range is ±inf, as documented
+            return self.source.read(region).astype(VARIANT_DTYPE)
+
+
+def float32_variant(image: Image) -> Image:
+    return replace(
+        image,
+        name=f"{image.name} ({VARIANT_NAME})",
+        levels=tuple(Float32Level(level) for level in image.levels),
+    )
+
+
+def image_groups(images: Sequence[Image]) -> Iterator[tuple[str, Image]]:
+    """(group prefix, image) of every image group a source's tree holds: ``""`` for a
+    single image, ``"<i>/"`` for each of several, each followed by its variant if any."""
+    multi = len(images) > 1
+    for index, image in enumerate(images):
+        if image.path is not None:  # an image with a place of its own (HDF5 dataset paths)
+            prefix = f"{image.path}/" if image.path else ""
+        else:
+            prefix = f"{index}/" if multi else ""
+        yield prefix, image
+        if needs_variant(image.levels[0].dtype):
+            yield f"{prefix}{VARIANT_NAME}/", float32_variant(image)
+
+
+def is_variant_group(path: str) -> bool:
+    """Whether an image group path (``"float32"``, ``"2/float32"``) is a variant."""
+    return path.rpartition("/")[2] == VARIANT_NAME

@@ -1,0 +1,141 @@
+"""Caching headers: strong ETags from source identity + key + encoding, 304s, Last-Modified,
+Date, Cache-Control per kind of response (configurable), never Content-Encoding."""
+
+from __future__ import annotations
+
+import os
+import time
+from email.utils import parsedate_to_datetime
+
+import pytest
+
+from tests.http.support import assert_json_error, new_client, running_gateway, write_healthy
+
+CHUNK = "/data/healthy.tif/0/c/1/0"
+METADATA = "/data/healthy.tif/0/zarr.json"
+TARGETS = [CHUNK, "/data/healthy.tif/0/c/0/0", METADATA, "/data/healthy.tif/zarr.json"]
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    with running_gateway(tmp_path_factory.mktemp("caching")) as gw:
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def still_serving(gateway):
+    yield
+    gateway.assert_healthy()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_etag_is_strong_and_quoted(gateway, target):
+    etag = gateway.raw("GET", target).headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_etag_is_stable(gateway, target):
+    assert gateway.raw("GET", target).headers["etag"] == gateway.raw("HEAD", target).headers["etag"]
+
+
+def test_etags_differ_between_keys(gateway):
+    assert len({gateway.raw("GET", t).headers["etag"] for t in TARGETS}) == len(TARGETS)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_if_none_match_gives_304_without_a_body(gateway, target, method):
+    etag = gateway.raw("GET", target).headers["etag"]
+    response = gateway.raw(method, target, {"If-None-Match": etag})
+    assert (response.status, response.body) == (304, b"")
+    assert response.headers["etag"] == etag
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_if_none_match_with_a_list_and_weak_form_gives_304(gateway):
+    etag = gateway.raw("GET", CHUNK).headers["etag"]
+    assert gateway.raw("GET", CHUNK, {"If-None-Match": f'"nope", W/{etag}'}).status == 304
+
+
+def test_if_none_match_with_another_etag_gives_200(gateway):
+    assert gateway.raw("GET", CHUNK, {"If-None-Match": '"nope"'}).status == 200
+
+
+def test_if_modified_since_last_modified_gives_304(gateway):
+    modified = gateway.raw("GET", CHUNK).headers["last-modified"]
+    assert gateway.raw("GET", CHUNK, {"If-Modified-Since": modified}).status == 304
+
+
+def test_if_modified_since_an_older_date_gives_200(gateway):
+    response = gateway.raw("GET", CHUNK, {"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_last_modified_is_the_file_mtime(gateway, target):
+    header = gateway.raw("GET", target).headers["last-modified"]
+    mtime = int(os.stat(gateway.root / "healthy.tif").st_mtime)
+    assert parsedate_to_datetime(header).timestamp() == mtime
+
+
+@pytest.mark.parametrize("target", [*TARGETS, "/", "/data/missing.tif/zarr.json"])
+def test_date_is_a_valid_current_http_date(gateway, target):
+    date = parsedate_to_datetime(gateway.raw("GET", target).headers["date"])
+    assert abs(date.timestamp() - time.time()) < 60
+
+
+def test_chunk_cache_control_is_long(gateway):
+    assert gateway.raw("GET", CHUNK).headers["cache-control"] == "public, max-age=86400"
+
+
+def test_metadata_cache_control_is_short(gateway):
+    assert gateway.raw("GET", METADATA).headers["cache-control"] == "public, max-age=60"
+
+
+@pytest.mark.parametrize(
+    "target", ["/data/healthy.tif/0/c/9/9", "/data/missing.tif/zarr.json", "/data/healthy.tif/.zattrs"]
+)
+def test_errors_are_not_stored(gateway, target):
+    response = gateway.raw("GET", target)
+    assert_json_error(response, 404)
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_content_encoding_even_with_range_and_gzip_accepted(gateway, target):
+    response = gateway.raw("GET", target, {"Accept-Encoding": "gzip, br, zstd", "Range": "bytes=0-3"})
+    assert "content-encoding" not in response.headers
+
+
+def test_cache_control_is_configurable(serve_dir):
+    root, start = serve_dir
+    write_healthy(root / "a.tif", tile=(128, 128))
+    server = {"cache_control_chunks": "public, max-age=5, immutable", "cache_control_metadata": "no-cache"}
+    with start(server=server) as base, new_client() as client:
+        chunk = client.get(f"{base}/data/a.tif/0/c/0/0")
+        metadata = client.get(f"{base}/data/a.tif/zarr.json")
+    assert chunk.headers["cache-control"] == "public, max-age=5, immutable"
+    assert metadata.headers["cache-control"] == "no-cache"
+
+
+def test_etag_changes_when_the_file_changes(serve_dir):
+    root, start = serve_dir
+    write_healthy(root / "a.tif", tile=(128, 128))
+    with start(cache={"stat_interval_seconds": 0}) as base, new_client() as client:
+        before = client.get(f"{base}/data/a.tif/0/c/0/0").headers["etag"]
+        write_healthy(root / "a.tif", offset=7, tile=(128, 128))
+        os.utime(root / "a.tif", ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+        after = client.get(f"{base}/data/a.tif/0/c/0/0", headers={"If-None-Match": before})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before
+
+
+def test_etag_changes_with_the_codec(serve_dir):
+    root, start = serve_dir
+    write_healthy(root / "a.tif", tile=(128, 128))
+    tags = []
+    for codec in ("zstd", "gzip"):
+        with start(chunks={"codec": codec}) as base, new_client() as client:
+            tags.append(client.get(f"{base}/data/a.tif/0/c/0/0").headers["etag"])
+    assert tags[0] != tags[1]

@@ -1,0 +1,130 @@
+"""HDF5 filter pipelines decoded without libhdf5: one behaviour per test."""
+
+from __future__ import annotations
+
+import zlib
+
+import numcodecs
+import numpy as np
+import pytest
+
+from adapters.base import SourceReadError
+from adapters.hdf5_filters import (
+    BLOSC,
+    DEFLATE,
+    FLETCHER32,
+    SHUFFLE,
+    ZSTD,
+    Filter,
+    FilterPipeline,
+    UnsupportedFilterError,
+    unshuffle,
+)
+
+DATA = np.arange(1000, dtype="<u4").tobytes()
+
+
+def shuffle(data: bytes, itemsize: int) -> bytes:
+    count = len(data) // itemsize
+    body = np.frombuffer(data[: count * itemsize], np.uint8).reshape(count, itemsize).T.tobytes()
+    return body + data[count * itemsize :]
+
+
+def pipeline(*filters: Filter, nbytes: int = len(DATA)) -> FilterPipeline:
+    return FilterPipeline(tuple(filters), 4, nbytes)
+
+
+def as_bytes(data: object) -> bytes:
+    return np.frombuffer(data, dtype=np.uint8).tobytes()
+
+
+def f(code: int, *values: int) -> Filter:
+    return Filter(code, 0, tuple(values), str(code))
+
+
+def test_unshuffle_undoes_shuffle() -> None:
+    assert as_bytes(unshuffle(shuffle(DATA, 4), 4)) == DATA
+
+
+@pytest.mark.parametrize("itemsize", [2, 3, 8])
+def test_unshuffle_any_element_size(itemsize: int) -> None:
+    assert as_bytes(unshuffle(shuffle(DATA, itemsize), itemsize)) == DATA
+
+
+def test_unshuffle_keeps_a_trailing_partial_element() -> None:
+    data = DATA + b"xyz"
+    assert as_bytes(unshuffle(shuffle(data, 4), 4)) == data
+
+
+def test_decode_undoes_filters_in_reverse_order() -> None:
+    stored = zlib.compress(shuffle(DATA, 4))
+    assert as_bytes(pipeline(f(SHUFFLE, 4), f(DEFLATE, 4)).decode(stored)) == DATA
+
+
+def test_fletcher32_is_verified_and_stripped() -> None:
+    stored = bytes(numcodecs.Fletcher32().encode(zlib.compress(DATA)))
+    assert as_bytes(pipeline(f(DEFLATE), f(FLETCHER32)).decode(stored)) == DATA
+
+
+def test_fletcher32_mismatch_raises() -> None:
+    stored = bytearray(numcodecs.Fletcher32().encode(DATA))
+    stored[10] ^= 0xFF
+    with pytest.raises(RuntimeError):
+        pipeline(f(FLETCHER32)).decode(bytes(stored))
+
+
+def test_filter_mask_skips_filters() -> None:
+    """Bit 1 set: the deflate stage was not applied to this chunk (stored shuffled only)."""
+    assert as_bytes(pipeline(f(SHUFFLE, 4), f(DEFLATE)).decode(shuffle(DATA, 4), mask=0b10)) == DATA
+
+
+def test_wrong_decoded_size_raises() -> None:
+    with pytest.raises(SourceReadError, match="decoded to"):
+        pipeline(f(DEFLATE), nbytes=len(DATA) + 4).decode(zlib.compress(DATA))
+
+
+def test_blosc_and_zstd_decode() -> None:
+    blosc = numcodecs.Blosc(cname="zstd", shuffle=numcodecs.Blosc.BITSHUFFLE).encode(DATA)
+    assert as_bytes(pipeline(f(BLOSC, 2, 2, 4, len(DATA), 5, 2, 5)).decode(bytes(blosc))) == DATA
+    assert as_bytes(pipeline(f(ZSTD, 3)).decode(bytes(numcodecs.Zstd(3).encode(DATA)))) == DATA
+
+
+def test_single_blosc_filter_is_a_zarr_codec() -> None:
+    compression = pipeline(f(BLOSC, 2, 2, 4, len(DATA), 7, 2, 1)).compression
+    assert compression is not None
+    assert (compression.compressor, compression.level) == ("blosc", 7)
+    assert (compression.blosc_cname, compression.blosc_shuffle) == ("lz4", "bitshuffle")
+
+
+def test_single_zstd_filter_is_a_zarr_codec() -> None:
+    compression = pipeline(f(ZSTD, 9)).compression
+    assert compression is not None and (compression.compressor, compression.level) == ("zstd", 9)
+
+
+@pytest.mark.parametrize(
+    "filters", [(), (f(DEFLATE),), (f(SHUFFLE, 4), f(ZSTD, 1)), (f(ZSTD), f(FLETCHER32))]
+)
+def test_other_pipelines_are_not_zarr_codecs(filters: tuple[Filter, ...]) -> None:
+    assert pipeline(*filters).compression is None
+
+
+class _Plist:
+    def __init__(self, *filters: tuple[int, int, tuple[int, ...], bytes]) -> None:
+        self._filters = filters
+
+    def get_nfilters(self) -> int:
+        return len(self._filters)
+
+    def get_filter(self, index: int) -> tuple[int, int, tuple[int, ...], bytes]:
+        return self._filters[index]
+
+
+def test_unknown_filter_is_unsupported() -> None:
+    with pytest.raises(UnsupportedFilterError, match="szip"):
+        FilterPipeline.from_plist(_Plist((4, 1, (), b"szip")), 2, 100)
+
+
+def test_known_filters_are_read_from_the_plist() -> None:
+    parsed = FilterPipeline.from_plist(_Plist((2, 1, (2,), b"shuffle"), (1, 1, (4,), b"deflate")), 2, 100)
+    assert [s.id for s in parsed.filters] == [SHUFFLE, DEFLATE]
+    assert parsed.describe() == "shuffle+deflate"

@@ -1,0 +1,172 @@
+"""Neuroglancer (its Python package's client, in Debian's headless Chromium) shows served images.
+
+For each image: the layer loads with no error in the page console, chunks of more than one
+pyramid level are fetched from the gateway, and the screenshot is not blank. The
+gateway's own dataset page is loaded the same way and its "Open in Neuroglancer" link
+followed. A negative control (CORS disabled by config) must fail to load the layer, so the
+positive checks are known to measure something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.settings import Settings
+from tests.server import serve
+from tests.viewers.browser import launch_browser, open_page, pixel_stats, save_artifact, wait_until
+from tests.viewers.conftest import ROOT, require_module
+
+#: A loaded image lights up more than this share of the viewer area; a blank one far less.
+MIN_LIT_FRACTION = 0.1
+MAX_BLANK_LIT_FRACTION = 0.02
+LOAD_TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def neuroglancer() -> Iterator[tuple[Any, Any]]:
+    """(module, viewer): the package's server on loopback, stopped at the end."""
+    module = require_module("neuroglancer")
+    module.set_server_bind_address("127.0.0.1", 0)
+    viewer = module.Viewer()
+    try:
+        yield module, viewer
+    finally:
+        module.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright, chromium = launch_browser()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        playwright.stop()
+
+
+def gateway_settings(datasets, viewer_url: str, cors: list[str]) -> Settings:
+    root, _ = datasets
+    return Settings.from_mapping(
+        {
+            "roots": {ROOT: str(root)},
+            "server": {"cors_origins": cors},
+            "viewers": {"neuroglancer": viewer_url},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ng_gateway(datasets, neuroglancer) -> Iterator[str]:
+    _, viewer = neuroglancer
+    with serve(gateway_settings(datasets, viewer.get_viewer_url(), ["*"])) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def no_cors_gateway(datasets, neuroglancer) -> Iterator[str]:
+    _, viewer = neuroglancer
+    with serve(gateway_settings(datasets, viewer.get_viewer_url(), [])) as base:
+        yield base
+
+
+def image_link(client_base: str, dataset_path: str, image: int = 0, variant: bool = False) -> str:
+    import httpx
+
+    description = httpx.get(f"{client_base}/{dataset_path}/", headers={"Accept": "application/json"}).json()
+    entry = description["images"][image]
+    links = entry["variant"]["links"] if variant else entry["links"]
+    link: str = links["neuroglancer"]
+    return link
+
+
+def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name: str, min_levels: int = 2):
+    """Load the link's state into the hosted viewer and wait for chunks; (log, stats)."""
+    module, viewer = neuroglancer
+    viewer.set_state(module.parse_url(link))
+    with open_page(browser, gateway) as (page, log):
+        page.goto(viewer.get_viewer_url())
+        wait_until(page, log, lambda: len(log.chunk_levels(dataset_path)) >= min_levels, LOAD_TIMEOUT)
+        png = page.screenshot()
+    save_artifact(name, png)
+    return log, pixel_stats(png)
+
+
+CASES = {
+    "pyramid": ("pyramid", 0, False, 2),  # 3 channels, 4 levels
+    "zstack": ("zstack", 0, False, 1),  # 3-D, one level
+    "float64-as-float32": ("float64", 0, True, 1),  # the served variant
+    "two-images-second": ("two", 1, False, 1),  # bioformats2raw layout, image 1
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_neuroglancer_shows_the_image(neuroglancer, browser, ng_gateway, datasets, case):
+    name, image, variant, min_levels = CASES[case]
+    dataset_path = datasets[1][name].path
+    link = image_link(ng_gateway, dataset_path, image, variant)
+    assert link.startswith(neuroglancer[1].get_viewer_url() + "#!")
+    log, stats = show(
+        neuroglancer, browser, ng_gateway, link, dataset_path, f"neuroglancer-{case}", min_levels
+    )
+    assert log.console_errors == []
+    assert log.failed == []
+    assert len(log.chunk_levels(dataset_path)) >= min_levels, log.responses
+    assert all(status in (200, 404) for status, _ in log.responses), log.responses
+    assert stats.lit_fraction > MIN_LIT_FRACTION, stats
+    assert stats.std > 3, stats
+
+
+def test_neuroglancer_fetches_chunks_of_several_levels(neuroglancer, browser, ng_gateway, datasets):
+    dataset_path = datasets[1]["pyramid"].path
+    link = image_link(ng_gateway, dataset_path)
+    log, _ = show(neuroglancer, browser, ng_gateway, link, dataset_path, "neuroglancer-levels")
+    assert len(log.chunk_levels(dataset_path)) >= 2, sorted(log.chunk_levels(dataset_path))
+
+
+def test_dataset_page_opens_in_neuroglancer(neuroglancer, browser, ng_gateway, datasets):
+    """The page loads cleanly; its link, clicked, opens the image in Neuroglancer.
+
+    The hosted viewer's own state channel (``/events/``, Python-side sync) rejects a
+    client whose state came from the URL; those errors are the host's, not the
+    data's, and are the only ones ignored."""
+    _, viewer = neuroglancer
+    dataset_path = datasets[1]["pyramid"].path
+    host = viewer.get_viewer_url().split("/v/")[0]
+    with open_page(browser, ng_gateway, ignore_errors_from=(f"{host}/events/",)) as (page, log):
+        page.goto(f"{ng_gateway}/{dataset_path}/")
+        assert page.title().startswith(dataset_path)
+        assert "uint16" in page.inner_text("body")
+        page_errors = list(log.console_errors)
+        with page.expect_navigation():
+            page.click("a.neuroglancer >> nth=0")
+        wait_until(page, log, lambda: len(log.chunk_levels(dataset_path)) >= 2, LOAD_TIMEOUT)
+        png = page.screenshot()
+    save_artifact("dataset-page-neuroglancer", png)
+    stats = pixel_stats(png)
+    assert page_errors == []
+    assert [e for e in log.console_errors if "/events/" not in e] == []
+    assert len(log.chunk_levels(dataset_path)) >= 2
+    assert stats.lit_fraction > MIN_LIT_FRACTION, stats
+
+
+def test_negative_control_without_cors_the_layer_fails(neuroglancer, browser, no_cors_gateway, datasets):
+    """``cors_origins = []``: the browser refuses the gateway's answers, nothing is shown."""
+    dataset_path = datasets[1]["pyramid"].path
+    link = image_link(no_cors_gateway, dataset_path)
+    module, viewer = neuroglancer
+    viewer.set_state(module.parse_url(link))
+    with open_page(browser, no_cors_gateway) as (page, log):
+        page.goto(viewer.get_viewer_url())
+        wait_until(page, log, lambda: bool(log.console_errors) and log.requested(dataset_path), 30.0)
+        png = page.screenshot()
+    save_artifact("negative-control-no-cors", png)
+    stats = pixel_stats(png)
+    assert log.requested(dataset_path), "Neuroglancer never asked the gateway"
+    assert any("CORS" in e or "Access-Control-Allow-Origin" in e for e in log.console_errors), (
+        log.console_errors
+    )
+    assert log.chunk_levels(dataset_path) == set()
+    assert stats.lit_fraction < MAX_BLANK_LIT_FRACTION, stats

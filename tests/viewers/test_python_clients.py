@@ -1,0 +1,82 @@
+"""zarr-python 3, tensorstore (zarr3 driver over the http kvstore) and ome-zarr-py read the
+served datasets over HTTP, every level of every image group, bit-exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from tests.viewers.conftest import Expected, require_module
+
+CASES = [
+    (name, group, level)
+    for name, groups in {
+        "pyramid": {"": 4},
+        "zstack": {"": 1},
+        "float64": {"": 1, "float32": 1},
+        "two": {"0": 1, "1": 1},
+    }.items()
+    for group, levels in groups.items()
+    for level in range(levels)
+]
+
+
+def _expected(datasets, name: str) -> Expected:
+    return datasets[1][name]
+
+
+def test_cases_cover_every_written_level(datasets):
+    for name, expected in datasets[1].items():
+        for group, levels in expected.groups.items():
+            assert {lv for n, g, lv in CASES if (n, g) == (name, group)} == set(range(len(levels)))
+
+
+@pytest.mark.parametrize(("name", "group", "level"), CASES)
+def test_zarr_python_reads_level_bit_exactly(gateway, datasets, name, group, level):
+    expected = _expected(datasets, name)
+    image = zarr.open_group(expected.group_url(gateway, group), mode="r")
+    assert image.attrs["ome"]["version"] == "0.5"
+    served = image[str(level)][...]
+    want = expected.groups[group][level]
+    assert served.dtype == want.dtype
+    np.testing.assert_array_equal(served, want.reshape(served.shape), strict=True)
+
+
+@pytest.mark.parametrize(("name", "group", "level"), CASES)
+def test_tensorstore_reads_level_bit_exactly(gateway, datasets, name, group, level):
+    ts = require_module("tensorstore")
+    expected = _expected(datasets, name)
+    url = expected.group_url(gateway, group) + f"{level}/"
+    store = ts.open({"driver": "zarr3", "kvstore": url, "open": True}).result()
+    served = store.read().result()
+    want = expected.groups[group][level]
+    assert served.dtype == want.dtype
+    np.testing.assert_array_equal(served, want.reshape(served.shape), strict=True)
+
+
+def test_tensorstore_reads_a_region_of_the_finest_level(gateway, datasets):
+    ts = require_module("tensorstore")
+    expected = _expected(datasets, "pyramid")
+    store = ts.open({"driver": "zarr3", "kvstore": expected.group_url(gateway) + "0/"}).result()
+    assert list(store.domain.labels) == ["c", "y", "x"]
+    region = store[1, 300:813, 1000:1700].read().result()
+    np.testing.assert_array_equal(region, expected.groups[""][0][1, 300:813, 1000:1700])
+
+
+@pytest.mark.parametrize(("name", "group"), [("pyramid", ""), ("zstack", ""), ("float64", ""), ("two", "1")])
+def test_ome_zarr_py_opens_the_image(gateway, datasets, name, group):
+    require_module("ome_zarr")
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+
+    expected = _expected(datasets, name)
+    location = parse_url(expected.group_url(gateway, group))
+    assert location is not None, "ome-zarr-py did not recognise the URL as OME-Zarr"
+    assert location.version == "0.5"
+    image = next(node for node in Reader(location)() if node.load(Multiscales) is not None)
+    assert len(image.data) == len(expected.groups[group])
+    for served, want in zip(image.data, expected.groups[group], strict=True):
+        np.testing.assert_array_equal(np.asarray(served), want.reshape(served.shape), strict=True)
+    axes = [a["name"] for a in image.metadata["axes"]]
+    assert axes[-2:] == ["y", "x"]
