@@ -194,6 +194,13 @@ class Source:
     dependencies: tuple[Dependency, ...] = ()
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def attach(self, other: Source, stat: os.stat_result) -> None:
+        """Make ``other`` — another file whose images this source's tree serves too (a
+        label image) — part of this source: closed with it, and a change of its file
+        (``stat`` taken before it was opened) is a change of this source."""
+        self.dependencies = (*self.dependencies, Dependency(other.path, stat), *other.dependencies)
+        self._closers.append(other.close)
+
     def close(self) -> None:
         """Release file handles once in-flight reads are done; idempotent."""
         closers, self._closers = self._closers, []

@@ -14,6 +14,9 @@ images ``t<tp:05d>/s<setup:02d>/<level>/cells`` as (z, y, x).
 - Scale is the voxel size (and unit); a registration that is a scale and translation adds
   the translation (converted to the voxel size's unit). Rotations and shears cannot be
   expressed in OME-Zarr 0.5: they are reported and left out.
+- Channel names come from the XML's channel attributes; colours and display ranges from
+  the ``<name>.settings.xml`` BigDataViewer saves beside it, when there is one (a change of
+  it is a change of the dataset).
 - The HDF5 file is resolved relative to the XML (``BasePath`` and the ``hdf5`` path) and
   must lie in the XML's folder or below: an XML cannot expose files outside the roots.
 
@@ -38,6 +41,7 @@ from adapters.base import (
     Axis,
     AxisName,
     Channel,
+    Dependency,
     Image,
     Level,
     OpenOptions,
@@ -45,6 +49,7 @@ from adapters.base import (
     SourceReadError,
     TileCache,
     UnsupportedSourceError,
+    Window,
 )
 from adapters.hdf5_chunks import Hdf5Array, open_array
 from adapters.hdf5_file import H5File, Hdf5Context, attr_text
@@ -84,6 +89,9 @@ class BdvAdapter:
 
     def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
         description = parse_bdv_xml(path)
+        display = read_display_settings(path)
+        if display is not None:
+            description.display, settings_dependency = display
         file = H5File(description.hdf5)
         try:
             context = Hdf5Context(file, tiles, options or OpenOptions())
@@ -95,7 +103,7 @@ class BdvAdapter:
                 format="BigDataViewer",
                 images=tuple(images),
                 warnings=context.warnings,
-                dependencies=file.dependencies(),
+                dependencies=file.dependencies() + ((settings_dependency,) if display else ()),
                 _closers=[file.close],
             )
         except Exception:
@@ -130,6 +138,8 @@ class BdvDescription:
     transforms: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     channel_names: dict[int, str] = field(default_factory=dict)
     name: str | None = None
+    #: setup id → (colour, display range) from BigDataViewer's ``<name>.settings.xml``
+    display: dict[int, tuple[str | None, tuple[float, float] | None]] = field(default_factory=dict)
 
 
 def parse_bdv_xml(path: Path) -> BdvDescription:
@@ -428,7 +438,7 @@ def _image(
     scale, units, translation = _calibration(ctx, description, first.setup, timepoints)
     axes = tuple(Axis(n, units if n in ("z", "y", "x") else None) for n in names)
     channels: tuple[Channel, ...] = tuple(
-        Channel(label=_channel_label(description, d.setup)) for d in members
+        _channel(description, d.setup, first.served) for d in members
     )
     name = first.setup.name or f"setup {first.setup.id}"
     if len(members) > 1 or (not multi and first.setup.name is None):
@@ -441,6 +451,52 @@ def _image(
         translation=tuple(translation.get(n, 0.0) for n in names) if translation else None,
         channels=channels,
     )
+
+
+def _channel(description: BdvDescription, setup: Setup, dtype: np.dtype[Any]) -> Channel:
+    color, shown = description.display.get(setup.id, (None, None))
+    window = None
+    if shown is not None:
+        start, end = shown
+        low, high = (
+            (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if dtype.kind in "iu" else (start, end)
+        )
+        window = Window(min=min(low, start), max=max(high, end), start=start, end=end)
+    return Channel(label=_channel_label(description, setup), color=color, window=window)
+
+
+def read_display_settings(
+    xml_path: Path,
+) -> tuple[dict[int, tuple[str | None, tuple[float, float] | None]], Dependency] | None:
+    """Colours and display ranges BigDataViewer saved beside the dataset's XML
+    (``<name>.settings.xml``: ``ConverterSetup`` elements with ``id``, ``min``, ``max`` and
+    ``color``, a signed Java ARGB integer); None when there is no readable such file."""
+    path = xml_path.with_name(f"{xml_path.stem}.settings.xml")
+    try:
+        stat = os.stat(path)
+        if stat.st_size > MAX_XML_BYTES:
+            return None
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    found: dict[int, tuple[str | None, tuple[float, float] | None]] = {}
+    for setup in root.iter("ConverterSetup"):
+        setup_id = _int(setup.findtext("id"))
+        if setup_id is None:
+            continue
+        color = None
+        argb = _int(setup.findtext("color"))
+        if argb is not None:
+            color = f"{argb & 0xFFFFFF:06X}"
+        shown = None
+        try:
+            low, high = float(setup.findtext("min") or "nan"), float(setup.findtext("max") or "nan")
+        except ValueError:
+            low = high = float("nan")
+        if np.isfinite(low) and np.isfinite(high) and high > low:
+            shown = (low, high)
+        found[setup_id] = (color, shown)
+    return found, Dependency(path, stat)
 
 
 def _channel_label(description: BdvDescription, setup: Setup) -> str:

@@ -1,14 +1,21 @@
 """A small, forgiving reader of the OME-XML fields the gateway serves.
 
 Only what becomes OME-Zarr metadata is read: per image its name, dimension order and
-sizes, physical pixel sizes with units, time increment, and channels (name, colour,
-samples per pixel). Everything is namespace-agnostic (2008-2016 schemas), and a value
-that cannot be understood becomes a warning, never an exception, so one odd attribute
-does not hide an image. Only XML that does not parse at all raises ``OmeXmlError``.
+sizes, physical pixel sizes with units, time increment, and channels (name — else the
+fluorophore —, colour, samples per pixel). Everything is namespace-agnostic (2008-2016
+schemas), and a value that cannot be understood becomes a warning, never an exception,
+so one odd attribute does not hide an image. Only XML that does not parse at all raises
+``OmeXmlError``.
+
+The checks the schema would make on what is read are made too, as warnings that say the
+document is not valid OME-XML: the ``ID`` of every Image, Pixels and Channel must follow
+its LSID pattern (``Channel:0:1`` or ``urn:lsid:<authority>:Channel:<id>``), and a
+Pixels' channels must account for its ``SizeC`` samples.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -17,6 +24,25 @@ from adapters.units import space_unit, time_unit
 
 DEFAULT_SPACE_UNIT = "µm"
 DEFAULT_TIME_UNIT = "s"
+
+
+def id_pattern(kind: str) -> re.Pattern[str]:
+    """The schema's pattern for the ``ID`` of an element of ``kind`` (``Channel``...)."""
+    return re.compile(rf"(urn:lsid:([\w\-\.]+\.[\w\-\.]+)+:{kind}:\S+)|({kind}:\S+)")
+
+
+_ID_PATTERNS = {kind: id_pattern(kind) for kind in ("Image", "Pixels", "Channel")}
+
+
+def _check_id(element: ET.Element, kind: str, warnings: list[str], where: str) -> None:
+    value = element.attrib.get("ID")
+    if value is None:
+        warnings.append(f"{where}: {kind} has no ID; the document is not valid OME-XML")
+    elif not _ID_PATTERNS[kind].fullmatch(value):
+        warnings.append(
+            f"{where}: {kind} ID {value!r} does not match the OME-XML ID pattern "
+            f"('{kind}:<n>' or 'urn:lsid:<authority>:{kind}:<n>'); the document is not valid OME-XML"
+        )
 
 
 class OmeXmlError(AdapterError):
@@ -115,7 +141,8 @@ def _channel(element: ET.Element, warnings: list[str], where: str) -> OmeChannel
     except ValueError:
         warnings.append(f"{where}: SamplesPerPixel={attrs['SamplesPerPixel']!r} ignored")
         samples = 1
-    return OmeChannel(name=attrs.get("Name") or None, color=color, samples_per_pixel=samples)
+    name = attrs.get("Name") or attrs.get("Fluor") or None
+    return OmeChannel(name=name, color=color, samples_per_pixel=samples)
 
 
 def _image(element: ET.Element, index: int, warnings: list[str]) -> OmeImage | None:
@@ -126,6 +153,8 @@ def _image(element: ET.Element, index: int, warnings: list[str]) -> OmeImage | N
         return None
     pixels = pixels_elements[0]
     attrs = pixels.attrib
+    _check_id(element, "Image", warnings, where)
+    _check_id(pixels, "Pixels", warnings, where)
     sizes: dict[str, int] = {}
     for axis in "XYZCT":
         try:
@@ -133,12 +162,21 @@ def _image(element: ET.Element, index: int, warnings: list[str]) -> OmeImage | N
         except ValueError:
             warnings.append(f"{where}: Size{axis}={attrs.get(f'Size{axis}')!r} ignored")
             sizes[axis.lower()] = 1
+    channel_elements = _children(pixels, "Channel")
+    for channel in channel_elements:
+        _check_id(channel, "Channel", warnings, where)
+    channels = [_channel(c, warnings, where) for c in channel_elements]
+    samples = sum(c.samples_per_pixel for c in channels)
+    if channels and samples != sizes["c"]:
+        warnings.append(
+            f"{where}: {len(channels)} Channel element(s) with {samples} sample(s) for SizeC={sizes['c']}"
+        )
     return OmeImage(
         name=element.attrib.get("Name") or None,
         dimension_order=attrs.get("DimensionOrder", "XYZCT"),
         sizes=sizes,
         physical=_physical(attrs, warnings, where),
-        channels=[_channel(c, warnings, where) for c in _children(pixels, "Channel")],
+        channels=channels,
         pixel_type=attrs.get("Type") or attrs.get("PixelType"),
     )
 

@@ -99,6 +99,8 @@ def _open_source(path: Path, file: PositionalFile, tiles: TileCache) -> Source:
         flavour = next(f for f in FLAVOURS if f.applies(tif))
         context = _FileContext(tif=tif, warnings=[])
         context.ome = _parse_ome(tif, context.warnings) if tif.is_ome else None
+        for warning in context.warnings:  # the OME-XML's own problems, said once per opening
+            logger.warning("%s: %s", path, warning)
         images: list[Image] = []
         try:
             all_series = list(tif.series)
@@ -495,12 +497,23 @@ def _describe_ome(
     image = _match_ome_image(context.ome, index, series)
     if image is None:
         return meta
-    meta.name = image.name or meta.name
+    described = ome_image_metadata(image)
+    meta.name = described.name or meta.name
+    meta.scale.update(described.scale)
+    meta.units.update(described.units)
+    meta.channels = described.channels
+    return meta
+
+
+def ome_image_metadata(image: OmeImage) -> ImageMeta:
+    """What an OME-XML Image says of itself: name, physical sizes (x, y, z) and time
+    increment (t) with their units, and its channels (one per sample)."""
+    meta = ImageMeta(name=image.name)
     for axis in ("x", "y", "z", "t"):
         size = image.physical.get(axis)
         if size is not None:
             meta.set(axis, size.value, size.unit)
-    meta.channels = _ome_channels(image, layout)
+    meta.channels = _ome_channels(image)
     return meta
 
 
@@ -516,7 +529,7 @@ def _match_ome_image(
     return document.images[index] if index < len(document.images) else None
 
 
-def _ome_channels(image: OmeImage, layout: _SeriesLayout) -> tuple[Channel, ...]:
+def _ome_channels(image: OmeImage) -> tuple[Channel, ...]:
     channels: list[Channel] = []
     for position, ome_channel in enumerate(image.channels):
         samples = ome_channel.samples_per_pixel
@@ -553,8 +566,13 @@ def _imagej_channels(
     info: dict[str, Any], series: tifffile.TiffPageSeries, layout: _SeriesLayout
 ) -> tuple[Channel, ...]:
     count = int(info.get("channels", 1) or 1)
-    if count <= 1:
-        return ()
+    if count <= 1:  # one channel: its display range is the description's min and max
+        low, high = _finite(info.get("min")), _finite(info.get("max"))
+        if low is None or high is None or high <= low:
+            return ()
+        dtype = np.dtype(series.keyframe.dtype)
+        lowest, highest = _dtype_range(dtype, low, high)
+        return (Channel(window=Window(min=min(lowest, low), max=max(highest, high), start=low, end=high)),)
     ranges = info.get("Ranges")
     luts = info.get("LUTs") or []
     dtype = np.dtype(series.keyframe.dtype)
@@ -605,6 +623,14 @@ def _describe_generic(
     meta.set("x", to_micrometers(1.0 / x_res, unit), "micrometer")
     meta.set("y", to_micrometers(1.0 / y_res, unit), "micrometer")
     return meta
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _number(value: Any) -> float | None:

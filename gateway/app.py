@@ -13,55 +13,99 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from gateway import health
+from gateway.accesslog import AccessLogMiddleware, configure_access_logger
+from gateway.auth import AccessControl
 from gateway.errors import error_response, exception_handlers
-from gateway.middleware import CORSWrapper
+from gateway.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from gateway.middleware import CORSWrapper, InstanceHeader, MountPath, route_path
 from gateway.routes import routes
 from gateway.settings import Settings
 from gateway.store import GatewayStore
+from gateway.timing import ServerTimingMiddleware
 
 logger = logging.getLogger(__name__)
 
 #: Environment variable through which uvicorn worker processes receive the settings.
 SETTINGS_ENV = "OME_ZARR_GATEWAY_SETTINGS"
+#: ... and the log level.
+LOG_LEVEL_ENV = "OME_ZARR_GATEWAY_LOG_LEVEL"
+#: prometheus_client's multiprocess directory (set by the CLI for multi-worker runs).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    # the path below root_path: a signed URL's token is part of root_path, never logged
+    logger.error("%s %s failed", request.method, route_path(request.scope), exc_info=exc)
     return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
-def create_app(settings: Settings) -> ASGIApp:
+def _service_routes(settings: Settings) -> list[Route]:
+    """Probes and metrics, before the catch-all key route (no dataset key is one segment)."""
+    service = [
+        Route("/health", health.health, methods=["GET", "HEAD"]),
+        Route("/ready", health.ready, methods=["GET", "HEAD"]),
+    ]
+    if settings.server.metrics:
+        service.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
+    return service
+
+
+def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
+    """The gateway as an ASGI app. ``metrics_dir``: prometheus_client's multiprocess
+    directory, when this process is one of several workers (see gateway.metrics).
+
+    From the outside in: CORS (so that every response, errors included, carries it),
+    X-Gateway-Instance, Server-Timing, the access log, metrics, the mount prefix, access
+    control, then Starlette's routes."""
+    key = settings.auth.key() if settings.auth.enabled else None  # a bad key fails here, early
+    metrics = Metrics(metrics_dir)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(settings.server.threads, thread_name_prefix="gateway-io")
-        app.state.store = GatewayStore(settings, executor)
+        store = GatewayStore(settings, executor)
+        app.state.store = store
+        metrics.attach(store)
         try:
             yield
         finally:
-            app.state.store.close()
+            # uvicorn has let in-flight requests finish (or timed them out) by now
+            metrics.close()
+            open_files = store.open_datasets()
+            store.close()
             executor.shutdown(wait=False, cancel_futures=True)
+            logger.info("closed %d open dataset(s) and the read pool", open_files)
 
     handlers = exception_handlers()
     handlers[Exception] = _unexpected_error
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(
+        routes=[*_service_routes(settings), *routes], lifespan=lifespan, exception_handlers=handlers
+    )
     app.state.settings = settings
-    return CORSWrapper(app, settings.server.cors_origins)
+    app.state.metrics = metrics
+    server = settings.server
+    wrapped: ASGIApp = app
+    if key is not None:
+        views = (settings.zarr_v2.prefix,) if settings.zarr_v2.enabled else ()
+        wrapped = AccessControl(wrapped, key, settings.auth.protect, views)
+    if server.root_path:
+        wrapped = MountPath(wrapped, server.root_path)
+    wrapped = MetricsMiddleware(wrapped, metrics)
+    if server.access_log != "off":
+        wrapped = AccessLogMiddleware(wrapped, server.access_log, server.instance)
+    wrapped = ServerTimingMiddleware(wrapped, header=server.server_timing)
+    if server.instance:
+        wrapped = InstanceHeader(wrapped, server.instance)
+    return CORSWrapper(wrapped, server.cors_origins)
 
 
 def settings_to_env(settings: Settings) -> str:
     """Settings as JSON, for worker processes started by uvicorn (see create_app_from_env)."""
-    return json.dumps(
-        {
-            "roots": {name: str(path) for name, path in settings.roots.items()},
-            "server": {k: getattr(settings.server, k) for k in settings.server.__slots__},
-            "chunks": {k: getattr(settings.chunks, k) for k in settings.chunks.__slots__},
-            "cache": {k: getattr(settings.cache, k) for k in settings.cache.__slots__},
-            "viewers": {k: getattr(settings.viewers, k) for k in settings.viewers.__slots__},
-            "hdf5": {k: getattr(settings.hdf5, k) for k in settings.hdf5.__slots__},
-        }
-    )
+    return json.dumps(settings.to_mapping())
 
 
 def create_app_from_env() -> ASGIApp:
@@ -69,4 +113,10 @@ def create_app_from_env() -> ASGIApp:
     raw = os.environ.get(SETTINGS_ENV)
     if not raw:
         raise RuntimeError(f"{SETTINGS_ENV} is not set; use `ome-zarr-gateway serve`")
-    return create_app(Settings.from_mapping(json.loads(raw), base=Path("/")))
+    settings = Settings.from_mapping(json.loads(raw), base=Path("/"))
+    # a spawned worker starts with unconfigured logging: set it up as the CLI did
+    logging.basicConfig(
+        level=os.environ.get(LOG_LEVEL_ENV, "INFO").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    configure_access_logger(settings.server.access_log)
+    return create_app(settings, metrics_dir=os.environ.get(MULTIPROC_ENV) or None)

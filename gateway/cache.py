@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     shared: int = 0  # requests that waited on another caller's computation
+    computed_bytes: int = 0  # bytes of the values computed on misses (for metrics)
+    compute_seconds: float = 0.0  # thread time spent computing them (for metrics)
 
 
 class ByteLRU(Generic[V]):
@@ -122,6 +125,7 @@ class ByteLRU(Generic[V]):
         compute: Callable[[list[Hashable]], Mapping[Hashable, V]],
         futures: Mapping[Hashable, Future[V]],
     ) -> None:
+        started = time.perf_counter()
         try:
             values = compute(keys)
             missing = [k for k in keys if k not in values]
@@ -136,10 +140,13 @@ class ByteLRU(Generic[V]):
             if not isinstance(exc, Exception):
                 raise
             return
+        elapsed = time.perf_counter() - started
         with self._lock:
             for key in keys:
                 self._store(key, values[key])
                 self._inflight.pop(key, None)
+                self.stats.computed_bytes += sizeof(values[key]) - ENTRY_OVERHEAD_BYTES
+            self.stats.compute_seconds += elapsed
         for key in keys:
             futures[key].set_result(values[key])
 

@@ -27,8 +27,9 @@ from cachetools import LRUCache
 
 import adapters
 from adapters.base import AdapterError, Dependency, Source
+from gateway import labels, rocrate
 from gateway.cache import ByteLRU, NamespacedTiles
-from gateway.layout import DatasetTree, build_tree
+from gateway.layout import DatasetTree, TreeOptions, build_tree
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -244,17 +245,16 @@ class Catalog:
         identity = identity[:4]  # the file's own; its dependencies' come from the source
         namespace = (str(file_path), identity, next(self._openings))
         started = time.perf_counter()
+        tiles = NamespacedTiles(self._tiles, namespace)
         try:
-            source = adapters.open_source(
-                file_path, NamespacedTiles(self._tiles, namespace), self.settings.hdf5.open_options()
-            )
+            source = adapters.open_source(file_path, tiles, self.settings.hdf5.open_options())
         except AdapterError as exc:
             logger.warning("cannot open %s: %s", url_path, exc)
             raise SourceUnavailableError(url_path, exc) from exc
         except OSError as exc:
             raise SourceUnavailableError(url_path, exc) from exc
         try:
-            tree = build_tree(source, self.settings.chunks)
+            tree = build_tree(source, self.settings.chunks, self._tree_options(url_path, source, tiles))
         except Exception as exc:
             source.close()
             logger.exception("cannot describe %s", url_path)
@@ -269,6 +269,39 @@ class Catalog:
             tree=tree,
             namespace=namespace,
         )
+
+    def _tree_options(self, url_path: str, source: Source, tiles: NamespacedTiles) -> TreeOptions:
+        """Pyramids, windows, the v2 view, declared labels (their sources opened and
+        attached to ``source``) and the RO-Crate of the dataset at ``url_path``."""
+        settings = self.settings
+        found = labels.resolve(
+            url_path,
+            source,
+            settings.labels,
+            resolve_file=self.resolve_file,
+            tiles=tiles,
+            options=settings.hdf5.open_options(),
+        )
+        entry = rocrate.entry_for(url_path, settings.rocrate)
+        return TreeOptions.from_settings(
+            settings,
+            tiles,
+            labels=tuple(found.attachments),
+            label_groups=frozenset(found.label_groups),
+            rocrate=rocrate.crate(entry, url_path.rpartition("/")[2]) if entry else None,
+        )
+
+    def resolve_file(self, url_path: str) -> tuple[str, Path, str] | None:
+        """(dataset URL path, file, key inside it) of a URL path, without opening the file;
+        None when no dataset file under a root holds it. Blocking (stat)."""
+        segments = split_url_path(url_path)
+        if not segments or segments[0] not in self.roots:
+            return None
+        for count in self._candidates(segments):
+            file_path = self._contained_file(segments[0], segments[1:count])
+            if file_path is not None and adapters.is_dataset_file(file_path):
+                return "/".join(segments[:count]), file_path, "/".join(segments[count:])
+        return None
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -313,6 +346,12 @@ class Catalog:
             if entry.is_dir() or (entry.is_file() and adapters.is_dataset_file(entry)):
                 entries.append(entry.name)
         return entries
+
+    @property
+    def open_count(self) -> int:
+        """Datasets held open (for metrics)."""
+        with self._lock:
+            return len(self._pool)
 
     def close(self) -> None:
         with self._lock:

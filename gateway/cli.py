@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -16,17 +21,27 @@ from uvicorn.supervisors import Multiprocess
 import adapters
 from adapters.base import AdapterError
 from gateway import __version__
-from gateway.app import SETTINGS_ENV, create_app, settings_to_env
+from gateway.accesslog import configure_access_logger
+from gateway.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
+from gateway.auth import mint_token, signed_path
 from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
-from gateway.layout import build_tree, choose_chunk_shape
+from gateway.envconfig import load_settings
+from gateway.layout import TreeOptions, build_tree, choose_chunk_shape
 from gateway.settings import Settings, SettingsError
 
 logger = logging.getLogger("gateway")
 
 
-def _settings_from_paths(paths: Sequence[Path], root_name: str | None) -> Settings:
+def _settings_from_paths(
+    paths: Sequence[Path], root_name: str | None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from a config file or directories, under ``OME_ZARR_GATEWAY__*`` variables
+    (precedence: command-line options > environment > config file > defaults)."""
+    environ = os.environ if environ is None else environ
     if len(paths) == 1 and paths[0].suffix == ".toml":
-        return Settings.from_toml(paths[0])
+        return load_settings(paths[0], environ)
+    if not paths:
+        return load_settings(None, environ)
     roots: dict[str, Path] = {}
     for path in paths:
         if not path.is_dir():
@@ -37,7 +52,7 @@ def _settings_from_paths(paths: Sequence[Path], root_name: str | None) -> Settin
             while unique in roots:
                 unique, n = f"{name}-{n}", n + 1
             roots[unique] = directory
-    return Settings(roots=roots)
+    return load_settings(None, environ, roots)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -63,7 +78,10 @@ def _base_url(host: str, port: int) -> str:
 
 def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ()) -> None:
     settings.check_roots()
+    if settings.auth.enabled:
+        settings.auth.key()  # fail now, not in every worker
     server = settings.server
+    configure_access_logger(server.access_log)
     # We bind the socket ourselves (not uvicorn): port 0 works, and it is a TCP socket with
     # TCP_NODELAY, which uvicorn's own binding would not give (see _bind)
     sock = _bind(server.host, server.port)
@@ -71,19 +89,46 @@ def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ())
     for line in announce:
         print(line.replace("{base}", base), flush=True)
     print(f"Serving {', '.join(f'{n} → {p}' for n, p in settings.roots.items())} at {base}/", flush=True)
+    # access_log=False: uvicorn's access log would print signed URLs' tokens; the gateway
+    # logs requests itself, redacted (gateway.accesslog)
     if server.workers > 1:
         os.environ[SETTINGS_ENV] = settings_to_env(settings)
+        os.environ[LOG_LEVEL_ENV] = log_level
         config = uvicorn.Config(
             "gateway.app:create_app_from_env",
             factory=True,
             workers=server.workers,
             log_level=log_level,
+            access_log=False,
             timeout_graceful_shutdown=10,
         )
-        Multiprocess(config, sockets=[sock]).run()
+        with _multiprocess_metrics_dir():
+            Multiprocess(config, sockets=[sock]).run()
         return
-    config = uvicorn.Config(create_app(settings), log_level=log_level, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        create_app(settings), log_level=log_level, access_log=False, timeout_graceful_shutdown=10
+    )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextmanager
+def _multiprocess_metrics_dir() -> Iterator[None]:
+    """prometheus_client's multiprocess directory for the workers: they share a port, so a
+    scrape reaches one of them, and /metrics sums what every worker wrote there. Set before
+    the workers are spawned (prometheus_client reads it when imported). A directory given
+    in the environment is emptied first, as prometheus_client requires."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ome-zarr-gateway-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -93,6 +138,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     run_server(settings, args.log_level)
     return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Print a signed URL (and, on stderr, when it expires)."""
+    settings = _settings_from_paths([Path(args.config)] if args.config else [], None)
+    if args.key_file:
+        settings = replace(settings, auth=replace(settings.auth, signing_key_file=args.key_file))
+    expires = int(time.time()) + parse_duration(args.expires)
+    prefix = args.path.strip("/")
+    token = mint_token(settings.auth.key(), prefix, expires)
+    base = args.base_url or _base_url(settings.server.host, settings.server.port) + settings.server.root_path
+    suffix = "/" if prefix else ""
+    print(f"{base.rstrip('/')}{signed_path(token, prefix)}{suffix}")
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(expires))
+    print(f"valid until {when} for {'/' + prefix if prefix else 'everything'}", file=sys.stderr)
+    return 0
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``3600``, ``90m``, ``12h``, ``7d`` or ``2w``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not match or int(match.group(1)) <= 0:
+        raise SettingsError(f"not a duration: {text!r} (e.g. 3600, 90m, 12h, 7d, 2w)")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return int(match.group(1)) * unit
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -116,7 +186,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 1
     try:
         settings = Settings()
-        tree = build_tree(source, settings.chunks)
+        tree = build_tree(source, settings.chunks, TreeOptions.from_settings(settings))  # as served
         if not args.json:
             print(f"{path}: {source.format}, {len(source.images)} image(s)")
             for index, image in enumerate(source.images):
@@ -159,13 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve directories or a config file")
-    serve.add_argument("paths", nargs="+", help="directories to serve, or one config .toml")
+    serve.add_argument(
+        "paths",
+        nargs="*",
+        help="directories to serve, or one config .toml (none: roots from OME_ZARR_GATEWAY__ROOTS__*)",
+    )
     serve.add_argument("--name", help="root name for a single directory (default: its name)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes")
     serve.add_argument("--threads", type=int, help="read/decode threads per process")
     serve.set_defaults(func=cmd_serve)
+
+    sign = sub.add_parser("sign", help="print a signed, expiring URL for a path prefix ([auth])")
+    sign.add_argument("config", nargs="?", help="config .toml with [auth] (or set OME_ZARR_GATEWAY__AUTH__*)")
+    sign.add_argument(
+        "path", help="what to grant: a root (lab), a folder or a dataset (lab/2024/a.tif); '' for all"
+    )
+    sign.add_argument("--expires", default="7d", help="lifetime: 3600, 90m, 12h, 7d, 2w (default 7d)")
+    sign.add_argument("--key-file", help="signing key file (overrides the config)")
+    sign.add_argument("--base-url", help="public URL of the gateway, e.g. https://images.example.org/zarr")
+    sign.set_defaults(func=cmd_sign)
 
     demo = sub.add_parser("demo", help="write sample files (once) and serve them")
     demo.add_argument("--dir", help=f"where to write them (default {default_demo_dir()})")

@@ -3,7 +3,9 @@
 The images are synthetic (no download): a pyramidal 3-channel OME-TIFF with physical
 sizes and channel names, a 3-D z-stack as an ImageJ hyperstack, an RGB slide-like
 tiled TIFF, a BigDataViewer dataset (XML + HDF5) and an Imaris ``.ims`` file. Together
-they exercise SubIFD pyramids, channels, z, t, RGB, compression and the HDF5 flavours.
+they exercise SubIFD pyramids, channels, z, t, RGB, compression and the HDF5 flavours;
+the z-stack and the RGB file have no pyramid of their own, so they show the synthesized
+levels (``gateway/pyramid.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import h5py
 import numpy as np
 import tifffile
 
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 
 def default_demo_dir() -> Path:
@@ -78,7 +80,11 @@ def write_pyramid_ome_tiff(path: Path) -> None:
 
 
 def write_zstack_imagej(path: Path) -> None:
-    volume = (_blobs((48, 256, 256), 40, 9.0, seed=7) * 180).clip(0, 255).astype(np.uint8)
+    """40 x 600 x 600, no pyramid of its own: the gateway synthesizes level 1 (600 > one
+    512-pixel chunk), halving y/x only, since its planes (0.5 µm) are coarser than its
+    pixels (0.2 µm)."""
+    volume = (_blobs((40, 150, 150), 40, 2.5, seed=7) * 180).clip(0, 255).astype(np.uint8)
+    volume = np.repeat(np.repeat(volume, 4, axis=1), 4, axis=2)  # cheap upscale to 600²
     tifffile.imwrite(
         path,
         volume,

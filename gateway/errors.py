@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from adapters.base import AdapterError
 from gateway.catalog import SourceUnavailableError
 from gateway.http import ERROR_CACHE_CONTROL
+from gateway.middleware import route_path
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ async def handle_known_error(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, code in STATUS_TABLE:
         if isinstance(exc, cls):
             if status >= 500:
-                logger.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
+                # the path below root_path: a signed URL's token is never logged
+                path = route_path(request.scope)
+                logger.error("%s %s failed: %s", request.method, path, exc, exc_info=exc)
             return error_response(status, code, str(exc))
     raise exc
 

@@ -15,16 +15,28 @@ _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 
 
 #: Last segments of the keys a dataset can have besides chunk indices.
-_DOCUMENT_NAMES = ("zarr.json",)
+_DOCUMENT_NAMES = ("zarr.json", "ro-crate-metadata.json")
 _DOCUMENT_SUFFIXES = (".xml",)
+#: ... and those of its Zarr v2 view (``gateway/zarr_v2.py``).
+_V2_DOCUMENT_NAMES = (".zgroup", ".zattrs", ".zarray", "ro-crate-metadata.json")
 
 
 def may_be_key(path: str) -> bool:
     """Whether ``path`` could name a served key: its last segment is ``zarr.json``, an
-    XML document or a chunk index. Client probes (``.zattrs``, ``.zarray``, ``.zmetadata``,
-    ``info``, ``attributes.json``...) cannot, so they answer 404 without touching a file."""
+    XML document, the RO-Crate or a chunk index. Client probes (``.zattrs``, ``.zarray``,
+    ``.zmetadata``, ``info``, ``attributes.json``...) cannot, so they answer 404 without
+    touching a file."""
     last = path.rpartition("/")[2]
     return last in _DOCUMENT_NAMES or last.endswith(_DOCUMENT_SUFFIXES) or _INDEX.fullmatch(last) is not None
+
+
+def may_be_v2_key(path: str) -> bool:
+    """``may_be_key`` for the Zarr v2 view: ``.zgroup``, ``.zattrs``, ``.zarray``, XML,
+    the RO-Crate or a chunk index (``zarr.json`` and ``.zmetadata`` are not served there)."""
+    last = path.rpartition("/")[2]
+    return (
+        last in _V2_DOCUMENT_NAMES or last.endswith(_DOCUMENT_SUFFIXES) or _INDEX.fullmatch(last) is not None
+    )
 
 
 def chunk_grid(shape: Sequence[int], chunk_shape: Sequence[int]) -> tuple[int, ...]:

@@ -76,3 +76,54 @@ def _allowed_headers(request_headers: Headers) -> str:
     known = {n.lower() for n in names}
     names += [h.strip() for h in requested.split(",") if h.strip() and h.strip().lower() not in known]
     return ", ".join(names)
+
+
+def route_path(scope: Scope) -> str:
+    """The request path below the mount point (ASGI's ``path`` includes ``root_path``)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and (path == root_path or path.startswith(root_path + "/")):
+        return path[len(root_path) :] or "/"
+    return path
+
+
+class MountPath:
+    """Serves the app under a URL prefix that a reverse proxy strips (``server.root_path``).
+
+    The proxy forwards ``/zarr/lab/a.tif/zarr.json`` as ``/lab/a.tif/zarr.json``; the app
+    then sees ``root_path="/zarr"`` (and, as ASGI wants, ``path`` with the prefix), so
+    the URLs it generates — listing, dataset pages, viewer links — carry the prefix.
+    A static setting rather than ``X-Forwarded-Prefix``: no client can change the links
+    that pages show, and the proxy config names the same prefix once.
+    """
+
+    def __init__(self, app: ASGIApp, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root_path = scope.get("root_path", "") + self.root_path
+            scope = dict(scope, root_path=root_path, path=self.root_path + scope["path"])
+        await self.app(scope, receive, send)
+
+
+class InstanceHeader:
+    """``X-Gateway-Instance: <name>`` on every response: which instance behind a load
+    balancer answered (``server.instance``)."""
+
+    def __init__(self, app: ASGIApp, instance: str) -> None:
+        self.app = app
+        self.header = (b"x-gateway-instance", instance.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_instance(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_instance)

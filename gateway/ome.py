@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Channel, Image, Window
+from gateway.pyramid import LevelTransform
 
 OME_VERSION = "0.5"
 #: Colours for channels that carry none: one channel is grey, several get distinct hues.
@@ -87,16 +88,48 @@ def _omero(image: Image) -> dict[str, Any]:
     return {"name": image.name, "channels": channels, "rdefs": rdefs}
 
 
-def image_attributes(image: Image, paths: Sequence[str]) -> dict[str, Any]:
-    """``attributes`` of an image group whose level arrays live at ``paths``."""
+def native_transforms(image: Image) -> list[LevelTransform]:
+    """Scale (from the level shapes) and translation (the image's) of every level."""
+    translation = tuple(image.translation) if image.translation is not None else (0.0,) * len(image.axes)
+    return [LevelTransform(tuple(scale), translation) for scale in level_scales(image)]
+
+
+def image_attributes(
+    image: Image,
+    paths: Sequence[str],
+    transforms: Sequence[LevelTransform] | None = None,
+    *,
+    downsampling: dict[str, Any] | None = None,
+    image_label: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``attributes`` of an image group whose level arrays live at ``paths``.
+
+    ``transforms``: each level's scale and translation (default: from the level shapes);
+    a translation is written for every level when any level has one. ``downsampling``:
+    the multiscale's ``type`` and ``metadata`` (synthesized levels). ``image_label``: the
+    group is a label image (``image-label`` instead of ``omero``)."""
+    levels = list(transforms) if transforms is not None else native_transforms(image)
+    translated = any(any(t.translation) for t in levels)
     datasets = []
-    for path, scale in zip(paths, level_scales(image), strict=True):
-        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
-        if image.translation is not None and any(image.translation):
-            transforms.append({"type": "translation", "translation": list(image.translation)})
-        datasets.append({"path": path, "coordinateTransformations": transforms})
-    multiscale = {"name": image.name, "axes": _axes(image), "datasets": datasets}
-    return {"ome": {"version": OME_VERSION, "multiscales": [multiscale], "omero": _omero(image)}}
+    for path, level in zip(paths, levels, strict=True):
+        steps: list[dict[str, Any]] = [{"type": "scale", "scale": list(level.scale)}]
+        if translated:
+            steps.append({"type": "translation", "translation": list(level.translation)})
+        datasets.append({"path": path, "coordinateTransformations": steps})
+    multiscale: dict[str, Any] = {"name": image.name, "axes": _axes(image), "datasets": datasets}
+    if downsampling:
+        multiscale.update(downsampling)
+    ome: dict[str, Any] = {"version": OME_VERSION, "multiscales": [multiscale]}
+    if image_label is not None:
+        ome["image-label"] = image_label
+    else:
+        ome["omero"] = _omero(image)
+    return {"ome": ome}
+
+
+def labels_attributes(names: Sequence[str]) -> dict[str, Any]:
+    """``attributes`` of an image's ``labels`` group."""
+    return {"ome": {"version": OME_VERSION, "labels": list(names)}}
 
 
 def bioformats2raw_attributes() -> dict[str, Any]:

@@ -81,7 +81,7 @@ def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -
     images = [
         describe_image(tree.documents, path, url, viewers)
         for path in groups
-        if not variants.is_variant_group(path)
+        if not variants.is_variant_group(path) and not _is_label_image(tree.documents, path)
     ]
     return {
         "path": dataset.url_path,
@@ -90,6 +90,12 @@ def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -
         "multi_image": len(images) > 1,
         "images": images,
     }
+
+
+def _is_label_image(documents: dict[str, bytes], path: str) -> bool:
+    """Label images are listed with their image (``labels``), not as images of their own."""
+    prefix = f"{path}/" if path else ""
+    return "image-label" in json.loads(documents[f"{prefix}zarr.json"])["attributes"].get("ome", {})
 
 
 def describe_image(
@@ -133,6 +139,10 @@ def describe_image(
             "tensorstore": viewers_mod.tensorstore_snippet(image_url),
         },
     }
+    labels_key = f"{prefix}labels/zarr.json"
+    if labels_key in documents:
+        names = json.loads(documents[labels_key])["attributes"]["ome"]["labels"]
+        description["labels"] = [{"name": name, "url": f"{image_url}labels/{name}/"} for name in names]
     variant_key = f"{prefix}{variants.VARIANT_NAME}/zarr.json"
     if variant_key in documents:
         variant_url = f"{image_url}{variants.VARIANT_NAME}/"
@@ -228,6 +238,12 @@ def _render_image(image: dict[str, Any]) -> str:
             f'<h4>{_e(v["dtype"])} variant: <code class="variant">{_e(v["url"])}</code></h4>'
             + _link_items(v["links"])
         )
+    labels = "".join(
+        f'<li>{_e(label["name"])}: <code class="label-url">{_e(label["url"])}</code></li>'
+        for label in image.get("labels", [])
+    )
+    if labels:
+        variant += f"<h3>Labels</h3><ul>{labels}</ul>"
     return f"""<section class="image"><h2>{_e(image["name"])}</h2>
 <p>URL (paste into a viewer or client): <code class="image-url">{_e(image["url"])}</code></p>
 <table><tr><th>shape</th><td>{_e(image["shape"])}</td></tr>

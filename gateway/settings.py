@@ -16,6 +16,7 @@ from typing import Any
 from adapters.base import OpenOptions
 
 CODECS = ("zstd", "blosc", "gzip", "none")
+ACCESS_LOG_FORMATS = ("text", "json", "off")
 #: Valid compression levels per codec (zstd's negative levels are its fast modes).
 CODEC_LEVELS = {
     "zstd": range(-7, 23),
@@ -113,12 +114,27 @@ class ServerSettings:
     cache_control_metadata: str = "public, max-age=60"
     cache_control_chunks: str = "public, max-age=86400"
     cache_control_pages: str = "no-cache"
+    # Deployment (deploy/README.md): the URL path prefix a reverse proxy serves the gateway
+    # under ("/zarr"; the proxy strips it), so that pages and listings link correctly
+    root_path: str = ""
+    instance: str = ""  # when set, every response carries X-Gateway-Instance: <instance>
+    access_log: str = "text"  # text | json | off (tokens in signed URLs are always redacted)
+    server_timing: bool = True  # Server-Timing header (locate, read, encode durations)
+    metrics: bool = True  # Prometheus text format at /metrics
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError("server.port must be 0..65535")
         if self.workers < 1 or self.threads < 1:
             raise SettingsError("server.workers and server.threads must be >= 1")
+        if self.root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", self.root_path):
+            raise SettingsError(
+                f"server.root_path must look like /zarr (no trailing /), not {self.root_path!r}"
+            )
+        if self.access_log not in ACCESS_LOG_FORMATS:
+            raise SettingsError(f"server.access_log must be one of {ACCESS_LOG_FORMATS}")
+        if not re.fullmatch(r"[A-Za-z0-9._:@-]*", self.instance):
+            raise SettingsError("server.instance: letters, digits and . _ : @ - only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +184,141 @@ class Hdf5Settings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Access control inside the gateway, for sites without a proxy that authenticates.
+
+    ``protect``: roots that answer only with a token (``"*"``: all of them, and the
+    listing). Tokens are HMAC-signed grants of a path prefix until an expiry
+    (``ome-zarr-gateway sign``), sent as ``/s/<token>/<path>`` or ``Authorization:
+    Bearer <token>``. The key comes from ``signing_key_file`` (preferred; environment
+    variables in it are expanded, e.g. ``${CREDENTIALS_DIRECTORY}/signing.key``) or
+    ``signing_key``; it is never shown in a repr.
+    """
+
+    protect: tuple[str, ...] = ()
+    signing_key: str = field(default="", repr=False)
+    signing_key_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.protect or self.signing_key or self.signing_key_file)
+
+    def key(self) -> bytes:
+        """The signing key; raises SettingsError when none is configured or it is short."""
+        if self.signing_key_file:
+            path = Path(os.path.expandvars(self.signing_key_file)).expanduser()
+            try:
+                key = path.read_bytes().strip()
+            except OSError as exc:
+                raise SettingsError(f"auth.signing_key_file: cannot read {path}: {exc.strerror}") from exc
+        else:
+            key = self.signing_key.encode()
+        if len(key) < 16:
+            raise SettingsError("auth: a signing key of at least 16 bytes is needed (signing_key_file)")
+        return key
+
+
+PYRAMID_METHODS = ("mean", "nearest")
+LABEL_METHODS = ("mode", "nearest")
+
+
+@dataclass(frozen=True, slots=True)
+class PyramidSettings:
+    """Synthesized pyramid levels (``gateway/pyramid.py``) for images without enough
+    native levels: y/x halve (z too while it stays comparable to y/x in physical size)
+    until the largest plane fits in one chunk. ``max_levels``: at most this many levels
+    in all, native ones included (0: no limit). ``method``: intensity images (``mean``,
+    integers rounded half up, or ``nearest``); ``label_method``: label images (``mode``,
+    ties to the smallest value, or ``nearest``), which never invent values."""
+
+    enabled: bool = True
+    max_levels: int = 0
+    method: str = "mean"
+    label_method: str = "mode"
+
+    def __post_init__(self) -> None:
+        if self.max_levels < 0:
+            raise SettingsError("pyramids.max_levels must be >= 0 (0: no limit)")
+        if self.method not in PYRAMID_METHODS:
+            raise SettingsError(f"pyramids.method must be one of {PYRAMID_METHODS}, not {self.method!r}")
+        if self.label_method not in LABEL_METHODS:
+            raise SettingsError(
+                f"pyramids.label_method must be one of {LABEL_METHODS}, not {self.label_method!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataSettings:
+    """``estimate_windows``: channels without a display range in the file get one from
+    the 0.1 and 99.9 percentiles of one plane (middle z, first t) of the coarsest native
+    level, read when the file is opened, if that plane holds at most ``window_sample_bytes``
+    (else the data type's range)."""
+
+    estimate_windows: bool = True
+    window_sample_bytes: int = 16 * 1024**2
+
+    def __post_init__(self) -> None:
+        if self.window_sample_bytes < 0:
+            raise SettingsError("metadata.window_sample_bytes must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ZarrV2Settings:
+    """A Zarr v2 / OME-Zarr 0.4 view of every dataset at ``/<prefix>/<root>/<file>/``
+    (never mixed into the v3 tree). ``prefix`` must not be the name of a root."""
+
+    enabled: bool = True
+    prefix: str = "v2"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.prefix):
+            raise SettingsError("zarr_v2.prefix must be one URL segment of letters, digits, '-' or '_'")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSettings:
+    """One ``[[labels]]`` entry: the image at URL path ``source`` (``<root>/<file>`` or
+    ``<root>/<file>/<image group>``) served as label image ``name`` of the image at
+    ``image``, in ``<image>/labels/<name>/``."""
+
+    image: str = ""
+    source: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.image or not self.source:
+            raise SettingsError("each [[labels]] entry needs image and source (URL paths)")
+        if self.name and (not re.fullmatch(r"[A-Za-z0-9._-]+", self.name) or self.name in (".", "..")):
+            raise SettingsError(f"labels name {self.name!r}: use letters, digits, '-', '_' or '.'")
+
+    @property
+    def label_name(self) -> str:
+        if self.name:
+            return self.name
+        stem = self.source.rstrip("/").rpartition("/")[2].split(".")[0]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "labels"
+
+
+@dataclass(frozen=True, slots=True)
+class RoCrateSettings:
+    """One ``[[rocrate]]`` entry: descriptive metadata served as ``ro-crate-metadata.json``
+    at the root of every dataset whose URL path matches ``dataset`` (fnmatch; first
+    match wins). ``organism``: an NCBI taxon (``NCBI:txid9606``); ``imaging_method``: an
+    FBbi term (``obo:FBbi_00000246``); ``license``: a URL."""
+
+    dataset: str = ""
+    name: str = ""
+    description: str = ""
+    license: str = ""
+    organism: str = ""
+    imaging_method: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise SettingsError("each [[rocrate]] entry needs dataset (a URL path or pattern)")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     roots: dict[str, Path] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -175,6 +326,12 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     viewers: ViewerSettings = field(default_factory=ViewerSettings)
     hdf5: Hdf5Settings = field(default_factory=Hdf5Settings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    pyramids: PyramidSettings = field(default_factory=PyramidSettings)
+    metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    zarr_v2: ZarrV2Settings = field(default_factory=ZarrV2Settings)
+    labels: tuple[LabelSettings, ...] = ()
+    rocrate: tuple[RoCrateSettings, ...] = ()
 
     def __post_init__(self) -> None:
         for name in self.roots:
@@ -182,6 +339,14 @@ class Settings:
                 raise SettingsError(
                     f"root name {name!r}: use letters, digits, '-', '_' or '.' (not '.' or '..')"
                 )
+        if self.zarr_v2.enabled and self.zarr_v2.prefix in self.roots:
+            raise SettingsError(
+                f"root {self.zarr_v2.prefix!r} collides with the Zarr v2 view's URL prefix: "
+                "rename the root or set zarr_v2.prefix"
+            )
+        unknown = [name for name in self.auth.protect if name != "*" and name not in self.roots]
+        if unknown and self.roots:
+            raise SettingsError(f"auth.protect names roots that are not configured: {unknown}")
 
     def check_roots(self) -> None:
         """Raise if a root is not an existing directory (checked when serving, not when
@@ -201,23 +366,34 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], base: Path = Path(".")) -> Settings:
-        unknown = set(data) - {"roots", "server", "chunks", "cache", "viewers", "hdf5"}
+        unknown = set(data) - {"roots", *SECTIONS, *ARRAYS}
         if unknown:
             raise SettingsError(f"unknown config sections: {sorted(unknown)}")
         roots_raw = data.get("roots", {})
         if not isinstance(roots_raw, dict):
             raise SettingsError("[roots] must be a table of name = directory")
         roots = {str(k): (base / Path(str(v)).expanduser()).resolve() for k, v in roots_raw.items()}
-        return cls(
-            roots=roots,
-            server=_section(ServerSettings, data.get("server", {}), "server"),
-            chunks=_section(ChunkSettings, data.get("chunks", {}), "chunks"),
-            cache=_section(
-                CacheSettings, data.get("cache", {}), "cache", sizes=("chunk_bytes", "tile_bytes")
-            ),
-            viewers=_section(ViewerSettings, data.get("viewers", {}), "viewers"),
-            hdf5=_section(Hdf5Settings, data.get("hdf5", {}), "hdf5"),
-        )
+        sections: dict[str, Any] = {
+            name: _section(section, data.get(name, {}), name, sizes)
+            for name, (section, sizes) in SECTIONS.items()
+        }
+        arrays: dict[str, Any] = {
+            name: _entries(entry, data.get(name, []), name) for name, entry in ARRAYS.items()
+        }
+        return cls(roots=roots, **sections, **arrays)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Every setting as ``from_mapping`` reads it (JSON-safe): how worker processes
+        started by uvicorn receive the settings of the command line."""
+
+        def table(value: Any) -> dict[str, Any]:
+            return {key: getattr(value, key) for key in value.__slots__}
+
+        return {
+            "roots": {name: str(path) for name, path in self.roots.items()},
+            **{name: table(getattr(self, name)) for name in SECTIONS},
+            **{name: [table(entry) for entry in getattr(self, name)] for name in ARRAYS},
+        }
 
     @classmethod
     def for_directory(cls, directory: Path, name: str | None = None) -> Settings:
@@ -239,6 +415,39 @@ def _valid_root_name(name: str) -> bool:
 def _root_name_for(path: Path) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name).strip("-.")
     return cleaned or "data"
+
+
+#: ``[section]`` → (its settings class, keys that hold byte sizes such as "512 MiB").
+SECTIONS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "server": (ServerSettings, ()),
+    "chunks": (ChunkSettings, ()),
+    "cache": (CacheSettings, ("chunk_bytes", "tile_bytes")),
+    "viewers": (ViewerSettings, ()),
+    "hdf5": (Hdf5Settings, ()),
+    "auth": (AuthSettings, ()),
+    "pyramids": (PyramidSettings, ()),
+    "metadata": (MetadataSettings, ("window_sample_bytes",)),
+    "zarr_v2": (ZarrV2Settings, ()),
+}
+#: ``[[array]]`` of tables → the settings class of its entries.
+ARRAYS: dict[str, Any] = {"labels": LabelSettings, "rocrate": RoCrateSettings}
+
+
+def _entries(cls: Any, values: Any, name: str) -> tuple[Any, ...]:
+    """An array of tables (``[[labels]]``), each checked like a section."""
+    if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+        raise SettingsError(f"[[{name}]] must be an array of tables")
+    known = {f.name for f in fields(cls)}
+    entries = []
+    for value in values:
+        unknown = set(value) - known
+        if unknown:
+            raise SettingsError(f"unknown keys in [[{name}]]: {sorted(unknown)}")
+        for key, item in value.items():
+            if not isinstance(item, str):  # every key of these entries is a string
+                raise SettingsError(f"{name}.{key} must be a string")
+        entries.append(cls(**value))
+    return tuple(entries)
 
 
 def _section(cls: Any, values: Any, name: str, sizes: tuple[str, ...] = ()) -> Any:

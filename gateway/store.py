@@ -9,6 +9,7 @@ and computed once for identical concurrent requests.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Hashable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,14 +21,18 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from adapters.base import PassThroughLevel
-from gateway.cache import ByteLRU
+from gateway import zarr_v2
+from gateway.cache import ByteLRU, CacheStats
 from gateway.catalog import Catalog, Identity, Located
 from gateway.http import content_digest
-from gateway.keys import chunk_region, may_be_key, parse_chunk_key
+from gateway.keys import chunk_region, may_be_key, may_be_v2_key, parse_chunk_key
 from gateway.layout import ArrayNode
 from gateway.settings import Settings
+from gateway.timing import RequestTiming, current_timing
 
 Kind = Literal["metadata", "chunk", "document"]
+#: Documents that are zarr metadata (the others: OME-XML, the RO-Crate).
+METADATA_NAMES = ("zarr.json", *zarr_v2.METADATA_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,23 +77,32 @@ def chunk_configuration(node: ArrayNode) -> str:
     return f"{node.encoding.identity};{node.chunk_shape};{mode}"
 
 
-def render_chunk(node: ArrayNode, coords: tuple[int, ...], omit_empty: bool) -> bytes | None:
+def render_chunk(
+    node: ArrayNode, coords: tuple[int, ...], omit_empty: bool, timing: RequestTiming | None = None
+) -> bytes | None:
     """Read, pad and encode one chunk; None when it holds only the fill value.
 
-    A pass-through array first asks for the stored bytes of the chunk as they are."""
+    A pass-through array first asks for the stored bytes of the chunk as they are.
+    ``timing`` (of the request that computes the chunk) receives the read and encode times."""
+    timing = timing or RequestTiming()
+    started = time.perf_counter()
     if node.passthrough:  # the layout only sets it for a PassThroughLevel
         raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
         if raw is not None:
+            timing.since("read", started)
             return raw
     region = chunk_region(coords, node.chunk_shape, node.shape)
     data = node.level.read(region)
+    started = timing.since("read", started)
     if omit_empty and is_all_fill(data, node.fill_value):
         return None
     if data.shape != node.chunk_shape:
         padded = np.full(node.chunk_shape, node.fill_value, dtype=data.dtype)
         padded[tuple(slice(0, n) for n in data.shape)] = data
         data = padded
-    return node.encoding.encode(data)
+    encoded = node.encoding.encode(data)
+    timing.since("encode", started)
+    return encoded
 
 
 class GatewayStore:
@@ -118,19 +132,35 @@ class GatewayStore:
 
         Keys no dataset can have (the probes of zarr v2, N5 and precomputed clients)
         are None before any file is looked up."""
-        if not may_be_key(key):
+        v2_key = zarr_v2.split_key(key, self.settings)  # the Zarr v2 view (gateway/zarr_v2.py)
+        if v2_key is not None:
+            if not may_be_v2_key(v2_key):
+                return None
+            key = zarr_v2.lookup_key(v2_key)
+        elif not may_be_key(key):
             return None
+        timing = current_timing()
+        started = time.perf_counter()
         located = await self.locate(key)
+        if timing is not None:
+            timing.since("locate", started)
         if located is None:
             return None
         dataset, inner = located.dataset, located.key
-        document = dataset.tree.documents.get(inner)
+        if v2_key is not None:
+            inner = zarr_v2.inner_key(inner, v2_key)
+        tree = dataset.tree if v2_key is None else dataset.tree.v2
+        if tree is None:
+            return None
+        document = tree.documents.get(inner)
         if document is not None:
-            kind: Kind = "metadata" if inner.endswith("zarr.json") else "document"
+            kind: Kind = "metadata" if inner.endswith(METADATA_NAMES) else "document"
+            if timing is not None:
+                timing.kind = kind
             return StoreItem(
                 document, kind, media_type_for(inner), dataset.identity, content_digest(document)
             )
-        found = dataset.tree.find_array(inner)
+        found = tree.find_array(inner)
         if found is None:
             return None
         node, chunk_key = found
@@ -140,11 +170,13 @@ class GatewayStore:
         omit_empty = self.settings.chunks.omit_empty
         data = await self.chunks.get_or_compute(
             (dataset.namespace, node.path, coords),
-            lambda: render_chunk(node, coords, omit_empty),
+            lambda: render_chunk(node, coords, omit_empty, timing),
             self.executor,
         )
         if data is None:
             return None
+        if timing is not None:
+            timing.kind = "chunk"
         return StoreItem(
             data, "chunk", "application/octet-stream", dataset.identity, chunk_configuration(node)
         )
@@ -168,6 +200,16 @@ class GatewayStore:
                 name, sep, _ = key[len(inner) :].partition("/")
                 children[name] = children.get(name, False) or not sep
         return sorted(children.items())
+
+    def cache_stats(self) -> dict[str, tuple[CacheStats, int, int]]:
+        """(statistics, bytes held, entries) of each cache, for metrics."""
+        return {
+            "chunks": (self.chunks.stats, self.chunks.current_bytes, len(self.chunks)),
+            "tiles": (self.tiles.stats, self.tiles.current_bytes, len(self.tiles)),
+        }
+
+    def open_datasets(self) -> int:
+        return self.catalog.open_count
 
     def close(self) -> None:
         self.catalog.close()

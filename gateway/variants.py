@@ -69,15 +69,22 @@ def float32_variant(image: Image) -> Image:
     )
 
 
-def image_groups(images: Sequence[Image]) -> Iterator[tuple[str, Image]]:
-    """(group prefix, image) of every image group a source's tree holds: ``""`` for a
-    single image, ``"<i>/"`` for each of several, each followed by its variant if any."""
+def group_prefixes(images: Sequence[Image]) -> Iterator[tuple[str, Image]]:
+    """(group prefix, image) of a source's images: ``""`` for a single image, ``"<i>/"``
+    for each of several, ``"<path>/"`` for images with a place of their own."""
     multi = len(images) > 1
     for index, image in enumerate(images):
         if image.path is not None:  # an image with a place of its own (HDF5 dataset paths)
             prefix = f"{image.path}/" if image.path else ""
         else:
             prefix = f"{index}/" if multi else ""
+        yield prefix, image
+
+
+def image_groups(images: Sequence[Image]) -> Iterator[tuple[str, Image]]:
+    """(group prefix, image) of every image group a source's tree holds, each image
+    followed by its variant if any."""
+    for prefix, image in group_prefixes(images):
         yield prefix, image
         if needs_variant(image.levels[0].dtype):
             yield f"{prefix}{VARIANT_NAME}/", float32_variant(image)

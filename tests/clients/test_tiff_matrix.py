@@ -34,6 +34,7 @@ import tifffile
 import zarr
 
 from gateway.settings import Settings
+from tests.pyramid_reference import assert_synthesized_levels, synthesized_paths
 from tests.server import serve
 
 ROOT_NAME = "m"
@@ -1113,10 +1114,14 @@ def check_bit_exact(base: str, variant: Variant, path: Path) -> None:
 
 def assert_series_served(group: zarr.Group, series: Any, expect: Series, what: str) -> None:
     """Every level of a tifffile series, read from its served image group, is bit-exact
-    and has the declared axes, dtype and level count."""
+    and has the declared axes, dtype and level count; the levels synthesized after them
+    (small images have none) equal the numpy reference pyramid (tests/pyramid_reference)."""
     multiscale = group.attrs["ome"]["multiscales"][0]
     assert tuple(axis["name"] for axis in multiscale["axes"]) == expect.dims
-    assert [d["path"] for d in multiscale["datasets"]] == [str(k) for k in range(expect.levels)]
+    paths = [d["path"] for d in multiscale["datasets"]]
+    assert paths == [str(k) for k in range(len(paths))]
+    assert paths[: expect.levels] == [str(k) for k in range(expect.levels)]
+    expected = None
     for k, level in enumerate(series.levels):
         array = group[str(k)]
         assert isinstance(array, zarr.Array)
@@ -1124,6 +1129,11 @@ def assert_series_served(group: zarr.Group, series: Any, expect: Series, what: s
         assert array.dtype == np.dtype(expect.dtype), f"{what} level {k}"
         expected = to_served(level.asarray(), expect.axes, expect.target)
         assert_bit_exact(array[...], expected, f"{what} level {k}")
+    assert expected is not None
+    if len(paths) > expect.levels:
+        assert_synthesized_levels(group, expected, expect.levels, what)
+    else:
+        assert not synthesized_paths(group), what
 
 
 # ---------------------------------------------------------------------------------------
@@ -1206,7 +1216,8 @@ def test_physical_metadata(
     multiscale = group.attrs["ome"]["multiscales"][0]
     assert {a["name"]: a["unit"] for a in multiscale["axes"] if "unit" in a} == units
     served = [d["coordinateTransformations"][0]["scale"] for d in multiscale["datasets"]]
-    assert served == [pytest.approx(level, rel=1e-9) for level in scales]
+    # native levels (synthesized ones follow: tests/test_pyramids.py checks their scales)
+    assert served[: len(scales)] == [pytest.approx(level, rel=1e-9) for level in scales]
 
 
 @pytest.mark.parametrize(

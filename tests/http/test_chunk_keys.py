@@ -47,7 +47,7 @@ MALFORMED = [
     "0/c/0.0",
     "0/d/0/0",
     "c/0/0",  # no array at the group
-    "1/c/0/0",  # no level 1
+    "7/c/0/0",  # no level 7 (level 1 is synthesized: 256 px in 128 px tiles)
     "00/c/0/0",
     "0/c/99999999999999999999999999/0",
     "0/c/0/18446744073709551616",

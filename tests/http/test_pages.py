@@ -67,8 +67,10 @@ def test_description_has_shape_dtype_levels_axes_scale(gateway):
     assert image["shape"] == [256, 256]
     assert image["dtype"] == "uint16"
     assert [a["name"] for a in image["axes"]] == ["y", "x"]
-    assert [level["path"] for level in image["levels"]] == ["0"]
+    # 256 px in 128 px chunks: a synthesized level 1 makes the plane fit in one chunk
+    assert [level["path"] for level in image["levels"]] == ["0", "1"]
     assert image["levels"][0]["scale"] == [1.0, 1.0]
+    assert image["levels"][1]["scale"] == [2.0, 2.0]
     assert image["levels"][0]["chunks"] == [128, 128]
 
 

@@ -16,7 +16,7 @@ def gateway(tmp_path_factory):
 
 @pytest.fixture
 def exploding_chunks(monkeypatch):
-    def explode(node, coords, omit_empty):
+    def explode(node, coords, omit_empty, timing=None):
         raise RuntimeError("boom in render_chunk")
 
     monkeypatch.setattr(gateway_store, "render_chunk", explode)

@@ -33,7 +33,7 @@ def test_sample_document_parses(shared_data, name):
 
 def test_bad_sample_document_parses_without_crash(shared_data):
     """bad.ome.xml is schema-invalid (a malformed Channel ID), still well-formed XML: the
-    reader does not validate IDs, so it reads the image like any other."""
+    reader reads the image like any other, and says why the document is invalid."""
     parsed = parse_ome_xml((shared_data / "ome_types" / "xml" / "bad.ome.xml").read_bytes())
     (image,) = parsed.images
     assert (image.sizes["x"], image.sizes["y"], image.sizes["c"]) == (14799, 12464, 3)
@@ -129,3 +129,26 @@ def test_channel_names_colours_and_samples():
 )
 def test_ome_color_to_hex(value, hex6):
     assert ome_color_to_hex(value) == hex6
+
+
+def test_bad_sample_document_is_reported_invalid(shared_data):
+    parsed = parse_ome_xml((shared_data / "ome_types" / "xml" / "bad.ome.xml").read_bytes())
+    assert any("Channel ID 'InvalidName'" in w and "not valid OME-XML" in w for w in parsed.warnings)
+    assert any("SizeC=3" in w for w in parsed.warnings)  # one Channel for three channels
+
+
+@pytest.mark.parametrize("value", ["Channel:0:1", "Channel:x", "urn:lsid:example.org:Channel:7"])
+def test_valid_channel_ids_pass(value):
+    parsed = parse_ome_xml(document('SizeC="1"', f'<Channel ID="{value}" SamplesPerPixel="1"/>'))
+    assert not parsed.warnings
+
+
+@pytest.mark.parametrize("value", ["InvalidName", "channel:0", "Channel:", "Image:0"])
+def test_invalid_channel_ids_are_warnings(value):
+    parsed = parse_ome_xml(document('SizeC="1"', f'<Channel ID="{value}" SamplesPerPixel="1"/>'))
+    assert any(repr(value) in w and "not valid OME-XML" in w for w in parsed.warnings)
+
+
+def test_channel_name_falls_back_to_the_fluorophore():
+    parsed = parse_ome_xml(document('SizeC="2"', '<Channel ID="Channel:0:0" Fluor="GFP"/><Channel ID="Channel:0:1"/>'))
+    assert [c.name for c in parsed.images[0].channels] == ["GFP", None]

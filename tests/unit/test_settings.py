@@ -192,3 +192,54 @@ def test_level_out_of_the_codec_range_is_rejected(codec, level):
 def test_yx_that_is_not_a_power_of_two_is_rejected():
     with pytest.raises(SettingsError):
         ChunkSettings(yx=500)
+
+
+# -- issue 5 sections ---------------------------------------------------------------------------
+
+
+def test_example_config_pyramids_labels_rocrate(example):
+    assert example.pyramids.enabled and example.pyramids.method == "mean"
+    assert example.zarr_v2.prefix == "v2"
+    assert example.metadata.window_sample_bytes == 16 * 1024**2
+    (label,) = example.labels
+    assert (label.image, label.source, label.label_name) == (
+        "lab/cells3d/nuclei.tif",
+        "lab/cells3d/nuclei_label.tif",
+        "nuclei",
+    )
+    assert example.rocrate[0].organism == "NCBI:txid9606"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"pyramids": {"method": "median"}},
+        {"pyramids": {"label_method": "mean"}},
+        {"pyramids": {"max_levels": -1}},
+        {"zarr_v2": {"prefix": "a/b"}},
+        {"labels": {"image": "a", "source": "b"}},
+        {"labels": [{"image": "a"}]},
+        {"labels": [{"image": "a", "source": "b", "name": "../x"}]},
+        {"labels": [{"image": "a", "source": "b", "colour": "red"}]},
+        {"rocrate": [{"name": "no dataset"}]},
+        {"rocrate": [{"dataset": "*", "name": 3}]},
+    ],
+)
+def test_bad_issue5_sections_are_refused(data):
+    with pytest.raises(SettingsError):
+        Settings.from_mapping(data)
+
+
+def test_label_name_defaults_to_the_source_stem():
+    settings = Settings.from_mapping(
+        {"labels": [{"image": "a/x.tif", "source": "a/dir/cells.labels.ome.tif"}]}
+    )
+    assert settings.labels[0].label_name == "cells"
+
+
+def test_every_setting_round_trips_through_json(example):
+    """What worker processes receive (gateway.app.settings_to_env) is the whole config."""
+    import json
+
+    again = Settings.from_mapping(json.loads(json.dumps(example.to_mapping())))
+    assert again == example

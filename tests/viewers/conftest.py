@@ -26,6 +26,7 @@ import tifffile
 
 from gateway.demo import write_pyramid_ome_tiff, write_zstack_imagej
 from gateway.settings import Settings
+from tests.pyramid_reference import reference_pyramid
 from tests.server import serve
 
 ALLOW_MISSING_ENV = "OME_ZARR_GATEWAY_ALLOW_MISSING_CLIENTS"
@@ -123,7 +124,9 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 
     zstack = root / "zstack-imagej.tif"
     write_zstack_imagej(zstack)
-    found["zstack"] = Expected(f"{ROOT}/{zstack.name}", {"": [tifffile.imread(zstack)]})
+    volume = tifffile.imread(zstack)  # no pyramid in the file: level 1 is synthesized (mean)
+    shapes = [volume.shape, (volume.shape[0], *(-(-n // 2) for n in volume.shape[1:]))]
+    found["zstack"] = Expected(f"{ROOT}/{zstack.name}", {"": reference_pyramid(volume, shapes, "mean")})
 
     float64 = root / "float64-plane.tif"
     data = write_float64(float64)

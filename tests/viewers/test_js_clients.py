@@ -8,7 +8,14 @@ import pytest
 
 from tests.viewers.conftest import run_node, sha256
 
-ARRAYS = [("pyramid", "", 0), ("pyramid", "", 3), ("zstack", "", 0), ("float64", "", 0), ("two", "0", 0)]
+ARRAYS = [
+    ("pyramid", "", 0),
+    ("pyramid", "", 3),
+    ("zstack", "", 0),
+    ("zstack", "", 1),  # synthesized
+    ("float64", "", 0),
+    ("two", "0", 0),
+]
 IMAGES = [("pyramid", ""), ("zstack", ""), ("float64", "float32"), ("two", "1")]
 
 

@@ -96,7 +96,7 @@ def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name
 
 CASES = {
     "pyramid": ("pyramid", 0, False, 2),  # 3 channels, 4 levels
-    "zstack": ("zstack", 0, False, 1),  # 3-D, one level
+    "zstack": ("zstack", 0, False, 1),  # 3-D, one native level and one synthesized
     "float64-as-float32": ("float64", 0, True, 1),  # the served variant
     "two-images-second": ("two", 1, False, 1),  # bioformats2raw layout, image 1
 }

@@ -1,0 +1,178 @@
+"""gateway.pyramid: the reduction rules, the z policy, the coordinate transforms, and a
+DownsampledLevel read through a tile cache."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Mapping, Sequence
+
+import numpy as np
+import pytest
+
+from adapters.base import full_region
+from gateway.pyramid import (
+    _NETWORKS,
+    DownsampledLevel,
+    LevelTransform,
+    _sorted,
+    downsample,
+    extend,
+    reduced_shape,
+    step_factors,
+)
+from tests.pyramid_reference import reduce_reference
+
+
+class ArrayLevel:
+    def __init__(self, data: np.ndarray, tile: tuple[int, ...]) -> None:
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.tile_shape = tile
+        self.fill_value = 0
+        self.reads: list[tuple[slice, ...]] = []
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        self.reads.append(region)
+        return self.data[region]
+
+
+class DictTiles:
+    """A TileCache that keeps everything and counts computations."""
+
+    def __init__(self) -> None:
+        self.values: dict[Hashable, np.ndarray] = {}
+        self.computed = 0
+
+    def get_many(
+        self, keys: Sequence[Hashable], compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]]
+    ) -> list[np.ndarray]:
+        missing = [k for k in keys if k not in self.values]
+        if missing:
+            self.values.update(compute(missing))
+            self.computed += len(missing)
+        return [self.values[k] for k in keys]
+
+
+@pytest.mark.parametrize("size", sorted(_NETWORKS))
+def test_sorting_networks_sort_every_zero_one_input(size):
+    for bits in itertools.product([0, 1], repeat=size):
+        assert [int(v[0]) for v in _sorted([np.array([b]) for b in bits])] == sorted(bits)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"])
+def test_integer_mean_never_overflows_at_the_extremes(dtype):
+    info = np.iinfo(dtype)
+    for value in (info.min, info.max):
+        data = np.full((3, 5, 5), value, dtype)
+        assert (downsample(data, (2, 2, 2), "mean") == value).all()
+    mixed = np.array([[info.min, info.max], [info.max, info.max]], dtype)
+    assert downsample(mixed, (2, 2), "mean").dtype == np.dtype(dtype)
+
+
+def test_mean_rounds_half_up():
+    assert downsample(np.array([[1, 2]], np.uint8), (1, 2), "mean").tolist() == [[2]]  # 1.5 → 2
+    assert downsample(np.array([[-1, -2]], np.int8), (1, 2), "mean").tolist() == [[-1]]  # -1.5 → -1
+    assert downsample(np.array([[1, 2, 2, 2]], np.uint8), (1, 2), "mean").tolist() == [[2, 2]]
+
+
+def test_an_odd_edge_averages_its_valid_pixels_only():
+    data = np.array([[10, 20, 200]], np.uint8)
+    assert downsample(data, (1, 2), "mean").tolist() == [[15, 200]]
+
+
+def test_mode_ties_go_to_the_smallest_value_and_invent_nothing():
+    data = np.array([[7, 3], [3, 7]], np.uint32)
+    assert downsample(data, (2, 2), "mode").tolist() == [[3]]
+    labels = np.random.default_rng(1).choice([0, 5, 9, 11], (7, 9, 11)).astype(np.uint16)
+    reduced = downsample(labels, (2, 2, 2), "mode")
+    assert set(np.unique(reduced)) <= {0, 5, 9, 11}
+
+
+def test_nearest_takes_the_first_pixel_of_each_block():
+    data = np.arange(35).reshape(5, 7)
+    np.testing.assert_array_equal(downsample(data, (2, 2), "nearest"), data[::2, ::2])
+    np.testing.assert_array_equal(downsample(data, (1, 4), "nearest"), data[:, ::4])
+
+
+@pytest.mark.parametrize("method", ["mean", "mode", "nearest"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (6, 1, 3), (4, 5, 6), (2, 3, 9, 9)])
+def test_downsample_agrees_with_the_reference(method, shape):
+    data = np.random.default_rng(sum(shape)).integers(0, 6, shape).astype(np.int32)
+    factors = tuple(2 if n > 1 else 1 for n in shape)
+    assert reduced_shape(shape, factors) == tuple(-(-n // f) for n, f in zip(shape, factors, strict=True))
+    np.testing.assert_array_equal(downsample(data, factors, method), reduce_reference(data, factors, method))
+
+
+def test_mean_and_mode_refuse_factors_beyond_two():
+    with pytest.raises(ValueError):
+        downsample(np.zeros((8, 8)), (4, 4), "mean")
+
+
+@pytest.mark.parametrize(
+    ("scale", "units", "expected"),
+    [
+        ((1.0, 1.0, 1.0), (None, None, None), (2, 2, 2)),  # isotropic: z halves too
+        ((4.0, 1.0, 1.0), ("micrometer",) * 3, (1, 2, 2)),  # z much coarser: kept
+        ((4.0, 4.0, 4.0 / 1.5), ("micrometer",) * 3, (1, 2, 2)),  # z < new/√2 is false
+        ((2.0, 4.0, 4.0), ("micrometer",) * 3, (2, 2, 2)),  # 2 µm < 8/√2
+        ((0.002, 1.0, 1.0), ("millimeter", "micrometer", "micrometer"), (1, 2, 2)),  # 2 µm: kept
+        ((1.0, 1.0, 1.0), ("nanometer", "micrometer", "micrometer"), (2, 2, 2)),  # 1 nm
+    ],
+)
+def test_z_halves_while_comparable_to_the_plane(scale, units, expected):
+    assert step_factors(("z", "y", "x"), units, (10, 100, 100), scale) == expected
+
+
+def test_axes_of_size_one_and_non_spatial_axes_stay():
+    assert step_factors(("t", "c", "z", "y", "x"), (None,) * 5, (3, 2, 1, 1, 9), (1.0,) * 5) == (
+        1,
+        1,
+        1,
+        1,
+        2,
+    )
+
+
+def test_transform_of_a_reduced_level():
+    base = LevelTransform((2.0, 0.5, 0.5), (10.0, 0.0, 1.0))
+    assert base.reduced((1, 2, 2), centred=True) == LevelTransform((2.0, 1.0, 1.0), (10.0, 0.25, 1.25))
+    assert base.reduced((1, 2, 2), centred=False) == LevelTransform((2.0, 1.0, 1.0), (10.0, 0.0, 1.0))
+
+
+def test_a_downsampled_level_reads_its_finer_level_once_per_block():
+    data = np.random.default_rng(3).integers(0, 255, (7, 64, 64), dtype=np.uint8)
+    finer = ArrayLevel(data, (1, 16, 16))
+    tiles = DictTiles()
+    level = DownsampledLevel(finer, (2, 2, 2), "mean", (1, 16, 16), tiles, "k")
+    assert level.shape == (4, 32, 32) and level.tile_shape == (1, 16, 16)
+    whole = level.read(full_region(level.shape))
+    np.testing.assert_array_equal(whole, reduce_reference(data, (2, 2, 2), "mean"))
+    assert tiles.computed == 4 * 2 * 2
+    reads = len(finer.reads)
+    np.testing.assert_array_equal(level.read((slice(1, 3), slice(5, 30), slice(0, 32))), whole[1:3, 5:30])
+    assert len(finer.reads) == reads  # served from the cache
+    block = level.read((slice(0, 1), slice(0, 16), slice(0, 16)))
+    assert not block.flags.writeable  # a view of a cached block
+
+
+def test_extend_adds_levels_until_the_plane_fits_a_chunk():
+    finer = ArrayLevel(np.zeros((3, 300, 170), np.uint16), (1, 300, 170))
+    pyramid = extend(
+        [finer],
+        [LevelTransform((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))],
+        axis_names=("c", "y", "x"),
+        units=(None, None, None),
+        method="mean",
+        chunks_of=lambda level: (1, 64, 64),
+        tiles=DictTiles(),
+        key="k",
+    )
+    assert [level.shape for level in pyramid.levels] == [
+        (3, 300, 170),
+        (3, 150, 85),
+        (3, 75, 43),
+        (3, 38, 22),
+    ]
+    assert pyramid.synthesized == 3
+    assert pyramid.transforms[-1] == LevelTransform((1.0, 8.0, 8.0), (0.0, 3.5, 3.5))

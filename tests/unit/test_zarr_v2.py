@@ -1,0 +1,74 @@
+"""gateway.zarr_v2: 0.5 attributes as 0.4, ``.zarray`` documents, keys of the view."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gateway import zarr_v2
+from gateway.codecs import Blosc, ChunkEncoding, Gzip, Zstd
+from gateway.layout import ArrayNode
+from gateway.pyramid import LevelProbe
+from gateway.settings import Settings
+
+
+def node(encoding: ChunkEncoding, dtype: str = "uint16") -> ArrayNode:
+    level = LevelProbe((3, 100, 80), (1, 64, 64), np.dtype(dtype))
+    return ArrayNode("0", level, (1, 64, 64), (3, 2, 2), encoding)
+
+
+def test_image_attributes_lose_the_ome_namespace():
+    attributes = {
+        "ome": {
+            "version": "0.5",
+            "multiscales": [{"name": "a", "axes": [], "datasets": []}],
+            "omero": {"channels": []},
+        }
+    }
+    assert zarr_v2.attributes_v04(attributes) == {
+        "multiscales": [{"version": "0.4", "name": "a", "axes": [], "datasets": []}],
+        "omero": {"channels": []},
+    }
+
+
+def test_label_and_layout_attributes():
+    label = {"ome": {"version": "0.5", "multiscales": [], "image-label": {"source": {"image": "../../"}}}}
+    assert zarr_v2.attributes_v04(label)["image-label"] == {"version": "0.4", "source": {"image": "../../"}}
+    assert zarr_v2.attributes_v04({"ome": {"version": "0.5", "labels": ["a"]}}) == {"labels": ["a"]}
+    assert zarr_v2.attributes_v04({"ome": {"version": "0.5", "bioformats2raw.layout": 3}}) == {
+        "bioformats2raw.layout": 3
+    }
+    assert zarr_v2.attributes_v04({}) == {}
+
+
+def test_zarray_states_byte_order_chunks_and_compressor():
+    document = zarr_v2.array_metadata(node(ChunkEncoding(Zstd(level=3))), 0)
+    assert document == {
+        "zarr_format": 2,
+        "shape": [3, 100, 80],
+        "chunks": [1, 64, 64],
+        "dtype": "<u2",
+        "compressor": {"id": "zstd", "level": 3},
+        "fill_value": 0,
+        "order": "C",
+        "filters": None,
+        "dimension_separator": "/",
+    }
+    big = zarr_v2.array_metadata(node(ChunkEncoding(None, "big")), 0)
+    assert big["dtype"] == ">u2" and big["compressor"] is None
+    assert zarr_v2.array_metadata(node(ChunkEncoding(None), "uint8"), 0)["dtype"] == "|u1"
+
+
+def test_compressors_as_numcodecs_configurations():
+    assert zarr_v2.compressor_config(node(ChunkEncoding(Gzip(level=6)))) == {"id": "gzip", "level": 6}
+    blosc = zarr_v2.compressor_config(node(ChunkEncoding(Blosc(level=5, cname="zstd", shuffle="bitshuffle"))))
+    assert blosc == {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": 2, "blocksize": 0}
+
+
+def test_keys_of_the_view():
+    settings = Settings()
+    assert zarr_v2.split_key("v2/lab/a.tif/.zattrs", settings) == "lab/a.tif/.zattrs"
+    assert zarr_v2.split_key("lab/a.tif/zarr.json", settings) is None
+    assert zarr_v2.split_key("v2", settings) is None
+    assert zarr_v2.lookup_key("lab/a.tif/0/.zarray") == "lab/a.tif/0/zarr.json"
+    assert zarr_v2.inner_key("0/zarr.json", "lab/a.tif/0/.zarray") == "0/.zarray"
+    assert zarr_v2.inner_key("0/1/2", "lab/a.tif/0/1/2") == "0/1/2"
