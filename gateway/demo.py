@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import tifffile
 
-DEMO_VERSION = "2"
+DEMO_VERSION = "3"
 
 
 def default_demo_dir() -> Path:
@@ -69,7 +69,8 @@ def write_pyramid_ome_tiff(path: Path) -> None:
         "PhysicalSizeXUnit": "µm",
         "PhysicalSizeY": 0.325,
         "PhysicalSizeYUnit": "µm",
-        "Channel": {"Name": ["DAPI", "GFP", "mCherry"], "Color": [-16776961, 16711935, -65281]},
+        # OME colours are signed RGBA: 0x0000FFFF blue, 0x00FF00FF green, 0xFF00FFFF magenta
+        "Channel": {"Name": ["DAPI", "GFP", "mCherry"], "Color": [65535, 16711935, -16711681]},
         "Name": "demo pyramid",
     }
     options: dict[str, Any] = {"tile": (256, 256), "compression": "zstd", "predictor": True}
