@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.metrics import classify
+from gateway.middleware import ResponseRecord
 from gateway.timing import current_timing
 
 ACCESS_LOGGER = "gateway.access"
@@ -70,22 +71,12 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-        body_bytes = 0
-
-        async def logging_send(message: Message) -> None:
-            nonlocal status, body_bytes
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                body_bytes += len(message.get("body", b""))
-            await send(message)
-
+        response = ResponseRecord()
         try:
-            await self.app(scope, receive, logging_send)
+            await self.app(scope, receive, response.observing(send))
         finally:
             if self.logger.isEnabledFor(logging.INFO):
-                self._log(scope, status, body_bytes, time.perf_counter() - started)
+                self._log(scope, response.status, response.body_bytes, time.perf_counter() - started)
 
     def _log(self, scope: Scope, status: int, body_bytes: int, seconds: float) -> None:
         headers = Headers(scope=scope)

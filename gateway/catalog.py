@@ -156,15 +156,12 @@ class Catalog:
         Blocking (stat, open): call from a worker thread. Raises SourceUnavailableError
         for a file that exists but cannot be opened.
         """
-        segments = split_url_path(url_path)
-        if not segments or segments[0] not in self.roots:
+        found = self.resolve_file(url_path)
+        if found is None:
             return None
-        for count in self._candidates(segments):
-            file_path = self._contained_file(segments[0], segments[1:count])
-            if file_path is not None and adapters.is_dataset_file(file_path):
-                dataset = self._dataset("/".join(segments[:count]), file_path)
-                return None if dataset is None else Located(dataset, "/".join(segments[count:]))
-        return None
+        dataset_path, file_path, key = found
+        dataset = self._dataset(dataset_path, file_path)
+        return None if dataset is None else Located(dataset, key)
 
     def _contained_file(self, root_name: str, relative: list[str]) -> Path | None:
         root = self.roots[root_name]

@@ -31,11 +31,12 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.cache import CacheStats
 from gateway.http import ERROR_CACHE_CONTROL
+from gateway.middleware import ResponseRecord
 from gateway.timing import current_timing
 
 #: Route kinds (the only values of the ``kind`` label).
@@ -219,25 +220,16 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-        body_bytes = 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, body_bytes
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                body_bytes += len(message.get("body", b""))
-            await send(message)
-
+        response = ResponseRecord()
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, response.observing(send))
         finally:
             self.metrics.in_flight.dec()
             timing = current_timing()
             kind = classify(scope["path"], timing.kind if timing else None)
-            self.metrics.observe(kind, scope["method"], status, time.perf_counter() - started, body_bytes)
+            seconds = time.perf_counter() - started
+            self.metrics.observe(kind, scope["method"], response.status, seconds, response.body_bytes)
             if timing is not None:
                 self._observe_work(timing.seconds)
             self.metrics.sync()

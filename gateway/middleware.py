@@ -9,6 +9,7 @@ here too: viewers send ``Range`` and sometimes ``Authorization``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
@@ -127,3 +128,23 @@ class InstanceHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_instance)
+
+
+@dataclass(slots=True)
+class ResponseRecord:
+    """What an observing middleware learns of a response as it is sent (500 if none is)."""
+
+    status: int = 500
+    body_bytes: int = 0
+
+    def observing(self, send: Send) -> Send:
+        """``send``, noting the status and the body size on the way."""
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                self.body_bytes += len(message.get("body", b""))
+            await send(message)
+
+        return observed
