@@ -20,21 +20,8 @@ from gateway.pyramid import (
     reduced_shape,
     step_factors,
 )
+from tests.levels import ArrayLevel
 from tests.pyramid_reference import reduce_reference
-
-
-class ArrayLevel:
-    def __init__(self, data: np.ndarray, tile: tuple[int, ...]) -> None:
-        self.data = data
-        self.shape = data.shape
-        self.dtype = data.dtype
-        self.tile_shape = tile
-        self.fill_value = 0
-        self.reads: list[tuple[slice, ...]] = []
-
-    def read(self, region: tuple[slice, ...]) -> np.ndarray:
-        self.reads.append(region)
-        return self.data[region]
 
 
 class DictTiles:

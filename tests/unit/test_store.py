@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -11,31 +9,11 @@ from gateway.codecs import ChunkEncoding
 from gateway.keys import chunk_grid
 from gateway.layout import ArrayNode
 from gateway.store import is_all_fill, media_type_for, render_chunk
-
-
-@dataclass(frozen=True)
-class ArrayLevel:
-    data: np.ndarray
-    fill_value: float = 0
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def tile_shape(self):
-        return self.data.shape
-
-    def read(self, region):
-        return self.data[region].copy()
+from tests.levels import ArrayLevel
 
 
 def node(data, chunk_shape=(16, 16), fill_value=0):
-    level = ArrayLevel(data, fill_value)
+    level = ArrayLevel(data, fill_value=fill_value)
     return ArrayNode(
         path="0",
         level=level,

@@ -7,32 +7,12 @@ import pytest
 
 from adapters.base import Axis, Image, full_region
 from gateway.variants import VARIANT_NAME, Float32Level, image_groups, is_variant_group, needs_variant
-
-
-class ArrayLevel:
-    def __init__(self, data: np.ndarray, fill_value: float = 0) -> None:
-        self.data = data
-        self.fill_value = fill_value
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    @property
-    def tile_shape(self):
-        return (16, 16)
-
-    def read(self, region):
-        return self.data[region]
+from tests.levels import ArrayLevel
 
 
 def image(dtype: str) -> Image:
     data = np.arange(32 * 32).reshape(32, 32).astype(dtype)
-    return Image("img", (Axis("y"), Axis("x")), (ArrayLevel(data),), (1.0, 1.0))
+    return Image("img", (Axis("y"), Axis("x")), (ArrayLevel(data, (16, 16)),), (1.0, 1.0))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "int64", "uint64", "float16", ">f8"])
@@ -58,7 +38,7 @@ def test_float32_level_converts_on_read():
 
 
 def test_float32_level_keeps_shape_and_tiles():
-    level = Float32Level(ArrayLevel(np.zeros((5, 7), dtype=np.int64)))
+    level = Float32Level(ArrayLevel(np.zeros((5, 7), dtype=np.int64), (16, 16)))
     assert (level.shape, level.tile_shape) == ((5, 7), (16, 16))
 
 
