@@ -56,9 +56,13 @@ def is_dataset_file(path: Path) -> bool:
 
 
 def open_source(path: Path, tiles: TileCache | None = None, options: OpenOptions | None = None) -> Source:
-    """Open ``path`` with the first adapter that accepts it."""
+    """Open ``path`` with the first adapter that accepts it. A file that cannot be read
+    at all raises its OSError (PermissionError...): ``can_open`` sniffs quietly, and
+    "no adapter recognises this file" would be the wrong diagnosis."""
     adapter = find_adapter(path)
     if adapter is None:
+        with open(path, "rb"):  # raises what keeps the sniff from reading it
+            pass
         raise UnsupportedSourceError(f"{path.name}: no adapter recognises this file")
     return adapter.open(path, tiles or NoTileCache(), options)
 

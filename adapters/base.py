@@ -15,9 +15,12 @@ import os
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # adapters.files imports this module
+    from adapters.files import FileAccess
 
 AxisName = Literal["t", "c", "z", "y", "x"]
 AxisType = Literal["time", "channel", "space"]
@@ -84,6 +87,11 @@ class Level(Protocol):
     ``read`` must be thread-safe and return exactly ``region`` (slices with concrete,
     in-bounds start/stop and step 1) as a native-endian array of ``dtype``. The array may
     be a read-only view of cached data: callers must not modify it.
+
+    Optionally a level has ``any_stored(region) -> bool``: False when it knows, without
+    reading pixels, that nothing stored lies in ``region`` (absent tiles, unallocated
+    chunks: all fill). It must be cheap for giant grids (no loop over every cell); see
+    ``may_hold_data``.
     """
 
     @property
@@ -101,6 +109,13 @@ class Level(Protocol):
     def read(self, region: Region) -> np.ndarray: ...
 
 
+def may_hold_data(level: Level, region: Region) -> bool:
+    """False only when ``level`` knows ``region`` is all fill (its optional
+    ``any_stored``); True means "unknown or stored: read it"."""
+    any_stored: Callable[[Region], bool] | None = getattr(level, "any_stored", None)
+    return True if any_stored is None else bool(any_stored(region))
+
+
 @dataclass(frozen=True, slots=True)
 class RawChunkFormat:
     """Stored chunks that already are, byte for byte, valid zarr chunks of a level.
@@ -116,6 +131,21 @@ class RawChunkFormat:
     level: int | None = None  # compression level, where the source records it
     blosc_cname: str | None = None
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
+
+
+@runtime_checkable
+class MeasuredLevel(Level, Protocol):
+    """A level that knows what its parsed structure pins in memory (optional)."""
+
+    def parsed_bytes(self) -> int:
+        """Bytes of index state held now (tile offsets, a chunk index learnt so far);
+        cheap: no I/O, no walk over chunks."""
+        ...
+
+
+#: What an opened source is assumed to pin besides what its levels report (its tree,
+#: metadata, a descriptor): about the RSS an open TIFF costs (measured, rounded up).
+SOURCE_BYTES = 64 * 1024
 
 
 @runtime_checkable
@@ -192,7 +222,12 @@ class Source:
     ome_xml: str | None = None
     warnings: list[str] = field(default_factory=list)
     dependencies: tuple[Dependency, ...] = ()
+    #: fixed memory this source pins besides its levels' ``parsed_bytes`` (an HDF5
+    #: family raises it: libhdf5 keeps about a megabyte per open file)
+    file_bytes: int = SOURCE_BYTES
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _measures: list[Callable[[], int]] = field(default_factory=list, repr=False)
+    _measured: tuple[MeasuredLevel, ...] | None = field(default=None, repr=False)
 
     def attach(self, other: Source, stat: os.stat_result) -> None:
         """Make ``other`` — another file whose images this source's tree serves too (a
@@ -200,6 +235,17 @@ class Source:
         (``stat`` taken before it was opened) is a change of this source."""
         self.dependencies = (*self.dependencies, Dependency(other.path, stat), *other.dependencies)
         self._closers.append(other.close)
+        self._measures.append(other.parsed_bytes)
+
+    def parsed_bytes(self) -> int:
+        """Estimated memory this open source pins now; it may grow after opening (chunk
+        indexes are learnt on first read), so the gateway's open-file pool asks again.
+        Cheap after the first call: a sum over the levels that measure themselves."""
+        if self._measured is None:
+            levels = {id(level): level for image in self.images for level in image.levels}
+            self._measured = tuple(level for level in levels.values() if isinstance(level, MeasuredLevel))
+        levels_bytes = sum(level.parsed_bytes() for level in self._measured)
+        return self.file_bytes + levels_bytes + sum(measure() for measure in self._measures)
 
     def close(self) -> None:
         """Release file handles once in-flight reads are done; idempotent."""
@@ -236,6 +282,13 @@ class NoTileCache:
         return [values[k] for k in keys]
 
 
+#: Default of ``OpenOptions.max_chunk_bytes``: far above any chunking chosen for random
+#: access (HDF5 chunks and TIFF tiles of ~1 MiB), yet it admits one-strip planes of
+#: 11k x 11k uint16 (ImageJ writes a plane as one strip); worst case in flight: one such
+#: chunk per read thread.
+DEFAULT_MAX_CHUNK_BYTES = 256 * 1024**2
+
+
 @dataclass(frozen=True, slots=True)
 class OpenOptions:
     """What the gateway's configuration tells adapters; the defaults suit direct use.
@@ -244,10 +297,18 @@ class OpenOptions:
     forces every HDF5 read through h5py under one lock: a diagnostic and benchmark switch).
     ``axes``: (pattern, axis letters) pairs; the first pattern (``fnmatch``, over
     ``<file path>/<dataset path>``) that matches an HDF5 dataset names its dimensions.
+    ``max_chunk_bytes``: the largest decoded size of one stored chunk, tile or strip; a
+    larger one is refused (SourceReadError) instead of being allocated, and no decoder
+    produces more than it (decompression bombs).
+    ``access``: the directories every file an adapter opens must lie in (HDF5 external
+    links, a BigDataViewer XML's HDF5 file); None allows only the opened file's own
+    directory tree. The gateway passes the root the dataset was found in.
     """
 
     lock_free: bool = True
     axes: tuple[tuple[str, str], ...] = ()
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
+    access: FileAccess | None = None
 
 
 class Adapter(Protocol):

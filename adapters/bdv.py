@@ -18,7 +18,11 @@ images ``t<tp:05d>/s<setup:02d>/<level>/cells`` as (z, y, x).
   the ``<name>.settings.xml`` BigDataViewer saves beside it, when there is one (a change of
   it is a change of the dataset).
 - The HDF5 file is resolved relative to the XML (``BasePath`` and the ``hdf5`` path) and
-  must lie in the XML's folder or below: an XML cannot expose files outside the roots.
+  must lie in the XML's folder or below, and inside the allowed directories
+  (``OpenOptions.access``): an XML cannot expose files outside the roots. External links
+  in the HDF5 file (partitioned datasets: one file per timepoint or setup) are followed
+  only into the allowed directories; a view whose link leads elsewhere reads as missing,
+  with a warning.
 
 An HDF5 file with this structure opened on its own (without the XML) is served the same
 way, without the calibration only the XML knows.
@@ -51,8 +55,9 @@ from adapters.base import (
     UnsupportedSourceError,
     Window,
 )
+from adapters.files import FileAccess, OutsideRootsError
 from adapters.hdf5_chunks import Hdf5Array, open_array
-from adapters.hdf5_file import H5File, Hdf5Context, attr_text
+from adapters.hdf5_file import HDF5_FILE_BYTES, H5File, Hdf5Context, attr_text, exists
 from adapters.hdf5_levels import StackedLevel
 from adapters.units import space_unit
 
@@ -88,13 +93,15 @@ class BdvAdapter:
             return False
 
     def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
-        description = parse_bdv_xml(path)
+        options = options or OpenOptions()
+        access = options.access or FileAccess.beside(path)
+        description = parse_bdv_xml(path, access)
         display = read_display_settings(path)
         if display is not None:
             description.display, settings_dependency = display
-        file = H5File(description.hdf5)
+        file = H5File(description.hdf5, access)
         try:
-            context = Hdf5Context(file, tiles, options or OpenOptions())
+            context = Hdf5Context(file, tiles, options)
             images = bdv_images(context, description)
             if not images:
                 raise UnsupportedSourceError(f"{path.name}: no servable view setup")
@@ -104,6 +111,7 @@ class BdvAdapter:
                 images=tuple(images),
                 warnings=context.warnings,
                 dependencies=file.dependencies() + ((settings_dependency,) if display else ()),
+                file_bytes=HDF5_FILE_BYTES,
                 _closers=[file.close],
             )
         except Exception:
@@ -142,7 +150,9 @@ class BdvDescription:
     display: dict[int, tuple[str | None, tuple[float, float] | None]] = field(default_factory=dict)
 
 
-def parse_bdv_xml(path: Path) -> BdvDescription:
+def parse_bdv_xml(path: Path, access: FileAccess | None = None) -> BdvDescription:
+    """What the XML at ``path`` says; its HDF5 file resolved through ``access`` (None:
+    the XML's folder)."""
     try:
         if os.path.getsize(path) > MAX_XML_BYTES:
             raise UnsupportedSourceError(f"{path.name}: XML larger than {MAX_XML_BYTES} bytes")
@@ -161,7 +171,8 @@ def parse_bdv_xml(path: Path) -> BdvDescription:
         raise UnsupportedSourceError(
             f"{path.name}: image loader {image_format!r} is not served (bdv.hdf5 only)"
         )
-    description = BdvDescription(hdf5=_resolve_hdf5(path, root, hdf5), name=path.stem)
+    hdf5_path = _resolve_hdf5(path, root, hdf5, access or FileAccess.beside(path))
+    description = BdvDescription(hdf5=hdf5_path, name=path.stem)
     for element in sequence.iter("ViewSetup"):
         setup = _setup(element)
         if setup is not None:
@@ -189,7 +200,7 @@ def parse_bdv_xml(path: Path) -> BdvDescription:
     return description
 
 
-def _resolve_hdf5(xml_path: Path, root: ET.Element, hdf5: ET.Element) -> Path:
+def _resolve_hdf5(xml_path: Path, root: ET.Element, hdf5: ET.Element, access: FileAccess) -> Path:
     folder = xml_path.parent
     base_element = root.find("BasePath")
     base = folder
@@ -201,10 +212,10 @@ def _resolve_hdf5(xml_path: Path, root: ET.Element, hdf5: ET.Element) -> Path:
     resolved = Path(os.path.realpath(target))
     allowed = os.path.realpath(folder)
     if os.path.commonpath([allowed, resolved]) != allowed:
-        raise UnsupportedSourceError(
+        raise OutsideRootsError(
             f"{xml_path.name}: its HDF5 file {text!r} lies outside the XML's folder; not served"
         )
-    return resolved
+    return access.resolve(resolved)  # and inside the allowed directories
 
 
 def _int(text: str | None) -> int | None:
@@ -290,8 +301,9 @@ def _registration(element: ET.Element) -> np.ndarray | None:
 # Images
 
 
-def is_bdv_hdf5(h5: h5py.File) -> bool:
-    return any(SETUP_GROUP.fullmatch(n) and f"{n}/resolutions" in h5 for n in h5) and any(
+def is_bdv_hdf5(file: H5File) -> bool:
+    h5 = file.h5
+    return any(SETUP_GROUP.fullmatch(n) and exists(file, f"{n}/resolutions") for n in h5) and any(
         TIMEPOINT_GROUP.fullmatch(n) for n in h5
     )
 
@@ -326,7 +338,7 @@ def bdv_images(ctx: Hdf5Context, description: BdvDescription) -> list[Image]:
             timepoints = tuple(sorted(int(m.group(1)) for n in h5 if (m := TIMEPOINT_GROUP.fullmatch(n))))
         found = []
         for setup in description.setups.values():
-            data = _setup_data(ctx, h5, setup, timepoints, description)
+            data = _setup_data(ctx, setup, timepoints, description)
             if data is not None:
                 found.append(data)
     groups: dict[Any, list[_SetupData]] = {}
@@ -349,29 +361,31 @@ def _cells(tp: int, setup: int, level: int) -> str:
 
 def _setup_data(
     ctx: Hdf5Context,
-    h5: h5py.File,
     setup: Setup,
     timepoints: Sequence[int],
     description: BdvDescription,
 ) -> _SetupData | None:
-    group = h5.get(f"s{setup.id:02d}")
+    group = ctx.get(f"s{setup.id:02d}")
     if not isinstance(group, h5py.Group):
         ctx.warn(f"setup {setup.id}: no group s{setup.id:02d} in the HDF5 file")
         return None
-    resolutions = group.get("resolutions")
+    resolutions = ctx.get(f"s{setup.id:02d}/resolutions")
     level_count = (
         int(resolutions.shape[0]) if isinstance(resolutions, h5py.Dataset) and resolutions.ndim == 2 else 0
     )
     for tp in timepoints:
-        if (tp, setup.id) in description.missing or _cells(tp, setup.id, 0) not in h5:
+        first = None if (tp, setup.id) in description.missing else ctx.dataset(_cells(tp, setup.id, 0))
+        if first is None:
             continue
         shapes = []
         for level in range(level_count or MAX_LEVELS):
-            cells = h5.get(_cells(tp, setup.id, level))
-            if not isinstance(cells, h5py.Dataset) or cells.ndim != 3:
+            cells = first if level == 0 else ctx.dataset(_cells(tp, setup.id, level))
+            if cells is None or cells.ndim != 3:
                 break
             shapes.append(tuple(int(n) for n in cells.shape))
-        stored = np.dtype(h5[_cells(tp, setup.id, 0)].dtype)
+        if not shapes:
+            continue
+        stored = np.dtype(first.dtype)
         return _SetupData(setup, shapes, stored, _served_dtype(group, stored))
     ctx.warn(f"setup {setup.id}: no image data")
     return None
@@ -523,15 +537,20 @@ def _level(
             arrays[outer] = None
             if (tp, data.setup.id) in description.missing:
                 continue
-            with ctx.file.locked() as h5:
-                cells = h5.get(_cells(tp, data.setup.id, level))
-            if not isinstance(cells, h5py.Dataset):
+            with ctx.file.locked():
+                cells = ctx.dataset(_cells(tp, data.setup.id, level))
+            if cells is None:
                 continue
             if tuple(cells.shape) != shape:
                 ctx.warn(f"{cells.name}: shape {cells.shape} differs from {shape}; served as missing")
                 continue
             array, reason = open_array(
-                ctx.file, cells, ctx.tiles, lock_free=ctx.options.lock_free, view=data.served
+                ctx.file,
+                cells,
+                ctx.tiles,
+                lock_free=ctx.options.lock_free,
+                view=data.served,
+                max_chunk_bytes=ctx.options.max_chunk_bytes,
             )
             if reason is not None and t_index == 0:
                 ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")

@@ -15,17 +15,21 @@ import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from adapters.base import Region, SourceReadError, TileCache
+from adapters.base import DEFAULT_MAX_CHUNK_BYTES, Region, SourceReadError, TileCache
 from adapters.files import PositionalFile
+from adapters.frames import passthrough_problem
 
 #: Chunks closer than this in a file are fetched with one read (the gap is read and dropped).
 COALESCE_GAP_BYTES = 16 * 1024
 #: ...but one read never grows beyond this.
 COALESCE_MAX_BYTES = 16 * 1024 * 1024
+#: ``any_stored`` over a codec that cannot answer for a box at once asks chunk by chunk up
+#: to this many chunks (beyond, it answers "maybe": True).
+ANY_STORED_PROBES = 4096
 
 # A zero-size marker for an unallocated chunk, so "known to be empty" is cached too.
 _UNALLOCATED = np.empty(0, dtype=np.uint8)
@@ -53,6 +57,24 @@ class ChunkCodec(Protocol):
         ...
 
 
+class BoxQuery(Protocol):
+    """Optional for a codec: whether any chunk in a box of the grid is stored, answered
+    without a call per chunk (a sparse index, a vectorised look at an offsets table)."""
+
+    def any_located(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        """True when a chunk with ``lo <= coords < hi`` (per dimension) is stored."""
+        ...
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """Optional for a codec (or an array): its chunk index takes memory worth counting."""
+
+    def parsed_bytes(self) -> int:
+        """Bytes its index holds now (offsets, sizes; what is learnt so far); cheap."""
+        ...
+
+
 class StoredArray:
     """An N-d array on disk as a regular grid of encoded chunks."""
 
@@ -67,6 +89,7 @@ class StoredArray:
         codec: ChunkCodec,
         files: Sequence[PositionalFile],
         tiles: TileCache,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     ) -> None:
         if len(shape) != len(chunk_shape) or any(c < 1 for c in chunk_shape):
             raise ValueError(f"bad chunk shape {chunk_shape} for shape {shape}")
@@ -78,6 +101,13 @@ class StoredArray:
         self._codec = codec
         self._files = files
         self._tiles = tiles
+        #: decoded size of one stored chunk; one above ``max_chunk_bytes`` is refused
+        self.chunk_nbytes = math.prod(self.chunk_shape) * self.dtype.itemsize
+        self.max_chunk_bytes = max_chunk_bytes
+
+    def parsed_bytes(self) -> int:
+        """What the chunk index pins (for the open-file pool's byte bound)."""
+        return self._codec.parsed_bytes() if isinstance(self._codec, Measured) else 0
 
     def read(self, region: Region) -> np.ndarray:
         """The region as an array; read-only (a view of a cached chunk) when the region
@@ -103,6 +133,38 @@ class StoredArray:
         if extent is None or extent.nbytes == 0:
             return None
         return self._files[extent.file].pread(extent.offset, extent.nbytes)
+
+    def read_passthrough(self, coords: tuple[int, ...], compressor: str | None, nbytes: int) -> bytes | None:
+        """The stored bytes of one chunk if a client may decode them as they are: one
+        ``compressor`` frame declaring exactly ``nbytes`` (a client's decoder allocates
+        what the header says). None when not stored or not so: the caller then reads
+        and decodes the chunk, within the budget, and encodes it afresh."""
+        if nbytes > self.max_chunk_bytes:
+            return None
+        data = self.read_raw(coords)
+        if data is None or passthrough_problem(compressor, data, nbytes) is not None:
+            return None
+        return data
+
+    def any_stored(self, region: Region) -> bool:
+        """Whether any chunk that ``region`` touches is stored (False: the region is all
+        fill, known without reading). Cheap for giant sparse grids when the codec answers
+        for a box (``BoxQuery``); otherwise chunk by chunk for small boxes, and True
+        (unknown, read to find out) for large ones."""
+        if any(s.stop <= s.start for s in region):
+            return False
+        lo = tuple(s.start // c for s, c in zip(region, self.chunk_shape, strict=True))
+        hi = tuple((s.stop - 1) // c + 1 for s, c in zip(region, self.chunk_shape, strict=True))
+        query = getattr(self._codec, "any_located", None)
+        if query is not None:
+            return bool(query(lo, hi))
+        if math.prod(h - low for low, h in zip(lo, hi, strict=True)) > ANY_STORED_PROBES:
+            return True
+        for coords in itertools.product(*(range(low, h) for low, h in zip(lo, hi, strict=True))):
+            extent = self._codec.locate(coords)
+            if extent is not None and extent.nbytes > 0:
+                return True
+        return False
 
     def _inside(self, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> np.ndarray:
         """The part of one decoded chunk that ``region`` covers, without copying."""
@@ -144,6 +206,12 @@ class StoredArray:
                 found[key] = _UNALLOCATED
             else:
                 located.append((extent, key, coords))
+        if located and self.chunk_nbytes > self.max_chunk_bytes:
+            raise SourceReadError(
+                f"{self._files[located[0][0].file].path.name}: stored chunk {located[0][2]} decodes to "
+                f"{self.chunk_nbytes} bytes, more than the {self.max_chunk_bytes} allowed per chunk "
+                "(max_chunk_bytes)"
+            )
         located.sort(key=lambda item: (item[0].file, item[0].offset))
         for run in _coalesce(located):
             first, last = run[0][0], run[-1][0]
@@ -240,6 +308,9 @@ class MappedLevel:
     def stored(self) -> StoredArray:
         return self._stored
 
+    def parsed_bytes(self) -> int:
+        return self._stored.parsed_bytes()
+
     def is_plain_view(self) -> bool:
         """True when every output axis is one storage dimension, in storage order: then a
         stored chunk is also a chunk of this level (shape ``plain_chunk_shape``)."""
@@ -275,10 +346,26 @@ class MappedLevel:
             out[dst] = block
         return out
 
-    def _read_piece(
+    def any_stored(self, region: Region) -> bool:
+        """Whether any stored chunk holds part of ``region`` (False: the region is all
+        fill, known without reading; see ``StoredArray.any_stored``)."""
+        if len(region) != len(self._shape):
+            raise ValueError(f"region {region} does not match shape {self._shape}")
+        if any(s.stop <= s.start for s in region):
+            return False
+        pieces_per_axis = [
+            _split_merged(s, [self._stored.shape[d] for d in g]) if g else [((), s, slice(0, 1))]
+            for s, g in zip(region, self._groups, strict=True)
+        ]
+        return any(
+            self._stored.any_stored(self._storage_region(pieces)[0])
+            for pieces in itertools.product(*pieces_per_axis)
+        )
+
+    def _storage_region(
         self, pieces: Sequence[tuple[tuple[int, ...], slice, slice]]
-    ) -> tuple[tuple[slice, ...], np.ndarray]:
-        """Read one rectangle of storage; return where it goes in the output, and it."""
+    ) -> tuple[Region, tuple[slice, ...]]:
+        """One rectangle of storage, and where it goes in the output."""
         stored_region = [slice(0, 1)] * len(self._stored.shape)
         dst = []
         for group, (majors, minor, out_slice) in zip(self._groups, pieces, strict=True):
@@ -287,9 +374,16 @@ class MappedLevel:
             if group:
                 stored_region[group[-1]] = minor
             dst.append(out_slice)
-        block = self._stored.read(tuple(stored_region))
+        return tuple(stored_region), tuple(dst)
+
+    def _read_piece(
+        self, pieces: Sequence[tuple[tuple[int, ...], slice, slice]]
+    ) -> tuple[tuple[slice, ...], np.ndarray]:
+        """Read one rectangle of storage; return where it goes in the output, and it."""
+        stored_region, dst = self._storage_region(pieces)
+        block = self._stored.read(stored_region)
         shape = tuple(s.stop - s.start for s in dst)
-        return tuple(dst), block.transpose(self._perm).reshape(shape)
+        return dst, block.transpose(self._perm).reshape(shape)
 
 
 def _split_merged(region: slice, sizes: Sequence[int]) -> list[tuple[tuple[int, ...], slice, slice]]:

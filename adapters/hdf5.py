@@ -15,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
-
 from adapters.base import Image, OpenOptions, Source, TileCache, UnsupportedSourceError
 from adapters.bdv import bdv_hdf5_images, is_bdv_hdf5
-from adapters.hdf5_file import H5File, Hdf5Context, has_hdf5_signature
+from adapters.hdf5_file import HDF5_FILE_BYTES, H5File, Hdf5Context, has_hdf5_signature
 from adapters.hdf5_generic import generic_images
 from adapters.imaris import imaris_images, is_imaris
 
@@ -27,7 +25,7 @@ from adapters.imaris import imaris_images, is_imaris
 @dataclass(frozen=True, slots=True)
 class Flavour:
     name: str
-    applies: Callable[[h5py.File], bool]
+    applies: Callable[[H5File], bool]  # under the lock; objects only through H5File.get
     images: Callable[[Hdf5Context], list[Image]]
 
 
@@ -35,7 +33,7 @@ class Flavour:
 FLAVOURS: tuple[Flavour, ...] = (
     Flavour("Imaris", is_imaris, imaris_images),
     Flavour("BigDataViewer HDF5", is_bdv_hdf5, bdv_hdf5_images),
-    Flavour("HDF5", lambda h5: True, generic_images),
+    Flavour("HDF5", lambda file: True, generic_images),
 )
 
 
@@ -50,12 +48,13 @@ class Hdf5Adapter:
         return path.name.lower().endswith(self.suffixes) and has_hdf5_signature(path)
 
     def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
-        file = H5File(path)
+        options = options or OpenOptions()
+        file = H5File(path, options.access)
         try:
-            context = Hdf5Context(file, tiles, options or OpenOptions())
-            with file.locked() as h5:
+            context = Hdf5Context(file, tiles, options)
+            with file.locked():
                 try:
-                    flavour = next(f for f in FLAVOURS if f.applies(h5))
+                    flavour = next(f for f in FLAVOURS if f.applies(file))
                 except (OSError, RuntimeError, ValueError, KeyError) as exc:
                     raise UnsupportedSourceError(f"{path.name}: cannot read its structure: {exc}") from exc
             try:
@@ -71,6 +70,7 @@ class Hdf5Adapter:
                 images=tuple(images),
                 warnings=context.warnings,
                 dependencies=file.dependencies(exclude=path),
+                file_bytes=HDF5_FILE_BYTES,
                 _closers=[file.close],
             )
         except Exception:

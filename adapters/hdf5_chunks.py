@@ -4,13 +4,17 @@
   the byte offset, size and filter mask of every chunk are learnt once, on first read
   (``chunk_iter``: one walk of the chunk index), then chunks are read with ``pread`` and
   decoded in the caller's thread by ``StoredArray``, through the gateway's tile cache.
-  Unallocated chunks are the fill value.
+  Unallocated chunks are the fill value, known without reading; the index holds stored
+  chunks only (``ChunkIndex``), whatever grid the file declares.
 - **Contiguous**: the data is one run of bytes; it is cut into virtual chunks of whole
   rows (``CONTIGUOUS_CHUNK_BYTES``) that are each one contiguous read.
-- **Anything else** (szip, n-bit, scale-offset, bitshuffle and other plugins, compact and
-  virtual layouts, external storage, types whose file layout is not numpy's), and
-  everything when ``OpenOptions.lock_free`` is off: ``LockedArray`` reads whole chunks with
-  h5py under ``HDF5_LOCK``, through the same tile cache.
+- **Anything else** (szip, n-bit, scale-offset, bitshuffle and other plugins, the compact
+  layout, types whose file layout is not numpy's), and everything when
+  ``OpenOptions.lock_free`` is off: ``LockedArray`` reads whole chunks with h5py under
+  ``HDF5_LOCK``, through the same tile cache.
+- **Refused** (``H5File.contained``: RefusedStorageError, OutsideRootsError): virtual
+  datasets and external raw storage, whose data lives in files libhdf5 picks by its own
+  rules, and datasets of any file not opened through the gateway's ``FileAccess``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,14 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from adapters.base import RawChunkFormat, Region, SourceReadError, TileCache, UnsupportedSourceError
+from adapters.base import (
+    DEFAULT_MAX_CHUNK_BYTES,
+    RawChunkFormat,
+    Region,
+    SourceReadError,
+    TileCache,
+    UnsupportedSourceError,
+)
 from adapters.chunked import Extent, StoredArray
 from adapters.hdf5_file import HDF5_LOCK, H5File
 from adapters.hdf5_filters import Compression, FilterPipeline, UnsupportedFilterError
@@ -98,35 +109,46 @@ def dataset_info(dataset: h5py.Dataset, view: np.dtype[Any] | None = None) -> Da
 
 
 def open_array(
-    file: H5File, dataset: h5py.Dataset, tiles: TileCache, *, lock_free: bool, view: Any = None
+    file: H5File,
+    dataset: h5py.Dataset,
+    tiles: TileCache,
+    *,
+    lock_free: bool,
+    view: Any = None,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
 ) -> tuple[Hdf5Array, str | None]:
-    """The array of ``dataset``, and why it is read through h5py (None when lock-free)."""
+    """The array of ``dataset``, and why it is read through h5py (None when lock-free).
+    A chunk that decodes to more than ``max_chunk_bytes`` is refused when read."""
     with HDF5_LOCK:
+        file.contained(dataset)  # its file opened by us, its data in it (no VDS, no external=)
         info = dataset_info(dataset, view)
         key: Hashable = ("hdf5", dataset.file.filename, info.name)
         reason = _fallback_reason(dataset, info) if lock_free else "lock-free reads are off"
         if reason is None:
             try:
-                return _lock_free_array(file, dataset, info, tiles, key), None
+                return _lock_free_array(file, dataset, info, tiles, key, max_chunk_bytes), None
             except UnsupportedFilterError as exc:
                 reason = str(exc)
-        return LockedArray(file, dataset, info, tiles, key), reason
+        return LockedArray(file, dataset, info, tiles, key, max_chunk_bytes), reason
 
 
 def _fallback_reason(dataset: h5py.Dataset, info: DatasetInfo) -> str | None:
     dcpl = dataset.id.get_create_plist()
     layout = dcpl.get_layout()
     if layout not in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS):
-        return "compact or virtual layout"
-    if dcpl.get_external_count() > 0:
-        return "external storage"
+        return "compact layout"  # virtual layouts and external storage never get here
     if not dataset.id.get_type().equal(h5py.h5t.py_create(info.dtype)):
         return f"file data type is not numpy's {info.dtype}"
     return None
 
 
 def _lock_free_array(
-    file: H5File, dataset: h5py.Dataset, info: DatasetInfo, tiles: TileCache, key: Hashable
+    file: H5File,
+    dataset: h5py.Dataset,
+    info: DatasetInfo,
+    tiles: TileCache,
+    key: Hashable,
+    max_chunk_bytes: int,
 ) -> LockFreeArray:
     dcpl = dataset.id.get_create_plist()
     positional = file.positional(dataset.file.filename)
@@ -138,7 +160,7 @@ def _lock_free_array(
     else:
         chunk_shape = tuple(int(c) for c in dataset.chunks)
         pipeline = FilterPipeline.from_plist(
-            dcpl, info.dtype.itemsize, math.prod(chunk_shape) * info.dtype.itemsize
+            dcpl, info.dtype.itemsize, math.prod(chunk_shape) * info.dtype.itemsize, max_chunk_bytes
         )
         codec = ChunkedCodec(file, dataset, info, chunk_shape, pipeline)
     stored = StoredArray(
@@ -150,6 +172,7 @@ def _lock_free_array(
         codec=codec,
         files=[positional],
         tiles=tiles,
+        max_chunk_bytes=max_chunk_bytes,
     )
     compression = pipeline.compression if pipeline is not None else None
     return LockFreeArray(info, stored, codec, compression)
@@ -184,6 +207,9 @@ class ContiguousCodec:
             min(c, n - i * c) for i, c, n in zip(coords, self._chunk_shape, self._info.shape, strict=True)
         )
 
+    def any_located(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        return self._offset is not None and all(h > low for low, h in zip(lo, hi, strict=True))
+
     def locate(self, coords: tuple[int, ...]) -> Extent | None:
         if self._offset is None:
             return None
@@ -206,7 +232,15 @@ def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 class ChunkIndex:
     """Byte offset, size and filter mask of every allocated chunk, learnt on first use
-    (one walk of HDF5's chunk index under the lock; afterwards lookups take no lock)."""
+    (one walk of HDF5's chunk index under the lock; afterwards lookups take no lock).
+
+    Sized by what is stored, not by the grid: a file can declare a 10^9 x 10^9 grid
+    and store one chunk. The index is three arrays of the stored chunks only, sorted by
+    their coordinates, which are kept as rows of big-endian unsigned integers: such rows
+    compare byte for byte in the order of the coordinate tuples, so numpy sorts and
+    binary-searches them as opaque byte strings (no linear index, which could overflow
+    for a grid of more than 2^63 cells). About 8 x (ndim + 2) bytes per stored chunk.
+    """
 
     def __init__(self, file: H5File, dataset: h5py.Dataset, chunk_shape: tuple[int, ...]) -> None:
         self._file = file
@@ -214,41 +248,52 @@ class ChunkIndex:
         self._chunk_shape = chunk_shape
         self._grid = tuple(math.ceil(n / c) for n, c in zip(dataset.shape, chunk_shape, strict=True))
         self._lock = threading.Lock()
-        self._offsets: np.ndarray | None = None
-        self._sizes: np.ndarray | None = None
-        self._masks: dict[tuple[int, ...], int] = {}
+        self._index: _SparseIndex | None = None
 
     def lookup(self, coords: tuple[int, ...]) -> tuple[int, int, int] | None:
         """(offset, size, filter mask) of a chunk; None when it is not allocated."""
-        offsets, sizes = self._arrays()
-        offset = int(offsets[coords])
-        if offset < 0:
-            return None
-        return offset, int(sizes[coords]), self._masks.get(coords, 0)
+        return self._built().lookup(coords)
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        offsets, sizes = self._offsets, self._sizes
-        if offsets is not None and sizes is not None:
-            return offsets, sizes
+    def any_allocated(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        """Whether a chunk with ``lo <= coords < hi`` is allocated: a vectorised look at
+        the stored entries, or a search per cell when the box has fewer cells."""
+        return self._built().any_in(lo, hi)
+
+    @property
+    def count(self) -> int:
+        """How many chunks are allocated (builds the index)."""
+        return len(self._built().offsets)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index holds (0 until it is built)."""
+        index = self._index
+        return 0 if index is None else index.nbytes
+
+    def _built(self) -> _SparseIndex:
+        index = self._index
+        if index is not None:
+            return index
         with self._lock:
-            if self._offsets is None or self._sizes is None:
-                self._build()
-            assert self._offsets is not None and self._sizes is not None
-            return self._offsets, self._sizes
+            if self._index is None:
+                self._index = self._build()
+            return self._index
 
-    def _build(self) -> None:
-        offsets = np.full(self._grid, -1, dtype=np.int64)
-        sizes = np.zeros(self._grid, dtype=np.int64)
+    def _build(self) -> _SparseIndex:
+        coords: list[tuple[int, ...]] = []
+        offsets: list[int] = []
+        sizes: list[int] = []
         masks: dict[tuple[int, ...], int] = {}
 
         def visit(info: Any) -> None:
-            coords = tuple(o // c for o, c in zip(info.chunk_offset, self._chunk_shape, strict=True))
-            if info.byte_offset is None or any(i >= n for i, n in zip(coords, self._grid, strict=True)):
+            where = tuple(o // c for o, c in zip(info.chunk_offset, self._chunk_shape, strict=True))
+            if info.byte_offset is None or any(i >= n for i, n in zip(where, self._grid, strict=True)):
                 return
-            offsets[coords] = info.byte_offset
-            sizes[coords] = info.size
+            coords.append(where)
+            offsets.append(info.byte_offset)
+            sizes.append(info.size)
             if info.filter_mask:
-                masks[coords] = int(info.filter_mask)
+                masks[where] = int(info.filter_mask)
 
         with self._file.locked():
             try:
@@ -260,9 +305,79 @@ class ChunkIndex:
                         visit(dsid.get_chunk_info(index))
             except (OSError, ValueError, RuntimeError) as exc:
                 raise SourceReadError(f"{self._dataset.name}: cannot read the chunk index: {exc}") from exc
-        self._masks = masks
-        self._sizes = sizes
-        self._offsets = offsets
+        return _SparseIndex.build(len(self._grid), coords, offsets, sizes, masks)
+
+
+@dataclass(frozen=True, slots=True)
+class _SparseIndex:
+    """Stored chunks only: ``coords`` (n, ndim) big-endian uint64 rows in sorted order,
+    ``keys`` the same rows seen as byte strings, and their offsets and sizes."""
+
+    coords: np.ndarray
+    keys: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+    masks: dict[tuple[int, ...], int]
+
+    @classmethod
+    def build(
+        cls,
+        ndim: int,
+        coords: list[tuple[int, ...]],
+        offsets: list[int],
+        sizes: list[int],
+        masks: dict[tuple[int, ...], int],
+    ) -> _SparseIndex:
+        rows = np.array(coords, dtype=">u8").reshape(len(coords), ndim)
+        keys = _row_keys(rows)
+        order = np.argsort(keys, kind="stable")
+        return cls(
+            coords=rows[order],
+            keys=keys[order],
+            offsets=np.array(offsets, dtype=np.int64)[order],
+            sizes=np.array(sizes, dtype=np.int64)[order],
+            masks=masks,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.coords.nbytes + self.offsets.nbytes + self.sizes.nbytes) + 100 * len(self.masks)
+
+    def _find(self, rows: np.ndarray) -> np.ndarray:
+        """Position of each row in the index, -1 where it is absent."""
+        keys = _row_keys(rows)
+        where = np.searchsorted(self.keys, keys)
+        found = where < len(self.keys)
+        found[found] = self.keys[where[found]] == keys[found]
+        return np.where(found, where, -1)
+
+    def lookup(self, coords: tuple[int, ...]) -> tuple[int, int, int] | None:
+        if not self.offsets.size or any(c < 0 for c in coords):
+            return None
+        position = int(self._find(np.array([coords], dtype=">u8"))[0])
+        if position < 0:
+            return None
+        return int(self.offsets[position]), int(self.sizes[position]), self.masks.get(coords, 0)
+
+    def any_in(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        if not self.offsets.size or any(h <= low for low, h in zip(lo, hi, strict=True)):
+            return False
+        lo = tuple(max(0, v) for v in lo)
+        cells = math.prod(h - low for low, h in zip(lo, hi, strict=True))
+        if cells < len(self.offsets):  # a small box: search for each of its cells
+            axes = [np.arange(low, h, dtype=np.uint64) for low, h in zip(lo, hi, strict=True)]
+            grid = np.stack([a.reshape(-1) for a in np.meshgrid(*axes, indexing="ij")], axis=1)
+            return bool((self._find(grid.astype(">u8")) >= 0).any())
+        rows = self.coords.astype(np.uint64)
+        inside = (rows >= np.array(lo, dtype=np.uint64)) & (rows < np.array(hi, dtype=np.uint64))
+        return bool(inside.all(axis=1).any())
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """Rows of big-endian uint64 coordinates (a chunked dataset has at least one
+    dimension) as byte strings that sort like the tuples."""
+    rows = np.ascontiguousarray(rows, dtype=">u8")
+    return rows.view(f"V{8 * rows.shape[1]}").reshape(rows.shape[0])
 
 
 class ChunkedCodec:
@@ -282,9 +397,15 @@ class ChunkedCodec:
         self._pipeline = pipeline
         self._dtype = info.view.newbyteorder(info.dtype.byteorder)
 
+    def parsed_bytes(self) -> int:
+        return self.index.nbytes
+
     def locate(self, coords: tuple[int, ...]) -> Extent | None:
         found = self.index.lookup(coords)
         return None if found is None else Extent(0, found[0], found[1])
+
+    def any_located(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        return self.index.any_allocated(lo, hi)
 
     def decode(self, coords: tuple[int, ...], data: bytes) -> np.ndarray:
         found = self.index.lookup(coords)
@@ -298,6 +419,10 @@ class ChunkedCodec:
 
 class LockFreeArray:
     """A dataset read with positional reads and our own decoders (see module docstring)."""
+
+    def parsed_bytes(self) -> int:
+        """What its chunk index pins (for the open-file pool's byte bound)."""
+        return self._stored.parsed_bytes()
 
     lock_free = True
 
@@ -355,7 +480,12 @@ class LockFreeArray:
         found = self._codec.index.lookup(coords)
         if found is None or found[2] != 0:  # unallocated, or a filter skipped for this chunk
             return None
-        return self._stored.read_raw(coords)
+        # sent only if its frame declares exactly the chunk's size (else decoded, bounded)
+        return self._stored.read_passthrough(coords, self._raw.compressor, self._stored.chunk_nbytes)
+
+    def any_stored(self, region: Region) -> bool:
+        """Whether any chunk ``region`` touches is stored (False: all fill, no read)."""
+        return self._stored.any_stored(region)
 
 
 class LockedArray:
@@ -366,9 +496,16 @@ class LockedArray:
     raw_format: RawChunkFormat | None = None
 
     def __init__(
-        self, file: H5File, dataset: h5py.Dataset, info: DatasetInfo, tiles: TileCache, key: Hashable
+        self,
+        file: H5File,
+        dataset: h5py.Dataset,
+        info: DatasetInfo,
+        tiles: TileCache,
+        key: Hashable,
+        max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     ) -> None:
         self._file = file
+        self._max_chunk_bytes = max_chunk_bytes
         self._dataset = dataset
         self._info = info
         self._tiles = tiles
@@ -425,6 +562,12 @@ class LockedArray:
 
     def _fetch(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
         found: dict[Hashable, np.ndarray] = {}
+        chunk_nbytes = math.prod(self._chunk_shape) * self._dtype.itemsize
+        if chunk_nbytes > self._max_chunk_bytes:  # libhdf5 would decode it whole
+            raise SourceReadError(
+                f"{self._info.name}: a chunk decodes to {chunk_nbytes} bytes, more than the "
+                f"{self._max_chunk_bytes} allowed per chunk"
+            )
         for key in keys:
             coords: tuple[int, ...] = key[1]  # type: ignore[index]
             selection = tuple(

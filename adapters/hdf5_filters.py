@@ -7,7 +7,9 @@ The filters decoded here are the ones real microscopy files use; any other (szip
 scale-offset, bitshuffle, unregistered plugins) makes the dataset fall back to h5py.
 
 The decoders come from imagecodecs and numcodecs: C code that releases the GIL, so the
-gateway's worker threads decode in parallel.
+gateway's worker threads decode in parallel. Each is given the size it must produce
+(``out=``) and checks what a frame header declares first (``adapters.frames``): left to
+itself, imagecodecs allocates what the header says, and 136 KB of HDF5 took 4 GB.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import imagecodecs
 import numcodecs
 import numpy as np
 
-from adapters.base import SourceReadError, UnsupportedSourceError
+from adapters import frames
+from adapters.base import DEFAULT_MAX_CHUNK_BYTES, SourceReadError, UnsupportedSourceError
 
 DEFLATE = 1
 SHUFFLE = 2
@@ -65,7 +68,9 @@ class Compression:
 
 #: Bytes between stages: ``bytes`` or a 1-D uint8 array (no copies for the sake of type).
 Buffer = bytes | bytearray | np.ndarray
-Decoder = Callable[[Buffer, int | None], Buffer]
+#: A decompressor: (compressed data, the exact decoded size when known, else None, the
+#: most it may produce) -> decoded data. Each one allocates at most what it is told.
+Decoder = Callable[[Buffer, int | None, int], Buffer]
 
 
 def _compressed(data: Buffer) -> bytes | bytearray:
@@ -74,34 +79,68 @@ def _compressed(data: Buffer) -> bytes | bytearray:
     return data.tobytes() if isinstance(data, np.ndarray) else data
 
 
-def _inflate(data: Buffer, size: int | None) -> Buffer:
-    # HDF5 "deflate" chunks are zlib streams; libdeflate is the fastest when the size is known
+def _check_declared(codec: str, declared: int, size: int | None, bound: int) -> int:
+    """The size to decode to, after checking what the data's header declares."""
+    if size is not None and declared != size:
+        raise SourceReadError(f"{codec} data declares {declared} decoded bytes instead of {size}")
+    if declared > bound:
+        raise SourceReadError(
+            f"{codec} data declares {declared} decoded bytes, more than the {bound} allowed"
+        )
+    return declared
+
+
+def _inflate(data: Buffer, size: int | None, bound: int) -> Buffer:
+    # HDF5 "deflate" chunks are zlib streams; libdeflate is the fastest when the size is
+    # known; zlib's uncompress stops at the end of the buffer it is given
     if size is not None:
         return imagecodecs.deflate_decode(_compressed(data), out=size)
-    return imagecodecs.zlib_decode(_compressed(data))
+    return imagecodecs.zlib_decode(_compressed(data), out=bound)
 
 
-def _lzf(data: Buffer, size: int | None) -> Buffer:
-    if size is None:
-        raise SourceReadError("LZF needs the decoded size")
-    return imagecodecs.lzf_decode(_compressed(data), out=size)
+def _lzf(data: Buffer, size: int | None, bound: int) -> Buffer:
+    return imagecodecs.lzf_decode(_compressed(data), out=size if size is not None else bound)
 
 
-def _blosc(data: Buffer, size: int | None) -> Buffer:
-    return imagecodecs.blosc_decode(_compressed(data), numthreads=1)
+def _blosc(data: Buffer, size: int | None, bound: int) -> Buffer:
+    # blosc 1 trusts its header (it is told no input length): check it covers no more
+    # than the data before decoding
+    compressed = _compressed(data)
+    try:
+        header = frames.blosc_header(compressed)
+    except frames.FrameError as exc:
+        raise SourceReadError(str(exc)) from exc
+    if header.cbytes > len(compressed):
+        raise SourceReadError(f"blosc header claims {header.cbytes} bytes of {len(compressed)} stored")
+    nbytes = _check_declared("blosc", header.nbytes, size, bound)
+    return imagecodecs.blosc_decode(compressed, numthreads=1, out=nbytes)
 
 
-def _zstd(data: Buffer, size: int | None) -> Buffer:
-    return imagecodecs.zstd_decode(_compressed(data))
+def _zstd(data: Buffer, size: int | None, bound: int) -> Buffer:
+    # the output buffer bounds the decoder (one frame or several); a declared content
+    # size is checked first, for a clear message
+    compressed = _compressed(data)
+    try:
+        declared = frames.zstd_content_size(compressed)
+    except frames.FrameError as exc:
+        raise SourceReadError(str(exc)) from exc
+    if declared is not None:
+        _check_declared("zstd", declared, size, bound)
+    return imagecodecs.zstd_decode(compressed, out=size if size is not None else bound)
 
 
-def _lz4(data: Buffer, size: int | None) -> Buffer:
+def _lz4(data: Buffer, size: int | None, bound: int) -> Buffer:
     # filter 32004 frames the data itself: 8-byte big-endian total size, 4-byte block
     # size, then per block a 4-byte compressed size and an LZ4 block (or raw bytes)
-    return imagecodecs.lz4h5_decode(_compressed(data))
+    compressed = _compressed(data)
+    try:
+        total = frames.lz4h5_total(compressed)
+    except frames.FrameError as exc:
+        raise SourceReadError(str(exc)) from exc
+    return imagecodecs.lz4h5_decode(compressed, out=_check_declared("lz4", total, size, bound))
 
 
-def _fletcher32(data: Buffer, size: int | None) -> Buffer:
+def _fletcher32(data: Buffer) -> Buffer:
     # numcodecs' Fletcher32 is HDF5's: checksum of the data in the last 4 bytes; it
     # verifies (a mismatch raises) and strips them
     return np.frombuffer(numcodecs.Fletcher32().decode(data), dtype=np.uint8)
@@ -133,14 +172,22 @@ def unshuffle(data: Buffer, itemsize: int) -> Buffer:
 
 @dataclass(frozen=True, slots=True)
 class FilterPipeline:
-    """The filters of one dataset, for chunks of ``chunk_nbytes`` decoded bytes."""
+    """The filters of one dataset, for chunks of ``chunk_nbytes`` decoded bytes.
+
+    No stage produces more than ``max_bytes`` (the per-chunk budget): a stage whose
+    output size is known (the last compressor before size-preserving filters) is decoded
+    into exactly that size; one whose size is not (a compressor under another) into at
+    most ``max_bytes``. A chunk larger than the budget is refused before any decoding."""
 
     filters: tuple[Filter, ...]
     itemsize: int
     chunk_nbytes: int
+    max_bytes: int = DEFAULT_MAX_CHUNK_BYTES
 
     @classmethod
-    def from_plist(cls, dcpl: Any, itemsize: int, chunk_nbytes: int) -> FilterPipeline:
+    def from_plist(
+        cls, dcpl: Any, itemsize: int, chunk_nbytes: int, max_bytes: int = DEFAULT_MAX_CHUNK_BYTES
+    ) -> FilterPipeline:
         """Read a dataset creation property list; UnsupportedFilterError for a filter
         that is not decoded here (the caller then falls back to h5py)."""
         filters = []
@@ -150,20 +197,25 @@ class FilterPipeline:
             if code not in KNOWN:
                 raise UnsupportedFilterError(f"filter {code} ({label.split(';')[0]})")
             filters.append(Filter(int(code), int(flags), tuple(int(v) for v in values), label))
-        return cls(tuple(filters), itemsize, chunk_nbytes)
+        return cls(tuple(filters), itemsize, chunk_nbytes, max_bytes)
 
     def decode(self, data: Buffer, mask: int = 0) -> Buffer:
         """The chunk's decoded bytes (exactly ``chunk_nbytes``), undoing every filter the
         chunk's ``mask`` does not mark as skipped."""
+        if self.chunk_nbytes > self.max_bytes:
+            raise SourceReadError(
+                f"decodes to {self.chunk_nbytes} bytes, more than the {self.max_bytes} allowed per chunk"
+            )
         applied = [(i, f) for i, f in enumerate(self.filters) if not mask & (1 << i)]
         for position in range(len(applied) - 1, -1, -1):
             _, stage = applied[position]
             if stage.id == SHUFFLE:
                 data = unshuffle(data, stage.values[0] if stage.values else self.itemsize)
             elif stage.id == FLETCHER32:
-                data = _fletcher32(data, None)
+                data = _fletcher32(data)
             else:
-                data = COMPRESSORS[stage.id](data, self._size_before([f for _, f in applied[:position]]))
+                size = self._size_before([f for _, f in applied[:position]])
+                data = COMPRESSORS[stage.id](data, size, self.max_bytes)
         nbytes = np.frombuffer(data, dtype=np.uint8).size
         if nbytes != self.chunk_nbytes:
             raise SourceReadError(f"decoded to {nbytes} bytes instead of {self.chunk_nbytes}")

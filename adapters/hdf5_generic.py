@@ -17,6 +17,13 @@ Axes come from the first of these that names every dimension with distinct lette
 Dimensions are served in t, c, z, y, x order (a transpose where needed); dimensions of
 size 1 other than y and x are dropped. Pixel sizes come from regularly spaced dimension
 scales (with their ``units``) or from ``element_size_um`` (ilastik, Fiji).
+
+The walk (``visititems``) reaches objects through hard links only, and stops after
+``MAX_DATASETS`` image datasets (a warning says so). An external link to a
+dataset is followed through ``H5File.get`` (only into the allowed directories, else a
+warning); one to a group is not walked into (a warning says so); soft links are aliases
+of objects the walk reaches anyway. Datasets kept in other files (external storage,
+virtual datasets) are skipped with a warning (``hdf5_file.storage_refusal``).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import numpy as np
 
 from adapters.base import Axis, AxisName, Image, Level, SourceReadError, UnsupportedSourceError
 from adapters.hdf5_chunks import open_array
-from adapters.hdf5_file import Hdf5Context, as_text, attr_numbers, attr_text
+from adapters.hdf5_file import Hdf5Context, as_text, attr_numbers, attr_text, storage_refusal
 from adapters.hdf5_levels import StackedLevel, squeeze_dims
 from adapters.units import space_unit, time_unit
 
@@ -54,6 +61,10 @@ AXIS_LABELS: dict[str, AxisName] = {
 AXES_ATTRIBUTES = ("axes", "axis_order", "dimension_labels")
 DEFAULT_AXES = {2: "yx", 3: "zyx", 4: "czyx", 5: "tczyx"}
 PYRAMID_PREFIXES = ("", "s")
+#: Image datasets one file serves at most. Opening reads each one's structure (about 1 ms,
+#: under libhdf5's one lock), and a file is opened on its first request: a file of 10^5
+#: datasets must not hold a thread, and every other HDF5 reader, for minutes.
+MAX_DATASETS = 1000
 SPATIAL = ("z", "y", "x")
 
 
@@ -76,21 +87,52 @@ def generic_images(ctx: Hdf5Context) -> list[Image]:
 def _image_datasets(ctx: Hdf5Context, h5: h5py.File) -> dict[str, h5py.Dataset]:
     found: dict[str, h5py.Dataset] = {}
 
-    def visit(name: str, obj: Any) -> None:
-        if not isinstance(obj, h5py.Dataset) or obj.ndim < 2:
-            return
+    def visit(name: str, obj: Any) -> bool | None:
+        if len(found) >= MAX_DATASETS:
+            ctx.warn(f"only the first {MAX_DATASETS:,} image datasets of this file are served")
+            return True  # stops the walk
+        if not isinstance(obj, h5py.Dataset):
+            return None
+        refused = storage_refusal(obj)  # before ``ndim``: a VDS's extent may come from its sources
+        if refused is not None:
+            ctx.warn(f"{name} skipped: {refused}")
+            return None
+        if obj.ndim < 2:
+            return None
         dtype = obj.dtype
         if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
-            return
+            return None
         if any(segment.startswith(".") or segment == "zarr.json" for segment in name.split("/")):
             ctx.warn(f"{name} skipped: its name cannot be a URL path segment")
-            return
+            return None
         if 0 in obj.shape:
-            return
+            return None
         found[name] = obj
+        return None
 
-    h5.visititems(visit)
+    if h5.visititems(visit):
+        return found
+    for name in _external_links(h5):
+        target = ctx.get(name)
+        if isinstance(target, h5py.Group):
+            ctx.warn(f"{name}: an external link to a group; its datasets are not listed")
+        elif target is not None and visit(name, target):
+            break
     return found
+
+
+def _external_links(h5: h5py.File) -> list[str]:
+    """Paths of the external links reachable through hard links, from libhdf5's own walk
+    of the link names (h5py's ``visititems_links`` checks every path prefix again for each
+    link: quadratic in the depth of the groups)."""
+    names: list[str] = []
+
+    def visit(name: bytes, info: Any) -> None:
+        if info.type == h5py.h5l.TYPE_EXTERNAL:
+            names.append(name.decode("utf-8", "surrogateescape"))
+
+    h5.id.links.visit(visit, info=True)
+    return names
 
 
 def _pyramids(datasets: dict[str, h5py.Dataset]) -> dict[str, list[str]]:
@@ -137,7 +179,13 @@ def _image(ctx: Hdf5Context, path: str, datasets: Sequence[h5py.Dataset]) -> Ima
     dims = [kept[i] for i in order]
     levels: list[Level] = []
     for dataset in datasets:
-        array, reason = open_array(ctx.file, dataset, ctx.tiles, lock_free=ctx.options.lock_free)
+        array, reason = open_array(
+            ctx.file,
+            dataset,
+            ctx.tiles,
+            lock_free=ctx.options.lock_free,
+            max_chunk_bytes=ctx.options.max_chunk_bytes,
+        )
         if reason is not None:
             ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
         levels.append(StackedLevel({(): array}, (), [array.shape[d] for d in dims], dims))
@@ -278,7 +326,9 @@ def _calibration(dataset: h5py.Dataset, letters: Sequence[str]) -> _Calibration:
 def _regular_scale(dataset: h5py.Dataset, dim: int) -> tuple[float, float, str | None] | None:
     """(step, first value, units) of a regularly spaced numeric dimension scale."""
     scale = _dimension_scale(dataset, dim)
-    if scale is None or scale.ndim != 1 or scale.shape[0] != dataset.shape[dim] or scale.shape[0] < 2:
+    if scale is None or storage_refusal(scale) is not None:
+        return None
+    if scale.ndim != 1 or scale.shape[0] != dataset.shape[dim] or scale.shape[0] < 2:
         return None
     if scale.dtype.kind not in "iuf" or scale.shape[0] > 1_000_000:
         return None

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from adapters.base import RawChunkFormat, Region, UnsupportedSourceError
+from adapters.chunked import Measured
 from adapters.hdf5_chunks import Hdf5Array
 
 
@@ -82,6 +83,10 @@ class StackedLevel:
     def members(self) -> tuple[Hdf5Array, ...]:
         return tuple(m for m in self._members.values() if m is not None)
 
+    def parsed_bytes(self) -> int:
+        """The chunk indexes its datasets learnt so far (h5py-read ones: libhdf5's own)."""
+        return sum(m.parsed_bytes() for m in self.members if isinstance(m, Measured))
+
     def read(self, region: Region) -> np.ndarray:
         if len(region) != len(self.shape):
             raise ValueError(f"region {region} does not match shape {self.shape}")
@@ -110,6 +115,24 @@ class StackedLevel:
             block = member.read(tuple(stored_region))
             out[target] = block.transpose(self._perm).reshape(inner_shape)
         return out
+
+    def any_stored(self, region: Region) -> bool:
+        """Whether any dataset stores a chunk holding part of ``region`` (False: all fill,
+        known without reading). Datasets read through h5py answer True (unknown)."""
+        n_outer = len(self._outer)
+        if any(s.stop <= s.start for s in region):
+            return False
+        stored_region = [slice(0, 1)] * len(self._first.shape)
+        for d, s in zip(self._dims, region[n_outer:], strict=True):
+            stored_region[d] = s
+        for outer in itertools.product(*(range(s.start, s.stop) for s in region[:n_outer])):
+            member = self._members.get(tuple(outer))
+            if member is None:
+                continue
+            query = getattr(member, "any_stored", None)
+            if query is None or query(tuple(stored_region)):
+                return True
+        return False
 
     # -- PassThroughLevel -----------------------------------------------------------------
 

@@ -7,7 +7,8 @@ axes (a missing ``Data`` reads as fill). Metadata lives in ``DataSetInfo``: the 
 ``ExtMin0..2``/``ExtMax0..2`` and ``Unit`` of ``Image`` give the voxel size
 ((ExtMax - ExtMin) / size) and origin, ``Channel i`` the name, ``Color`` ("r g b" in 0..1)
 and ``ColorRange``, ``TimeInfo`` the timestamps. Imaris writes every attribute as an array
-of single characters; they are decoded as text.
+of single characters; they are decoded as text. Groups and datasets are reached through
+``Hdf5Context.get`` (links followed only inside the allowed directories).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from adapters.base import Axis, AxisName, Channel, Image, Level, UnsupportedSourceError, Window
 from adapters.hdf5_chunks import Hdf5Array, open_array
-from adapters.hdf5_file import Hdf5Context, attr_numbers, attr_text
+from adapters.hdf5_file import H5File, Hdf5Context, attr_numbers, attr_text, exists
 from adapters.hdf5_levels import StackedLevel
 from adapters.units import space_unit
 
@@ -32,12 +33,15 @@ CHANNEL = re.compile(r"Channel (\d+)")
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 
-def is_imaris(h5: h5py.File) -> bool:
-    return attr_text(h5.attrs, "ImarisDataSet") is not None or "DataSet/ResolutionLevel 0" in h5
+def is_imaris(file: H5File) -> bool:
+    return attr_text(file.h5.attrs, "ImarisDataSet") is not None or exists(file, "DataSet/ResolutionLevel 0")
 
 
 def _numbered(group: Any, pattern: re.Pattern[str]) -> dict[int, str]:
-    found = {}
+    """Member names matching ``pattern`` by number; {} when ``group`` is not a group."""
+    found: dict[int, str] = {}
+    if not isinstance(group, h5py.Group):
+        return found
     for name in group:
         match = pattern.fullmatch(name)
         if match:
@@ -46,24 +50,27 @@ def _numbered(group: Any, pattern: re.Pattern[str]) -> dict[int, str]:
 
 
 def imaris_images(ctx: Hdf5Context) -> list[Image]:
-    with ctx.file.locked() as h5:
-        if "DataSet" not in h5:
+    with ctx.file.locked():
+        dataset = ctx.get("DataSet")
+        if not isinstance(dataset, h5py.Group):
             raise UnsupportedSourceError("no DataSet group")
-        dataset = h5["DataSet"]
         levels = _numbered(dataset, LEVEL)
         if 0 not in levels:
             raise UnsupportedSourceError("no ResolutionLevel 0")
-        first_level = dataset[levels[0]]
+        first = f"DataSet/{levels[0]}"
+        first_level = ctx.get(first)
         timepoints = sorted(_numbered(first_level, TIMEPOINT))
         if not timepoints:
             raise UnsupportedSourceError("no TimePoint in ResolutionLevel 0")
         channels = sorted(
-            set().union(*(_numbered(first_level[f"TimePoint {t}"], CHANNEL) for t in timepoints))
+            set().union(*(_numbered(ctx.get(f"{first}/TimePoint {t}"), CHANNEL) for t in timepoints))
         )
         if not channels:
             raise UnsupportedSourceError("no Channel in ResolutionLevel 0")
-        info = h5.get("DataSetInfo")
-        image_attrs = info["Image"].attrs if info is not None and "Image" in info else {}
+        info = ctx.get("DataSetInfo")
+        info = info if isinstance(info, h5py.Group) else None
+        image = ctx.get("DataSetInfo/Image") if info is not None else None
+        image_attrs: Any = image.attrs if image is not None else {}
         base_size = _image_size(image_attrs, ("X", "Y", "Z"))
     outer_names = [n for n, count in (("t", len(timepoints)), ("c", len(channels))) if count > 1]
     size0 = _level_size(ctx, f"DataSet/{levels[0]}", timepoints, channels) or base_size
@@ -87,7 +94,7 @@ def imaris_images(ctx: Hdf5Context) -> list[Image]:
     zyx = built[0].shape[len(outer_names) :]
     zyx = zyx if keep_z else (1, *zyx)
     with ctx.file.locked():
-        meta = _metadata(image_attrs, info, base_size or zyx, channels, timepoints, built[0].dtype)
+        meta = _metadata(ctx, image_attrs, info, base_size or zyx, channels, timepoints, built[0].dtype)
     scale = tuple(meta["scale"].get(n, 1.0) for n in names)
     origin = tuple(meta["origin"].get(n, 0.0) for n in names)
     axes = tuple(Axis(n, meta["units"].get(n)) for n in names)
@@ -119,10 +126,10 @@ def _level_size(
     ctx: Hdf5Context, path: str, timepoints: Sequence[int], channels: Sequence[int]
 ) -> tuple[int, int, int] | None:
     """(z, y, x) image size of a level: ``ImageSizeX/Y/Z`` of its first channel group."""
-    with ctx.file.locked() as h5:
+    with ctx.file.locked():
         for t in timepoints:
             for c in channels:
-                group = h5.get(f"{path}/TimePoint {t}/Channel {c}")
+                group = ctx.get(f"{path}/TimePoint {t}/Channel {c}")
                 if isinstance(group, h5py.Group):
                     size = _image_size(group.attrs, ("ImageSizeX", "ImageSizeY", "ImageSizeZ"))
                     if size is not None:
@@ -143,12 +150,18 @@ def _level(
     for t_index, t in enumerate(timepoints):
         for c_index, c in enumerate(channels):
             outer = tuple(i for i, n in ((t_index, "t"), (c_index, "c")) if n in outer_names)
-            with ctx.file.locked() as h5:
-                data = h5.get(f"{path}/TimePoint {t}/Channel {c}/Data")
+            with ctx.file.locked():
+                data = ctx.dataset(f"{path}/TimePoint {t}/Channel {c}/Data")
                 if not isinstance(data, h5py.Dataset) or data.ndim != 3:
                     members[outer] = None
                     continue
-            array, reason = open_array(ctx.file, data, ctx.tiles, lock_free=ctx.options.lock_free)
+            array, reason = open_array(
+                ctx.file,
+                data,
+                ctx.tiles,
+                lock_free=ctx.options.lock_free,
+                max_chunk_bytes=ctx.options.max_chunk_bytes,
+            )
             if reason is not None and t_index == c_index == 0:
                 ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
             members[outer] = array
@@ -167,6 +180,7 @@ def _level(
 
 
 def _metadata(
+    ctx: Hdf5Context,
     image_attrs: Any,
     info: h5py.Group | None,
     zyx: Sequence[int],
@@ -189,16 +203,15 @@ def _metadata(
     meta["name"] = attr_text(image_attrs, "Name")
     if info is None:
         return meta
-    meta["channels"] = tuple(_channel(info, c, dtype) for c in channels)
-    interval = _time_interval(info, len(timepoints))
+    meta["channels"] = tuple(_channel(ctx.get(f"DataSetInfo/Channel {c}"), c, dtype) for c in channels)
+    interval = _time_interval(ctx.get("DataSetInfo/TimeInfo"), len(timepoints))
     if interval is not None:
         meta["scale"]["t"] = interval
         meta["units"]["t"] = "second"
     return meta
 
 
-def _channel(info: h5py.Group, index: int, dtype: np.dtype[Any]) -> Channel:
-    group = info.get(f"Channel {index}")
+def _channel(group: Any, index: int, dtype: np.dtype[Any]) -> Channel:
     if not isinstance(group, h5py.Group):
         return Channel(label=f"Channel {index}")
     attrs = group.attrs
@@ -217,9 +230,8 @@ def _channel(info: h5py.Group, index: int, dtype: np.dtype[Any]) -> Channel:
     return Channel(label=attr_text(attrs, "Name") or f"Channel {index}", color=color, window=window)
 
 
-def _time_interval(info: h5py.Group, count: int) -> float | None:
+def _time_interval(group: Any, count: int) -> float | None:
     """Mean interval between the timestamps ``TimeInfo/TimePoint1..count``, in seconds."""
-    group = info.get("TimeInfo")
     if count < 2 or not isinstance(group, h5py.Group):
         return None
     stamps = []

@@ -29,6 +29,7 @@ import tifffile
 from tifffile.tifffile import svs_description_metadata
 
 from adapters.base import (
+    DEFAULT_MAX_CHUNK_BYTES,
     Axis,
     AxisName,
     Channel,
@@ -58,6 +59,9 @@ COLOUR_PHOTOMETRICS = {2, 6}  # RGB, YCbCr
 #: ResolutionUnit tag values → units (4 and 5 are tifffile's millimeter/micrometer extension).
 RESOLUTION_UNITS = {2: "inch", 3: "centimeter", 4: "millimeter", 5: "micrometer"}
 RGB_LABELS = ("R", "G", "B", "A")
+#: What one key page (a tifffile TiffPage and its tags, kept by its decoder) pins: an
+#: estimate for the open-file pool's byte bound.
+KEY_PAGE_BYTES = 16 * 1024
 #: Resolutions that are placeholders written by software, not a physical pixel size.
 PLACEHOLDER_DPI = {1.0, 72.0, 96.0}
 
@@ -80,7 +84,7 @@ class TiffAdapter:
     def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
         file = PositionalFile(path)
         try:
-            return _open_source(path, file, tiles)
+            return _open_source(path, file, tiles, (options or OpenOptions()).max_chunk_bytes)
         except Exception:
             file.close()
             raise
@@ -90,15 +94,24 @@ class TiffAdapter:
 # Source and images
 
 
-def _open_source(path: Path, file: PositionalFile, tiles: TileCache) -> Source:
+def _open_source(path: Path, file: PositionalFile, tiles: TileCache, max_chunk_bytes: int) -> Source:
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
         raise UnsupportedSourceError(f"{path.name} is not a readable TIFF: {exc}") from exc
+    warnings: list[str] = []
+    ome = _parse_ome(tif, warnings) if tif.is_ome else None
+    if ome is not None and _claims_too_many_planes(ome, tif, warnings):
+        tif.close()
+        ome = None
+        try:
+            tif = tifffile.TiffFile(path, is_ome=False)
+        except Exception as exc:
+            raise UnsupportedSourceError(f"{path.name} is not a readable TIFF: {exc}") from exc
     with tif:
         flavour = next(f for f in FLAVOURS if f.applies(tif))
-        context = _FileContext(tif=tif, warnings=[])
-        context.ome = _parse_ome(tif, context.warnings) if tif.is_ome else None
+        context = _FileContext(tif=tif, warnings=warnings, max_chunk_bytes=max_chunk_bytes)
+        context.ome = ome
         for warning in context.warnings:  # the OME-XML's own problems, said once per opening
             logger.warning("%s: %s", path, warning)
         images: list[Image] = []
@@ -131,6 +144,30 @@ class _FileContext:
     tif: tifffile.TiffFile
     warnings: list[str]
     ome: OmeDocument | None = None
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # a larger tile or strip is refused when read
+
+
+#: An OME-XML may claim more planes than its file holds (an acquisition cut short: tifffile
+#: serves the missing planes as zeros), but not without bound: tifffile lists every claimed
+#: plane, so a claim of 10^9 planes over one IFD would take gigabytes before any check.
+MAX_MISSING_PLANES_FACTOR = 4
+MIN_PLANES_CLAIM_LIMIT = 4096
+
+
+def _claims_too_many_planes(ome: OmeDocument, tif: tifffile.TiffFile, warnings: list[str]) -> bool:
+    """Whether an image of the OME-XML claims more planes than this file could hold; then
+    the file is served without its OME metadata (said in ``warnings``)."""
+    claimed = max((i.sizes["z"] * i.sizes["c"] * i.sizes["t"] for i in ome.images), default=0)
+    if claimed <= MIN_PLANES_CLAIM_LIMIT:
+        return False
+    held = len(tif.pages)  # reads the IFD chain: bounded by the file's size
+    if claimed <= MAX_MISSING_PLANES_FACTOR * held:
+        return False
+    warnings.append(
+        f"the OME-XML claims {claimed:,} planes but the file holds {held:,} IFDs: "
+        "its OME metadata is ignored and the pages are served as a plain TIFF"
+    )
+    return True
 
 
 def _parse_ome(tif: tifffile.TiffFile, warnings: list[str]) -> OmeDocument | None:
@@ -161,7 +198,9 @@ def _build_image(
         if level_layout.lead_letters != layout.lead_letters or level_layout.lead_shape != layout.lead_shape:
             context.warnings.append(f"series {index}: level {level_index} differs in stack shape; ignored")
             break
-        stored = _stored_array(file, tiles, (index, level_index), level_series, level_layout)
+        stored = _stored_array(
+            file, tiles, (index, level_index), level_series, level_layout, context.max_chunk_bytes
+        )
         levels.append(TiffLevel(stored, layout.groups, _raw_format(level_series, stored)))
     meta = flavour.describe(context, index, series, layout)
     axes = tuple(Axis(name, None if name == "c" else meta.units.get(name)) for name in layout.axis_names)
@@ -262,6 +301,7 @@ def _stored_array(
     key: tuple[int, int],
     series: tifffile.TiffPageSeries,
     layout: _SeriesLayout,
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
 ) -> StoredArray:
     keyframe = series.keyframe
     dtype = keyframe.dtype
@@ -282,6 +322,7 @@ def _stored_array(
         codec=codec,
         files=[file],
         tiles=tiles,
+        max_chunk_bytes=max_chunk_bytes,
     )
 
 
@@ -330,7 +371,9 @@ class TiffLevel(MappedLevel):
     def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
         if self._raw is None:
             return None
-        return self.stored.read_raw(self.storage_coords(coords))
+        # sent only if the tile is one frame declaring exactly its size (else decoded, bounded)
+        stored = self.stored
+        return stored.read_passthrough(self.storage_coords(coords), self._raw.compressor, stored.chunk_nbytes)
 
 
 def _fill_value(keyframe: tifffile.TiffPage, dtype: np.dtype[Any]) -> int | float:
@@ -439,6 +482,24 @@ class _TiffSegments:
         _, rows, columns = self.grid
         segment = sample * self.segments_per_sample + (depth * rows + row) * columns + column
         return plane, segment
+
+    def parsed_bytes(self) -> int:
+        """Offsets and byte counts of every segment, plus the key pages the decoders keep
+        alive (tags included)."""
+        arrays = self.offsets.nbytes + self.counts.nbytes + self.decoder_of_page.nbytes
+        return arrays + len(self.decoders) * KEY_PAGE_BYTES
+
+    def any_located(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
+        """Whether a segment in the box ``lo <= coords < hi`` is stored: one vectorised
+        look at the offset and byte-count tables seen as (lead..., sample, depth, row,
+        column), never a call per tile (a 2^20 x 2^20 giant has 10^6 of them)."""
+        n_lead = len(self.lead_shape)
+        box = tuple(slice(a, b) for a, b in zip(lo[: n_lead + 4], hi[: n_lead + 4], strict=True))
+        samples = self.offsets.shape[1] // self.segments_per_sample
+        grid = (*self.lead_shape, samples, *self.grid)
+        offsets = self.offsets.reshape(grid)[box]
+        counts = self.counts.reshape(grid)[box]
+        return bool(np.logical_and(offsets > 0, counts > 0).any())
 
     def locate(self, coords: tuple[int, ...]) -> Extent | None:
         plane, segment = self._address(coords)

@@ -19,9 +19,11 @@ from starlette.types import ASGIApp
 from gateway import health
 from gateway.accesslog import AccessLogMiddleware, configure_access_logger
 from gateway.auth import AccessControl
-from gateway.errors import error_response, exception_handlers
+from gateway.errors import ErrorGuard, exception_handlers, unexpected_error_response
+from gateway.links import OriginMiddleware
+from gateway.logs import LogLimiter, RepeatFilter
 from gateway.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from gateway.middleware import CORSWrapper, InstanceHeader, MountPath, route_path
+from gateway.middleware import CORSWrapper, InstanceHeader, MountPath
 from gateway.routes import routes
 from gateway.settings import Settings
 from gateway.store import GatewayStore
@@ -33,14 +35,16 @@ logger = logging.getLogger(__name__)
 SETTINGS_ENV = "OME_ZARR_GATEWAY_SETTINGS"
 #: ... and the log level.
 LOG_LEVEL_ENV = "OME_ZARR_GATEWAY_LOG_LEVEL"
+#: uvicorn's own logger: it warns once per malformed HTTP request, before the app sees it.
+SERVER_LOGGER = "uvicorn.error"
 #: prometheus_client's multiprocess directory (set by the CLI for multi-worker runs).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # the path below root_path: a signed URL's token is part of root_path, never logged
-    logger.error("%s %s failed", request.method, route_path(request.scope), exc_info=exc)
-    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+    """The JSON 500 Starlette sends; not logged here: Starlette re-raises the exception
+    after answering, and ErrorGuard logs it once (rate-limited, with its traceback)."""
+    return unexpected_error_response(exc)
 
 
 def _service_routes(settings: Settings) -> list[Route]:
@@ -58,16 +62,21 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
     """The gateway as an ASGI app. ``metrics_dir``: prometheus_client's multiprocess
     directory, when this process is one of several workers (see gateway.metrics).
 
-    From the outside in: CORS (so that every response, errors included, carries it),
-    X-Gateway-Instance, Server-Timing, the access log, metrics, the mount prefix, access
-    control, then Starlette's routes."""
+    From the outside in: the link origin (gateway.links), CORS (so that every response,
+    errors included, carries it), the error guard (no exception escapes: a JSON 500, logged once), X-Gateway-Instance,
+    Server-Timing, the access log, metrics, the mount prefix, access control, then
+    Starlette's routes."""
     key = settings.auth.key() if settings.auth.enabled else None  # a bad key fails here, early
     metrics = Metrics(metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        server_log = logging.getLogger(SERVER_LOGGER)
+        server_log.addFilter(repeats)  # malformed HTTP: one warning per interval
         executor = ThreadPoolExecutor(settings.server.threads, thread_name_prefix="gateway-io")
-        store = GatewayStore(settings, executor)
+        # chunks of synthesized levels: a bounded pool of their own (gateway/budget.py)
+        heavy = ThreadPoolExecutor(settings.server.heavy_pool_threads, thread_name_prefix="gateway-heavy")
+        store = GatewayStore(settings, executor, heavy)
         app.state.store = store
         metrics.attach(store)
         try:
@@ -78,9 +87,13 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
             open_files = store.open_datasets()
             store.close()
             executor.shutdown(wait=False, cancel_futures=True)
-            logger.info("closed %d open dataset(s) and the read pool", open_files)
+            heavy.shutdown(wait=False, cancel_futures=True)
+            logger.info("closed %d open dataset(s) and the read pools", open_files)
+            server_log.removeFilter(repeats)
 
-    handlers = exception_handlers()
+    log_limiter = LogLimiter()  # repeated faults: one line per (dataset, kind) per interval
+    repeats = RepeatFilter()
+    handlers = exception_handlers(log_limiter)
     handlers[Exception] = _unexpected_error
     app = Starlette(
         routes=[*_service_routes(settings), *routes], lifespan=lifespan, exception_handlers=handlers
@@ -100,7 +113,9 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
     wrapped = ServerTimingMiddleware(wrapped, header=server.server_timing)
     if server.instance:
         wrapped = InstanceHeader(wrapped, server.instance)
-    return CORSWrapper(wrapped, server.cors_origins)
+    wrapped = CORSWrapper(ErrorGuard(wrapped, log_limiter), server.cors_origins)
+    # outermost: links' origin is decided on the real peer, before forwarded headers apply
+    return OriginMiddleware(wrapped, server)
 
 
 def settings_to_env(settings: Settings) -> str:

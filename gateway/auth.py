@@ -39,6 +39,13 @@ SIGNED_PREFIX = "/s/"
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
 REALM = "ome-zarr-gateway"
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+#: A token is short; anything longer is junk, refused before any parsing.
+MAX_TOKEN_CHARS = 2048
+#: Expiry digits: 16 reach the year 300 million and stay exact as floats; more is junk
+#: (and ``int()`` of thousands of digits raises).
+MAX_EXPIRY_DIGITS = 16
+#: Unpadded base64url, as minted: ASCII only, so no decoder sees other characters.
+_B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 
 
 class TokenError(ValueError):
@@ -82,14 +89,21 @@ def _mac(key: bytes, prefix: str, expires: int) -> bytes:
 
 def mint_token(key: bytes, prefix: str, expires: int) -> str:
     """A token granting ``prefix`` until ``expires``; URL-path safe (no ``/``)."""
+    if not 0 <= expires < 10**MAX_EXPIRY_DIGITS:
+        raise ValueError(f"expiry {expires} is not a time a token can carry")
     prefix = prefix.strip("/")
     return f"{TOKEN_VERSION}.{expires}.{_b64(prefix.encode())}.{_b64(_mac(key, prefix, expires))}"
 
 
 def read_token(key: bytes, token: str, now: float | None = None) -> Grant:
-    """The grant a token carries; raises TokenError if it is not valid now."""
-    parts = token.split(".")
-    if len(parts) != 4 or parts[0] != TOKEN_VERSION or not parts[1].isdigit():
+    """The grant a token carries; raises TokenError if it is not valid now.
+
+    Whatever a client sends (non-ASCII digits such as ``²``, thousands of digits, padding,
+    junk) is a TokenError, never another exception: a token arrives unauthenticated."""
+    parts = token.split(".", 4) if len(token) <= MAX_TOKEN_CHARS else []
+    if len(parts) != 4 or parts[0] != TOKEN_VERSION or not _is_expiry(parts[1]):
+        raise TokenError("malformed token")
+    if not (_B64URL.fullmatch(parts[2]) and _B64URL.fullmatch(parts[3])):
         raise TokenError("malformed token")
     try:
         prefix = _unb64(parts[2]).decode()
@@ -102,6 +116,11 @@ def read_token(key: bytes, token: str, now: float | None = None) -> Grant:
     if expires <= (time.time() if now is None else now):
         raise TokenError("token expired")
     return Grant(prefix, expires)
+
+
+def _is_expiry(text: str) -> bool:
+    """ASCII decimal digits, not too many (``str.isdigit`` alone admits ``²`` and ``٣``)."""
+    return 0 < len(text) <= MAX_EXPIRY_DIGITS and text.isascii() and text.isdigit()
 
 
 def signed_path(token: str, path: str) -> str:

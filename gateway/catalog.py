@@ -2,8 +2,19 @@
 
 A dataset's URL path mirrors its file path under its root: ``<root>/<sub/dir/file.tif>``,
 followed by a key inside the dataset (``zarr.json``, ``0/c/0/0``). Files are opened lazily
-on first request and kept in a bounded pool; a file whose identity (device, inode, mtime,
-size) changed is reopened and everything cached for its old identity is dropped.
+on first request and kept in a pool bounded by count and by the bytes their parsed state
+pins (``gateway.pool``). A file whose identity (device, inode, mtime, size) or status change
+time (ctime: permissions, owner, links, a rewrite with its mtime put back) changed is
+reopened, and everything cached for its old version is dropped.
+
+Leases: a request holds its dataset (``lease``/``acquire``...``release``) while it uses it;
+a dataset leaves the pool (eviction, a change on disk) at any time, but its source is
+closed only once no lease holds it. A housekeeping thread closes what left and sweeps the
+pool every stat interval, so a deleted file's descriptors are closed without a request.
+
+Readability: a file with no read permission bit for anyone is refused as "permission
+denied" even where the process could read it (root ignores permissions; ``chmod 000`` is
+how an operator withdraws a file), and so is a file the process cannot open.
 
 Containment: a path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL or a
 backslash is refused before touching the disk; the resolved file (symlinks followed) must
@@ -15,21 +26,26 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import stat as statmode
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
 
 import adapters
-from adapters.base import AdapterError, Dependency, Source
+from adapters.base import AdapterError, Dependency, Source, SourceReadError
+from adapters.files import FileAccess
 from gateway import labels, rocrate
 from gateway.cache import ByteLRU, NamespacedTiles
 from gateway.layout import DatasetTree, TreeOptions, build_tree
+from gateway.logs import LogLimiter
+from gateway.pool import OpenPool
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +53,18 @@ logger = logging.getLogger(__name__)
 #: st_dev, st_ino, st_mtime_ns, st_size of the file, then of each file it depends on
 #: (``Source.dependencies``: a BigDataViewer XML's HDF5 file)
 Identity = tuple[int, ...]
+#: st_ctime_ns of the file, then of each file it depends on: not part of ETags (a chmod
+#: does not change the bytes) but a change reopens the file (and re-checks readability)
+Status = tuple[int, ...]
+
+#: Pooled datasets the sweep checks at most per round (bounded work per sweep).
+SWEEP_BATCH = 64
+#: The sweep runs every stat interval, but not more often than this.
+MIN_SWEEP_SECONDS = 0.25
+#: A released dataset is re-measured (its parsed state may grow) at most this often.
+MEASURE_INTERVAL_SECONDS = 0.25
+#: Said instead of the OS's message (which names the file's absolute path).
+PERMISSION_DENIED = "permission denied: the gateway may not read this file"
 
 
 class SourceUnavailableError(Exception):
@@ -61,6 +89,12 @@ class Dataset:
     #: opening: reads in flight on a replaced version never feed the new one)
     namespace: Hashable = None
     checked_at: float = field(default_factory=time.monotonic)
+    status: Status = ()
+    # -- guarded by the catalog's lock ----------------------------------------------------
+    leases: int = 0  # requests (and chunk computations) using the source now
+    pooled: bool = False  # in the open-file pool (found by new requests)
+    closed: bool = False  # closed, or about to be: no new lease
+    measured_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +105,29 @@ class Located:
 
 def _identity(stat: os.stat_result) -> Identity:
     return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _readable(stat: os.stat_result) -> bool:
+    """Whether the gateway serves a file of this mode: some read permission bit is set."""
+    return bool(stat.st_mode & (statmode.S_IRUSR | statmode.S_IRGRP | statmode.S_IROTH))
+
+
+def _denied(url_path: str) -> SourceUnavailableError:
+    return SourceUnavailableError(url_path, PermissionError(PERMISSION_DENIED))
+
+
+def _dependency_status(dependencies: Iterable[Dependency], *, current: bool) -> Status:
+    """The ctimes of a source's other files, as opened or (``current``) as now."""
+    status: Status = ()
+    for dependency in dependencies:
+        if not current:
+            status += (dependency.stat.st_ctime_ns,)
+            continue
+        try:
+            status += (os.stat(dependency.path).st_ctime_ns,)
+        except OSError:
+            status += (0,)
+    return status
 
 
 def _dependency_identity(dependencies: Iterable[Dependency], *, current: bool) -> Identity:
@@ -99,13 +156,9 @@ def split_url_path(path: str) -> list[str] | None:
     return segments
 
 
-class _OpenPool(LRUCache[str, Dataset]):
-    """LRU of opened datasets that closes what it evicts."""
-
-    def popitem(self) -> tuple[str, Dataset]:
-        key, dataset = super().popitem()
-        dataset.source.close()
-        return key, dataset
+class _ClosedMeanwhileError(Exception):
+    """The opening another request waited for was closed before this one could lease it
+    (evicted at once under pressure): look again."""
 
 
 class Catalog:
@@ -119,11 +172,17 @@ class Catalog:
         self.roots = {name: Path(os.path.realpath(path)) for name, path in settings.roots.items()}
         self._tiles = tiles
         self._on_stale = on_stale
-        self._pool = _OpenPool(maxsize=settings.cache.open_files)
+        cache = settings.cache
+        self._pool: OpenPool[str, Dataset] = OpenPool(cache.open_files, cache.open_file_bytes)
         self._opening: dict[str, Future[Dataset]] = {}
         self._failures: LRUCache[str, tuple[Identity, Exception, float]] = LRUCache(maxsize=1024)
         self._openings = itertools.count()
+        self._log = LogLimiter()  # a file failing under load: one line per interval
         self._lock = threading.Lock()
+        self._to_close: list[Dataset] = []  # left the pool, no lease: for the housekeeper
+        self._wake = threading.Event()
+        self._stopping = False
+        self._housekeeper: threading.Thread | None = None
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -136,7 +195,15 @@ class Catalog:
                 yield index
 
     def locate_cached(self, url_path: str) -> Located | None:
-        """Fast path without I/O: a dataset already open and checked recently, else None."""
+        """Fast path without I/O: a dataset already open and checked recently, else None.
+        Unleased: see ``acquire_cached``."""
+        return self._cached(url_path, lease=False)
+
+    def acquire_cached(self, url_path: str) -> Located | None:
+        """``locate_cached`` with a lease held on the dataset (``release`` it)."""
+        return self._cached(url_path, lease=True)
+
+    def _cached(self, url_path: str, *, lease: bool) -> Located | None:
         segments = split_url_path(url_path)
         if not segments:
             return None
@@ -144,24 +211,116 @@ class Catalog:
         for count in self._candidates(segments):
             with self._lock:
                 dataset = self._pool.get("/".join(segments[:count]))
-            if dataset is not None:
-                if time.monotonic() - dataset.checked_at >= interval:
+                if dataset is None:
+                    continue
+                stale = time.monotonic() - dataset.checked_at >= interval
+                if stale or (lease and not self._acquire(dataset)):
                     return None
-                return Located(dataset, "/".join(segments[count:]))
+            return Located(dataset, "/".join(segments[count:]))
         return None
 
     def locate(self, url_path: str) -> Located | None:
         """The dataset and inner key of a request path; None when there is none (404).
 
         Blocking (stat, open): call from a worker thread. Raises SourceUnavailableError
-        for a file that exists but cannot be opened.
+        for a file that exists but cannot be opened. Unleased: what it returns may be
+        closed at any time (its tree stays usable); readers use ``acquire``/``lease``.
         """
+        return self._locate(url_path, lease=False)
+
+    def acquire(self, url_path: str) -> Located | None:
+        """``locate`` with a lease held on the dataset: its source stays open until
+        ``release``. Blocking: call from a worker thread."""
+        return self._locate(url_path, lease=True)
+
+    @contextmanager
+    def lease(self, url_path: str) -> Iterator[Located | None]:
+        """``with catalog.lease(path) as located:`` — ``acquire`` and ``release``."""
+        located = self.acquire(url_path)
+        try:
+            yield located
+        finally:
+            if located is not None:
+                self.release(located.dataset)
+
+    @contextmanager
+    def hold(self, dataset: Dataset) -> Iterator[None]:
+        """Another lease on a dataset found earlier (a chunk computation in the executor,
+        which may outlive the request that started it). SourceUnavailableError when it
+        was closed meanwhile: then no request waits for the computation any more."""
+        with self._lock:
+            held = self._acquire(dataset)
+        if not held:
+            raise SourceUnavailableError(dataset.url_path, SourceReadError("closed before the read started"))
+        try:
+            yield
+        finally:
+            self.release(dataset)
+
+    def release(self, dataset: Dataset, *, defer_close: bool = False) -> None:
+        """End one lease. The last lease of a dataset that left the pool closes it (in
+        the housekeeping thread when ``defer_close``: closing an HDF5 file waits for the
+        HDF5 lock, which the event loop must never do). Re-measures the dataset's parsed
+        state now and then: it may have grown (chunk indexes learnt), and the pool evicts
+        by bytes."""
+        now = time.monotonic()
+        nbytes = None
+        if dataset.pooled and now - dataset.measured_at >= MEASURE_INTERVAL_SECONDS:
+            nbytes = dataset.source.parsed_bytes()
+        with self._lock:
+            dataset.leases -= 1
+            left: list[Dataset] = []
+            if nbytes is not None and dataset.pooled:
+                dataset.measured_at = now
+                left = self._pool.resize(dataset.url_path, dataset, nbytes)
+            doomed = self._leaving(left, [dataset])
+        self._close(doomed, defer=defer_close)
+
+    def _locate(self, url_path: str, *, lease: bool) -> Located | None:
         found = self.resolve_file(url_path)
         if found is None:
             return None
         dataset_path, file_path, key = found
-        dataset = self._dataset(dataset_path, file_path)
+        dataset = self._dataset(dataset_path, file_path, lease=lease)
         return None if dataset is None else Located(dataset, key)
+
+    def _acquire(self, dataset: Dataset) -> bool:
+        """Take a lease unless the dataset is closed. Hold ``self._lock``."""
+        if dataset.closed:
+            return False
+        dataset.leases += 1
+        return True
+
+    def _leaving(self, left: Iterable[Dataset], others: Iterable[Dataset] = ()) -> list[Dataset]:
+        """Mark ``left`` as out of the pool; of them and ``others``, those out of the pool
+        that no lease holds are returned to be closed (and marked closed: no new lease).
+        Hold ``self._lock``."""
+        left = list(left)
+        for dataset in left:
+            dataset.pooled = False
+        doomed = []
+        for dataset in [*left, *others]:
+            if not dataset.pooled and dataset.leases == 0 and not dataset.closed:
+                dataset.closed = True
+                doomed.append(dataset)
+        return doomed
+
+    def _close(self, datasets: list[Dataset], *, defer: bool = False) -> None:
+        if not datasets:
+            return
+        if defer:
+            with self._lock:
+                deferred = self._housekeeper is not None and not self._stopping
+                if deferred:
+                    self._to_close.extend(datasets)
+            if deferred:
+                self._wake.set()
+                return
+        for dataset in datasets:
+            try:
+                dataset.source.close()
+            except Exception:  # a close that fails must not fail the request that released it
+                logger.exception("closing %s failed", dataset.url_path)
 
     def _contained_file(self, root_name: str, relative: list[str]) -> Path | None:
         root = self.roots[root_name]
@@ -174,18 +333,44 @@ class Catalog:
             return None
         return resolved
 
-    def _dataset(self, url_path: str, file_path: Path) -> Dataset | None:
-        try:
-            identity = _identity(os.stat(file_path))
-        except OSError:
-            return None
+    def _version(self, file_path: Path, dependencies: Iterable[Dependency]) -> tuple[Identity, Status]:
+        """(identity, status) of a file and its dependencies as now on disk; OSError when
+        the file is gone."""
+        stat = os.stat(file_path)
+        if not _readable(stat):
+            raise PermissionError(PERMISSION_DENIED)
+        dependencies = tuple(dependencies)
+        identity = _identity(stat) + _dependency_identity(dependencies, current=True)
+        return identity, (stat.st_ctime_ns, *_dependency_status(dependencies, current=True))
+
+    def _dataset(self, url_path: str, file_path: Path, *, lease: bool = False) -> Dataset | None:
+        while True:
+            try:
+                return self._dataset_once(url_path, file_path, lease)
+            except _ClosedMeanwhileError:
+                continue
+
+    def _dataset_once(self, url_path: str, file_path: Path, lease: bool) -> Dataset | None:
         with self._lock:
             current = self._pool.get(url_path)
-        if current is not None and current.source.dependencies:
-            identity += _dependency_identity(current.source.dependencies, current=True)
+        try:
+            identity, status = self._version(file_path, current.source.dependencies if current else ())
+        except PermissionError:
+            if current is not None:
+                self._retire(current, "is no longer readable")
+            raise _denied(url_path) from None
+        except OSError:
+            if current is not None:
+                self._retire(current, "is gone")
+            return None
         with self._lock:
             dataset = self._pool.get(url_path)
-            if dataset is not None and dataset.identity == identity and dataset.path == file_path:
+            if (
+                dataset is not None
+                and (dataset.identity, dataset.status) == (identity, status)
+                and dataset.path == file_path
+                and (not lease or self._acquire(dataset))
+            ):
                 dataset.checked_at = time.monotonic()
                 return dataset
             failure = self._failures.get(url_path)
@@ -193,7 +378,7 @@ class Catalog:
             # (a BigDataViewer XML's HDF5 file) may have been repaired meanwhile
             if (
                 failure is not None
-                and failure[0] == identity
+                and failure[0] == identity + status
                 and time.monotonic() - failure[2] < self.settings.cache.stat_interval_seconds
             ):
                 raise SourceUnavailableError(url_path, failure[1])
@@ -203,14 +388,18 @@ class Catalog:
                 future = Future()
                 self._opening[url_path] = future
         if not owner:
-            return future.result()
+            waited = future.result()
+            with self._lock:
+                if lease and not self._acquire(waited):
+                    raise _ClosedMeanwhileError
+                return waited
         try:
             if dataset is not None:
-                self._retire(url_path, dataset)
-            opened = self._open(url_path, file_path, identity)
+                self._retire(dataset, "changed on disk; reopening")
+            opened = self._open(url_path, file_path, identity, status)
         except SourceUnavailableError as exc:
             with self._lock:
-                self._failures[url_path] = (identity, exc.cause, time.monotonic())
+                self._failures[url_path] = (identity + status, exc.cause, time.monotonic())
                 self._opening.pop(url_path, None)
             future.set_exception(exc)
             raise
@@ -219,45 +408,62 @@ class Catalog:
                 self._opening.pop(url_path, None)
             future.set_exception(exc)
             raise
+        nbytes = opened.source.parsed_bytes()
         with self._lock:
-            self._pool[url_path] = opened
+            if lease:
+                self._acquire(opened)
+            opened.pooled = True
+            opened.measured_at = time.monotonic()
+            doomed = self._leaving(self._pool.put(url_path, opened, nbytes))
             self._failures.pop(url_path, None)
             self._opening.pop(url_path, None)
+        self._close(doomed)
+        self._start_housekeeper()
         future.set_result(opened)
         return opened
 
-    def _retire(self, url_path: str, dataset: Dataset) -> None:
-        """A served file changed on disk: close it and drop every byte cached for it."""
-        logger.info("%s changed on disk; reopening", url_path)
+    def _retire(self, dataset: Dataset, reason: str) -> None:
+        """A served file changed on disk or vanished: take it out of the pool (closed once
+        no lease holds it) and drop every byte cached for it."""
         with self._lock:
-            if self._pool.get(url_path) is dataset:
-                del self._pool[url_path]
-        dataset.source.close()
+            if not self._pool.remove(dataset.url_path, dataset):
+                return  # another thread retired it already
+            doomed = self._leaving([dataset])
+        logger.info("%s %s", dataset.url_path, reason)
+        self._close(doomed)
         namespace = dataset.namespace
         self._tiles.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
         if self._on_stale is not None:
             self._on_stale(namespace)
 
-    def _open(self, url_path: str, file_path: Path, identity: Identity) -> Dataset:
+    def _open(self, url_path: str, file_path: Path, identity: Identity, status: Status) -> Dataset:
         identity = identity[:4]  # the file's own; its dependencies' come from the source
+        status = status[:1]
         namespace = (str(file_path), identity, next(self._openings))
         started = time.perf_counter()
         tiles = NamespacedTiles(self._tiles, namespace)
         try:
-            source = adapters.open_source(file_path, tiles, self.settings.hdf5.open_options())
+            # every other file the source opens must lie in this dataset's root: not in
+            # another root (a public root must not reach a protected root's files)
+            root = FileAccess.under(self.roots[url_path.split("/", 1)[0]])
+            options = replace(self.settings.open_options(), access=root)
+            source = adapters.open_source(file_path, tiles, options)
         except AdapterError as exc:
-            logger.warning("cannot open %s: %s", url_path, exc)
+            self._log.log(logger, logging.WARNING, (url_path, "open"), f"cannot open {url_path}: {exc}")
             raise SourceUnavailableError(url_path, exc) from exc
+        except PermissionError:
+            raise _denied(url_path) from None
         except OSError as exc:
             raise SourceUnavailableError(url_path, exc) from exc
         try:
             tree = build_tree(source, self.settings.chunks, self._tree_options(url_path, source, tiles))
         except Exception as exc:
             source.close()
-            logger.exception("cannot describe %s", url_path)
+            self._log.log(logger, logging.ERROR, (url_path, "describe"), f"cannot describe {url_path}", exc)
             raise SourceUnavailableError(url_path, exc) from exc
         logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
         identity += _dependency_identity(source.dependencies, current=False)
+        status += _dependency_status(source.dependencies, current=False)
         return Dataset(
             url_path=url_path,
             path=file_path,
@@ -265,6 +471,7 @@ class Catalog:
             source=source,
             tree=tree,
             namespace=namespace,
+            status=status,
         )
 
     def _tree_options(self, url_path: str, source: Source, tiles: NamespacedTiles) -> TreeOptions:
@@ -277,7 +484,7 @@ class Catalog:
             settings.labels,
             resolve_file=self.resolve_file,
             tiles=tiles,
-            options=settings.hdf5.open_options(),
+            options=settings.open_options(),
         )
         entry = rocrate.entry_for(url_path, settings.rocrate)
         return TreeOptions.from_settings(
@@ -346,13 +553,88 @@ class Catalog:
 
     @property
     def open_count(self) -> int:
-        """Datasets held open (for metrics)."""
+        """Datasets in the pool (for metrics; leased ones that left it are not counted)."""
         with self._lock:
             return len(self._pool)
 
-    def close(self) -> None:
+    @property
+    def open_bytes(self) -> int:
+        """Estimated parsed-state bytes of the datasets in the pool (for metrics)."""
         with self._lock:
-            datasets = list(self._pool.values())
-            self._pool.clear()
-        for dataset in datasets:
-            dataset.source.close()
+            return self._pool.total_bytes
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Check up to ``limit`` pooled datasets not checked for a stat interval (oldest
+        first) without waiting for a request: a file deleted, replaced, changed or made
+        unreadable leaves the pool, and its descriptors are closed once no lease holds
+        them. Re-measures the others. Returns how many were checked."""
+        now = time.monotonic()
+        interval = self.settings.cache.stat_interval_seconds
+        with self._lock:
+            due = sorted(
+                (d for d in self._pool.values() if now - d.checked_at >= interval), key=lambda d: d.checked_at
+            )[:limit]
+        for dataset in due:
+            try:
+                version = self._version(dataset.path, dataset.source.dependencies)
+            except PermissionError:
+                self._retire(dataset, "is no longer readable")
+                continue
+            except OSError:
+                self._retire(dataset, "is gone")
+                continue
+            if version != (dataset.identity, dataset.status):
+                self._retire(dataset, "changed on disk")
+                continue
+            nbytes = dataset.source.parsed_bytes()
+            with self._lock:
+                dataset.checked_at = dataset.measured_at = time.monotonic()
+                doomed = self._leaving(self._pool.resize(dataset.url_path, dataset, nbytes))
+            self._close(doomed)
+        return len(due)
+
+    def _start_housekeeper(self) -> None:
+        with self._lock:
+            if self._housekeeper is not None or self._stopping:
+                return
+            self._housekeeper = threading.Thread(target=self._housekeep, name="catalog-sweep", daemon=True)
+        self._housekeeper.start()
+
+    def _housekeep(self) -> None:
+        """Close what left the pool (deferred closes) and sweep every stat interval."""
+        period = max(self.settings.cache.stat_interval_seconds, MIN_SWEEP_SECONDS)
+        next_sweep = time.monotonic() + period
+        while True:
+            self._wake.wait(timeout=max(0.0, next_sweep - time.monotonic()))
+            self._wake.clear()
+            with self._lock:
+                doomed, self._to_close = self._to_close, []
+                stopping = self._stopping
+            self._close(doomed)
+            if stopping:
+                return
+            if time.monotonic() >= next_sweep:
+                try:
+                    self.sweep()
+                except Exception:  # the sweep must outlive one bad file
+                    logger.exception("sweeping the open-file pool failed")
+                next_sweep = time.monotonic() + period
+
+    def close(self) -> None:
+        """Stop the housekeeping thread and close every pooled dataset (one still leased
+        is closed by its last release)."""
+        with self._lock:
+            self._stopping = True
+            housekeeper = self._housekeeper
+        self._wake.set()
+        if housekeeper is not None:
+            housekeeper.join(timeout=10)
+        with self._lock:
+            datasets = self._pool.clear() + self._to_close
+            self._to_close = []
+            for dataset in datasets:
+                dataset.pooled = False
+                dataset.closed = True
+        self._close(datasets)

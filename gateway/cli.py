@@ -27,6 +27,7 @@ from gateway.auth import mint_token, signed_path
 from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
 from gateway.envconfig import load_settings
 from gateway.layout import TreeOptions, build_tree, choose_chunk_shape
+from gateway.serving import uvicorn_config
 from gateway.settings import Settings, SettingsError
 
 logger = logging.getLogger("gateway")
@@ -85,30 +86,24 @@ def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ())
     # We bind the socket ourselves (not uvicorn): port 0 works, and it is a TCP socket with
     # TCP_NODELAY, which uvicorn's own binding would not give (see _bind)
     sock = _bind(server.host, server.port)
-    base = _base_url(server.host, sock.getsockname()[1])
+    bound = _base_url(server.host, sock.getsockname()[1])
+    base = server.public_url.rstrip("/") or bound  # what links on pages start with
     for line in announce:
         print(line.replace("{base}", base), flush=True)
-    print(f"Serving {', '.join(f'{n} → {p}' for n, p in settings.roots.items())} at {base}/", flush=True)
-    # access_log=False: uvicorn's access log would print signed URLs' tokens; the gateway
-    # logs requests itself, redacted (gateway.accesslog)
+    print(f"Serving {', '.join(f'{n} → {p}' for n, p in settings.roots.items())} at {bound}/", flush=True)
+    if base != bound:  # a line of its own: scripts take the first URL of the line above
+        print(f"Public URL (page links): {base}/", flush=True)
+    # gateway.serving: no access log of uvicorn's (tokens), request deadline, connection cap
     if server.workers > 1:
         os.environ[SETTINGS_ENV] = settings_to_env(settings)
         os.environ[LOG_LEVEL_ENV] = log_level
-        config = uvicorn.Config(
-            "gateway.app:create_app_from_env",
-            factory=True,
-            workers=server.workers,
-            log_level=log_level,
-            access_log=False,
-            timeout_graceful_shutdown=10,
+        config = uvicorn_config(
+            "gateway.app:create_app_from_env", server, log_level, factory=True, workers=server.workers
         )
         with _multiprocess_metrics_dir():
             Multiprocess(config, sockets=[sock]).run()
         return
-    config = uvicorn.Config(
-        create_app(settings), log_level=log_level, access_log=False, timeout_graceful_shutdown=10
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(create_app(settings), server, log_level)).run(sockets=[sock])
 
 
 @contextmanager
@@ -148,7 +143,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     expires = int(time.time()) + parse_duration(args.expires)
     prefix = args.path.strip("/")
     token = mint_token(settings.auth.key(), prefix, expires)
-    base = args.base_url or _base_url(settings.server.host, settings.server.port) + settings.server.root_path
+    server = settings.server
+    base = args.base_url or server.public_url or _base_url(server.host, server.port) + server.root_path
     suffix = "/" if prefix else ""
     print(f"{base.rstrip('/')}{signed_path(token, prefix)}{suffix}")
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(expires))
@@ -248,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sign.add_argument("--expires", default="7d", help="lifetime: 3600, 90m, 12h, 7d, 2w (default 7d)")
     sign.add_argument("--key-file", help="signing key file (overrides the config)")
-    sign.add_argument("--base-url", help="public URL of the gateway, e.g. https://images.example.org/zarr")
+    sign.add_argument(
+        "--base-url",
+        help="public URL of the gateway, e.g. https://images.example.org/zarr (default: server.public_url)",
+    )
     sign.set_defaults(func=cmd_sign)
 
     demo = sub.add_parser("demo", help="write sample files (once) and serve them")

@@ -2,7 +2,10 @@
 
 Every error response is ``{"error": <code>, "detail": <text>}`` with the right status;
 handlers are registered for our own exception classes (so they run inside the CORS
-middleware), and a 5xx is logged once, with its traceback.
+middleware). Logging stays readable under faults (``gateway.logs``): a known source error
+(a broken or truncated file) is one line per (dataset, error kind) per interval, without a
+traceback; an error the gateway did not expect is logged by ``ErrorGuard`` with its
+traceback, also at most once per (dataset, exception class) per interval.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import AdapterError
+from gateway.accesslog import redact_path
+from gateway.budget import BudgetExceeded, WorkCancelled
 from gateway.catalog import SourceUnavailableError
 from gateway.http import ERROR_CACHE_CONTROL
+from gateway.logs import LogLimiter, dataset_label, one_line
 from gateway.middleware import route_path
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,9 @@ STATUS_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (SourceUnavailableError, 500, "source_unreadable"),
     (AdapterError, 500, "source_error"),
     (OSError, 500, "io_error"),
+    # bounded work (gateway/budget.py): the chunk needed more than server.request_seconds
+    (BudgetExceeded, 503, "budget_exceeded"),
+    (WorkCancelled, 503, "work_cancelled"),
 )
 
 
@@ -61,14 +71,19 @@ async def handle_gateway_error(request: Request, exc: Exception) -> JSONResponse
     return error_response(exc.status, exc.code, exc.detail, exc.headers)
 
 
-async def handle_known_error(request: Request, exc: Exception) -> JSONResponse:
+def known_error_response(request: Request, exc: Exception, limiter: LogLimiter) -> JSONResponse:
+    """The JSON answer to an error of ``STATUS_TABLE``. A 5xx is logged as one line (a known
+    fault of a source file: no traceback), at most once per (dataset, code, exception class)
+    per interval of ``limiter``."""
     for cls, status, code in STATUS_TABLE:
         if isinstance(exc, cls):
             if status >= 500:
                 # the path below root_path: a signed URL's token is never logged
                 path = route_path(request.scope)
-                logger.error("%s %s failed: %s", request.method, path, exc, exc_info=exc)
-            return error_response(status, code, str(exc))
+                dataset = exc.url_path if isinstance(exc, SourceUnavailableError) else dataset_label(path)
+                message = f"{request.method} {path} failed: {code}: {exc}"
+                limiter.log(logger, logging.ERROR, (dataset, code, type(exc).__name__), message)
+            return error_response(status, code, one_line(str(exc)))
     raise exc
 
 
@@ -88,8 +103,56 @@ async def handle_starlette_error(request: Request, exc: Exception) -> JSONRespon
     return error_response(exc.status_code, "http_error", str(exc.detail))
 
 
-def exception_handlers() -> dict[Any, Any]:
+def exception_handlers(limiter: LogLimiter | None = None) -> dict[Any, Any]:
+    """Starlette's exception handlers for our error classes, logging through ``limiter``."""
+    log_limiter = LogLimiter() if limiter is None else limiter
+
+    async def handle_known_error(request: Request, exc: Exception) -> JSONResponse:
+        return known_error_response(request, exc, log_limiter)
+
     handlers: dict[Any, Any] = {GatewayHTTPError: handle_gateway_error, HTTPException: handle_starlette_error}
     for cls, _status, _code in STATUS_TABLE:
         handlers[cls] = handle_known_error
     return handlers
+
+
+def unexpected_error_response(exc: Exception) -> JSONResponse:
+    """The JSON 500 for an exception no handler knows (a bug, not a bad file)."""
+    return error_response(500, "internal_error", one_line(f"{type(exc).__name__}: {exc}"))
+
+
+class ErrorGuard:
+    """Nothing raises out of the gateway: the last resort, just inside CORS.
+
+    An exception from a pure ASGI middleware (access control, the access log...) happens
+    outside Starlette's handlers; unguarded, uvicorn answers a plain-text 500 without CORS
+    and logs a traceback per request. Starlette itself re-raises every unexpected exception
+    after answering it. Both arrive here: the exception is logged once (with its traceback,
+    rate-limited per dataset and exception class) and, if nothing was sent yet, answered
+    with a JSON 500 (which the CORS wrapper outside decorates)."""
+
+    def __init__(self, app: ASGIApp, limiter: LogLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def observed(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        except Exception as exc:
+            path = redact_path(str(scope.get("path", "")))
+            message = f"{scope.get('method', '')} {path} failed: {type(exc).__name__}: {exc}"
+            key = ("unexpected", dataset_label(path), type(exc).__name__)
+            self.limiter.log(logger, logging.ERROR, key, message, exc_info=exc)
+            if not started:
+                await unexpected_error_response(exc)(scope, receive, send)

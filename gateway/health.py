@@ -5,6 +5,10 @@ failing liveness probe restarts the process, so it must not depend on storage). 
 checks what serving needs: every root is a readable directory, checked *in the thread
 pool* with a deadline, which also proves the pool runs work (a hung network filesystem or a
 saturated pool makes the instance not ready — taken out of rotation, not restarted).
+The pool probed is the read pool that serves metadata and native chunks
+(``store.executor``); chunks of synthesized levels run in a pool of their own
+(``store.heavy``), so a burst of heavy pyramid work cannot make ``/ready`` lie: while the
+read pool answers, healthy files are served.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from starlette.responses import JSONResponse
 
 from gateway import __version__
 from gateway.http import ERROR_CACHE_CONTROL
+from gateway.settings import AuthSettings
 from gateway.store import GatewayStore
 
 READY_TIMEOUT_SECONDS = 5.0
@@ -42,6 +47,17 @@ def check_roots(roots: Mapping[str, Path]) -> dict[str, str]:
     return results
 
 
+def visible_roots(results: Mapping[str, str], auth: AuthSettings) -> dict[str, object]:
+    """What ``/ready`` may say of the roots to anyone: the public roots by name; protected
+    ones only as counts (their names are what a token would have to reveal)."""
+    hidden = {name for name in results if "*" in auth.protect or name in auth.protect}
+    shown: dict[str, object] = {"roots": {n: r for n, r in results.items() if n not in hidden}}
+    if hidden:
+        ok = sum(results[name] == "ok" for name in hidden)
+        shown["protected_roots"] = {"count": len(hidden), "ok": ok}
+    return shown
+
+
 async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "version": __version__}, headers=_NO_STORE)
 
@@ -59,5 +75,6 @@ async def ready(request: Request) -> JSONResponse:
     except RuntimeError as exc:  # the pool is shut down
         return JSONResponse({"status": "not_ready", "detail": str(exc)}, status_code=503, headers=_NO_STORE)
     ok = all(result == "ok" for result in roots.values())
-    document: dict[str, object] = {"status": "ready" if ok else "not_ready", "roots": roots}
+    document: dict[str, object] = {"status": "ready" if ok else "not_ready"}
+    document.update(visible_roots(roots, store.settings.auth))
     return JSONResponse(document, status_code=200 if ok else 503, headers=_NO_STORE)

@@ -8,6 +8,11 @@ Choices, where RFC 9110 leaves some:
 - A ``Range`` with several ranges is answered with the whole entity (200): zarr clients
   never ask for several, and a multipart body would break their size checks.
 - A ``Range`` that is not syntactically valid, or not in ``bytes``, is ignored (200).
+  Only ASCII digits count; a number of more digits than any size has (``bytes=9999…-``,
+  thousands of them) is as large as it says, so it is clamped or unsatisfiable, never an
+  ``int()`` of thousands of digits.
+- An ``If-Modified-Since`` or ``If-Range`` date that is not a valid HTTP date (garbage, a
+  year past 9999, absurd lengths) is ignored, as RFC 9110 asks.
 - A satisfiable range is clamped to the entity (``bytes=0-999999`` of 10 bytes is
   ``0-9``); one that starts at or beyond the end, or a suffix of 0 bytes, is a 416 with
   ``Content-Range: bytes */<size>``.
@@ -18,7 +23,6 @@ Choices, where RFC 9110 leaves some:
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
@@ -27,8 +31,12 @@ from email.utils import formatdate, parsedate_to_datetime
 FORBIDDEN_HEADERS = ("content-encoding",)
 ERROR_CACHE_CONTROL = "no-store"
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(.*?)\s*$", re.IGNORECASE)
-_SPEC = re.compile(r"^(\d*)\s*-\s*(\d*)$")
+#: Digits of the largest byte position taken at its value; longer numbers are clamped to
+#: ``_HUGE`` (larger than any entity), which keeps their meaning.
+_MAX_DIGITS = 18
+_HUGE = 10**_MAX_DIGITS
+#: No HTTP date is longer (IMF-fixdate: 29 characters; the obsolete formats a few more).
+_MAX_DATE_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +74,45 @@ def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | No
     ranges (see the module docstring)."""
     if header is None:
         return None
-    match = _RANGE.match(header)
-    if match is None:
-        return None
-    specs = match.group(1).split(",")
-    if len(specs) != 1:
-        return None
-    spec = _SPEC.match(specs[0].strip())
+    spec = _single_spec(header)
     if spec is None:
         return None
-    first, last = spec.group(1), spec.group(2)
-    if not first and not last:
-        return None
-    if not first:  # suffix: the last n bytes
-        length = int(last)
-        if length == 0 or size == 0:
+    first, last = spec
+    if first is None:  # suffix: the last n bytes
+        assert last is not None
+        if last == 0 or size == 0:
             return Unsatisfiable(size)
-        return ByteRange(max(0, size - length), size, size)
-    start = int(first)
-    if last and int(last) < start:
+        return ByteRange(max(0, size - last), size, size)
+    if last is not None and last < first:
         return None  # a-b with b < a is invalid syntax: ignored
-    if start >= size:
+    if first >= size:
         return Unsatisfiable(size)
-    stop = size if not last else min(int(last) + 1, size)
-    return ByteRange(start, stop, size)
+    stop = size if last is None else min(last + 1, size)
+    return ByteRange(first, stop, size)
+
+
+def _single_spec(header: str) -> tuple[int | None, int | None] | None:
+    """(first, last) byte positions of a one-range ``bytes=`` header (None where a
+    position is absent), or None for a header to ignore. String operations only: no
+    regular expression to backtrack over a long header."""
+    unit, equals, specs = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes" or "," in specs:
+        return None
+    first, dash, last = (part.strip() for part in specs.partition("-"))
+    if not dash or not (first or last):
+        return None
+    if not all(text.isascii() and text.isdigit() for text in (first, last) if text):
+        return None  # str.isdigit alone admits "²" and "٣"
+    return _position(first), _position(last)
+
+
+def _position(digits: str) -> int | None:
+    """The value of ASCII digits (None when empty), clamped to ``_HUGE``: a number longer
+    than any size means "beyond the end", and int() of thousands of digits raises."""
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    return _HUGE if len(digits) > _MAX_DIGITS else int(digits)
 
 
 def entity_tag(identity: Sequence[int], key: str, configuration: str, version: str = "") -> str:
@@ -120,15 +143,15 @@ def http_date(seconds: float) -> str:
 
 def parse_http_date(value: str | None) -> float | None:
     """Seconds since the epoch of an HTTP date, or None when absent or invalid."""
-    if not value:
+    if not value or len(value) > _MAX_DATE_CHARS or not value.isascii():
         return None
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed.timestamp()
+        if parsed.tzinfo is None:
+            return None
+        return parsed.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # garbage; a year past 9999 (ValueError) or past C's int (OverflowError)
 
 
 def _opaque(tag: str) -> str:

@@ -88,6 +88,8 @@ def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -
         "url": url,
         "format": dataset.source.format,
         "multi_image": len(images) > 1,
+        # what the file holds but is not served, and why (a refused HDF5 link or layout)
+        "warnings": list(dataset.source.warnings),
         "images": images,
     }
 
@@ -267,6 +269,7 @@ def render_dataset_html(description: dict[str, Any]) -> str:
 <body><p><a href="/">all datasets</a></p><h1>{_e(description["path"])}</h1>
 <p>{_e(description["format"])} file served as OME-Zarr 0.5 (Zarr v3) at <code>{_e(description["url"])}</code>.
 JSON: this URL with <code>Accept: application/json</code> or <code>?format=json</code>.</p>
+{"".join(f'<p class="note warning">{_e(w)}</p>' for w in description["warnings"])}
 {images}
 </body></html>
 """

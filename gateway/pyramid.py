@@ -7,6 +7,13 @@ the coarsest level thus reads each finer block once, each of those reads its own
 blocks once, and so on: a whole pyramid costs about one pass over the source. Nothing is
 written to disk.
 
+Bounded work: a block whose finer region holds no stored data at all (absent TIFF tiles,
+unallocated HDF5 chunks: ``adapters.base.may_hold_data``) is fill at once, without reading,
+and the question goes down the chain of synthesized levels to the source in one step, so
+an empty giant costs a look at its tile table, not a pass over its pixels. Between blocks
+the computation checks its work token (``gateway.budget.checkpoint``): it stops when its
+requests went away or its time budget ran out.
+
 The rules (the README and the tests' numpy reference use exactly these):
 
 - **Which axes.** y and x halve (while larger than 1). z halves when, in physical units,
@@ -41,8 +48,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adapters.base import Level, Region, TileCache
+from adapters.base import Level, Region, TileCache, may_hold_data
 from adapters.units import to_micrometers
+from gateway.budget import checkpoint
 
 Method = Literal["mean", "mode", "nearest"]
 #: Methods whose pixels stand for the centre of their block (a half-pixel translation).
@@ -263,6 +271,11 @@ class DownsampledLevel:
             out[tuple(dst)] = block[tuple(src)]
         return out
 
+    def any_stored(self, region: Region) -> bool:
+        """Whether the finer region under ``region`` may hold stored data (asked of the
+        finer level, and so on down to the source: one cheap look, no pixels read)."""
+        return may_hold_data(self.finer, self.finer_region(region))
+
     def block_region(self, coords: Sequence[int]) -> Region:
         """The region of this level that block ``coords`` covers (clipped at the edges)."""
         return tuple(
@@ -280,12 +293,28 @@ class DownsampledLevel:
     def _compute(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
         found: dict[Hashable, np.ndarray] = {}
         for key in keys:
+            checkpoint()  # the request that wants this may have gone, or run out of time
             coords: tuple[int, ...] = key[1]  # type: ignore[index]
-            finer = self.finer.read(self.finer_region(self.block_region(coords)))
-            block = downsample(finer, self.factors, self.method)
+            region = self.block_region(coords)
+            source = self.finer_region(region)
+            if may_hold_data(self.finer, source):
+                block = downsample(self.finer.read(source), self.factors, self.method)
+            else:  # nothing stored under it: fill, known without reading
+                block = np.full(tuple(s.stop - s.start for s in region), self.fill_value, self.dtype)
             block.flags.writeable = False
             found[key] = block
         return found
+
+
+def is_synthesized(level: Level) -> bool:
+    """Whether reading ``level`` computes a synthesized level (heavy work: one chunk may
+    read a whole pyramid below it), seen through wrappers that keep their ``source``."""
+    while not isinstance(level, DownsampledLevel):
+        inner = getattr(level, "source", None)
+        if inner is None or inner is level:
+            return False
+        level = inner
+    return True
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,12 +11,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import __version__, http, pages
+from gateway import __version__, http, links, pages
+from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
 from gateway.settings import ServerSettings
 from gateway.store import GatewayStore, StoreItem
 
 READ_METHODS = ("GET", "HEAD")
+#: Status of an answer nobody receives (nginx's 499): what logs and metrics record.
+CLIENT_CLOSED = 499
 
 
 def _store(request: Request) -> GatewayStore:
@@ -56,7 +59,8 @@ def _entity(path: str, item: StoreItem, server: ServerSettings) -> http.Entity:
 
 async def index(request: Request) -> Response:
     _require_read(request)
-    listing = await pages.build_listing(_store(request), str(request.base_url))
+    store = _store(request)
+    listing = await pages.build_listing(store, links.base_url(request, store.settings.server))
     return _page(request, listing, pages.render_listing_html(listing))
 
 
@@ -64,7 +68,8 @@ async def dataset_page(request: Request, path: str) -> Response:
     located = await _store(request).locate(path[:-1])
     if located is None or located.key:
         return not_found(path)
-    description = pages.describe_dataset(located, str(request.base_url), _store(request).settings.viewers)
+    settings = _store(request).settings
+    description = pages.describe_dataset(located, links.base_url(request, settings.server), settings.viewers)
     return _page(request, description, pages.render_dataset_html(description))
 
 
@@ -73,7 +78,10 @@ async def key(request: Request) -> Response:
     path = request.path_params["path"]
     if path.endswith("/"):
         return await dataset_page(request, path)
-    item = await _store(request).get(path)
+    try:  # a client hanging up stops waiting, and so frees the work (gateway/disconnect.py)
+        item = await unless_disconnected(request.receive, _store(request).get(path))
+    except ClientDisconnected:
+        return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")
     if item is None:
         return not_found(path)
     entity = _entity(path, item, _store(request).settings.server)

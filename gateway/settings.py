@@ -6,14 +6,16 @@ and the CLI take a ``Settings``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from adapters.base import OpenOptions
+from adapters.base import DEFAULT_MAX_CHUNK_BYTES, OpenOptions
 
 CODECS = ("zstd", "blosc", "gzip", "none")
 ACCESS_LOG_FORMATS = ("text", "json", "off")
@@ -92,13 +94,23 @@ class CacheSettings:
     chunk_bytes: int = 256 * 1024**2  # encoded chunks, as served
     tile_bytes: int = 512 * 1024**2  # decoded source tiles/strips, shared by chunks
     open_files: int = 64  # opened sources kept (parsed structure + one descriptor each)
+    #: ...and the bytes their parsed structure pins together (an estimate each source
+    #: reports: tile offsets, HDF5 chunk indexes learnt so far, libhdf5's own state)
+    open_file_bytes: int = 256 * 1024**2
     stat_interval_seconds: float = 1.0  # how often a served file is checked for changes
+    #: Largest decoded size of one source chunk, tile or strip: a larger one (or a
+    #: compressed one whose header declares more: a decompression bomb) is refused with an
+    #: error instead of being allocated. 256 MiB admits one-strip planes up to 11k x 11k
+    #: uint16 and refuses GiB chunks; at worst one such chunk per read thread is in flight
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
 
     def __post_init__(self) -> None:
-        if self.chunk_bytes < 0 or self.tile_bytes < 0 or self.open_files < 1:
+        if self.chunk_bytes < 0 or self.tile_bytes < 0 or self.open_file_bytes < 0 or self.open_files < 1:
             raise SettingsError("cache sizes must be non-negative and open_files >= 1")
         if self.stat_interval_seconds < 0:
             raise SettingsError("cache.stat_interval_seconds must be >= 0")
+        if self.max_chunk_bytes < 1024:
+            raise SettingsError("cache.max_chunk_bytes must be at least 1 KiB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +119,12 @@ class ServerSettings:
     port: int = 8000
     workers: int = 1  # uvicorn worker processes
     threads: int = max(4, 2 * (os.cpu_count() or 2))  # bounded pool for reads and codecs
+    # Bounded work (gateway/budget.py): chunks of synthesized pyramid levels (heavy: one may
+    # read a whole pyramid below it) run in a pool of their own of heavy_threads (0:
+    # threads // 2, at least 1), so cheap chunk reads always keep the `threads` pool; no
+    # chunk may take more than request_seconds of work (503 beyond, work done is kept)
+    heavy_threads: int = 0
+    request_seconds: float = 30.0
     cors_origins: tuple[str, ...] = ("*",)
     listing_limit: int = 10000  # datasets shown on "/" (a walk of huge trees is bounded)
     # Cache-Control of successful responses (errors are always "no-store"): metadata can
@@ -121,12 +139,39 @@ class ServerSettings:
     access_log: str = "text"  # text | json | off (tokens in signed URLs are always redacted)
     server_timing: bool = True  # Server-Timing header (locate, read, encode durations)
     metrics: bool = True  # Prometheus text format at /metrics
+    # Links on pages (gateway/links.py): ``public_url`` (https://zarr.example.org/zarr) is
+    # what every generated link starts with; else forwarded headers count only from
+    # ``trusted_proxies`` (IPs or networks), else links use the address the client reached
+    # — never the client's own Host header
+    public_url: str = ""
+    trusted_proxies: tuple[str, ...] = ()
+    # Slow clients (gateway/serving.py, deploy/README.md): a request must arrive whole
+    # within header_timeout_seconds of the server waiting for it; idle keep-alive
+    # connections close after keep_alive_seconds; beyond max_connections open connections
+    # new ones are closed at once and requests answer 503; request heads over
+    # max_header_bytes answer 400
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 1024
+    max_header_bytes: int = 16 * 1024
+
+    @property
+    def heavy_pool_threads(self) -> int:
+        """Threads of the pool for synthesized-level chunks (``heavy_threads``, or auto)."""
+        return self.heavy_threads or max(1, self.threads // 2)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError("server.port must be 0..65535")
+        _check_links(self.public_url, self.root_path, self.trusted_proxies)
+        if self.header_timeout_seconds <= 0 or self.keep_alive_seconds <= 0:
+            raise SettingsError("server.header_timeout_seconds and server.keep_alive_seconds must be > 0")
+        if self.max_connections < 1 or self.max_header_bytes < 1024:
+            raise SettingsError("server.max_connections must be >= 1 and server.max_header_bytes >= 1 KiB")
         if self.workers < 1 or self.threads < 1:
             raise SettingsError("server.workers and server.threads must be >= 1")
+        if self.heavy_threads < 0 or not self.request_seconds > 0:
+            raise SettingsError("server.heavy_threads must be >= 0 and server.request_seconds > 0")
         if self.root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", self.root_path):
             raise SettingsError(
                 f"server.root_path must look like /zarr (no trailing /), not {self.root_path!r}"
@@ -135,6 +180,41 @@ class ServerSettings:
             raise SettingsError(f"server.access_log must be one of {ACCESS_LOG_FORMATS}")
         if not re.fullmatch(r"[A-Za-z0-9._:@-]*", self.instance):
             raise SettingsError("server.instance: letters, digits and . _ : @ - only")
+
+
+#: ``scheme://host[:port]`` of a public URL: a DNS name or an IP (v6 in brackets).
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+
+
+def _check_links(public_url: str, root_path: str, trusted_proxies: tuple[str, ...]) -> None:
+    """``public_url`` is an absolute http(s) URL without query whose path, if any, is the
+    mount prefix (so it must agree with ``root_path``); proxies are IPs, networks or ``*``."""
+    if public_url:
+        origin = _origin_of(public_url)
+        path = public_url[len(origin) :].rstrip("/")
+        if not _ORIGIN.fullmatch(origin) or (path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", path)):
+            raise SettingsError(
+                f"server.public_url must look like https://zarr.example.org/zarr, not {public_url!r}"
+            )
+        if root_path and path != root_path:
+            raise SettingsError(
+                f"server.public_url's path ({path or '/'}) must equal server.root_path ({root_path})"
+            )
+    for proxy in trusted_proxies:
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"server.trusted_proxies: {proxy!r} is not an IP address, a network (10.0.0.0/8) or '*'"
+            ) from None
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://authority`` of an absolute URL (the part before its path)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.split("/", 1)[0] if sep else url
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +272,9 @@ class AuthSettings:
     (``ome-zarr-gateway sign``), sent as ``/s/<token>/<path>`` or ``Authorization:
     Bearer <token>``. The key comes from ``signing_key_file`` (preferred; environment
     variables in it are expanded, e.g. ``${CREDENTIALS_DIRECTORY}/signing.key``) or
-    ``signing_key``; it is never shown in a repr.
+    ``signing_key``; it is never shown in a repr. The key is read once, at start, and a
+    key file inside a root is refused (``Settings``): whoever can save a file in a root
+    could otherwise have the gateway read it.
     """
 
     protect: tuple[str, ...] = ()
@@ -203,10 +285,15 @@ class AuthSettings:
     def enabled(self) -> bool:
         return bool(self.protect or self.signing_key or self.signing_key_file)
 
+    @property
+    def key_path(self) -> Path | None:
+        """The signing key file, environment variables and ``~`` expanded; None if unset."""
+        return Path(os.path.expandvars(self.signing_key_file)).expanduser() if self.signing_key_file else None
+
     def key(self) -> bytes:
         """The signing key; raises SettingsError when none is configured or it is short."""
-        if self.signing_key_file:
-            path = Path(os.path.expandvars(self.signing_key_file)).expanduser()
+        path = self.key_path
+        if path is not None:
             try:
                 key = path.read_bytes().strip()
             except OSError as exc:
@@ -344,6 +431,14 @@ class Settings:
                 f"root {self.zarr_v2.prefix!r} collides with the Zarr v2 view's URL prefix: "
                 "rename the root or set zarr_v2.prefix"
             )
+        reserved = sorted(RESERVED_ROOT_NAMES & set(self.roots))
+        if reserved:
+            raise SettingsError(
+                f"root name {reserved[0]!r} is a URL prefix the gateway reserves "
+                f"({', '.join(sorted(RESERVED_ROOT_NAMES))}): rename the root"
+            )
+        _check_disjoint(self.roots)
+        _check_key_outside_roots(self.auth.key_path, self.roots)
         unknown = [name for name in self.auth.protect if name != "*" and name not in self.roots]
         if unknown and self.roots:
             raise SettingsError(f"auth.protect names roots that are not configured: {unknown}")
@@ -402,10 +497,61 @@ class Settings:
         root_name = name or _root_name_for(path)
         return cls(roots={root_name: path})
 
+    def open_options(self) -> OpenOptions:
+        """What adapters are told when a source is opened."""
+        return replace(self.hdf5.open_options(), max_chunk_bytes=self.cache.max_chunk_bytes)
+
     def with_overrides(self, **server: Any) -> Settings:
         """A copy with server options (host, port, workers...) replaced where not None."""
         changes = {k: v for k, v in server.items() if v is not None}
         return replace(self, server=replace(self.server, **changes)) if changes else self
+
+
+#: First URL segments the gateway answers itself, so no root can be named after them:
+#: ``s`` carries signed tokens (gateway/auth.py), the rest are service routes (gateway/app.py)
+#: — reserved whether or not auth or metrics are enabled, so enabling them never hides a root.
+RESERVED_ROOT_NAMES = frozenset({"s", "health", "ready", "metrics"})
+
+
+def _check_disjoint(roots: dict[str, Path]) -> None:
+    """Refuse roots whose real directories are equal or nested (symlinks resolved).
+
+    A file under both would be served under two URL paths, with the access rules of
+    whichever path a client picks: ``pub=/x`` beside ``priv=/x/private`` with only ``priv``
+    protected would serve ``/pub/private/...`` to anyone. Refusing at start is simpler to
+    reason about than merging protections per file."""
+    real = [(os.path.realpath(path), name) for name, path in roots.items()]
+    for (first, first_name), (second, second_name) in combinations(real, 2):
+        if first == second:
+            raise SettingsError(
+                f"roots {first_name!r} and {second_name!r} are the same directory ({first}): "
+                "roots must not overlap"
+            )
+        for inner, inner_name, outer, outer_name in (
+            (first, first_name, second, second_name),
+            (second, second_name, first, first_name),
+        ):
+            if inner.startswith(outer.rstrip(os.sep) + os.sep):
+                raise SettingsError(
+                    f"root {inner_name!r} ({inner}) lies inside root {outer_name!r} ({outer}): roots "
+                    "must not overlap (its files would also be served under the outer root, past [auth] protect)"
+                )
+
+
+def _check_key_outside_roots(key_path: Path | None, roots: dict[str, Path]) -> None:
+    """Refuse a signing key file that lies inside a root (symlinks resolved): a file in a
+    root can make the gateway read other files (an HDF5 external link, a BigDataViewer
+    path), and a leaked key forges tokens for every protected root."""
+    if key_path is None:
+        return
+    key = os.path.realpath(key_path)
+    for name, path in sorted(roots.items()):
+        root = os.path.realpath(path)
+        if key == root or key.startswith(root.rstrip(os.sep) + os.sep):
+            raise SettingsError(
+                f"auth.signing_key_file {key_path} lies inside root {name!r} ({root}): "
+                "keep the signing key outside every served folder"
+            )
 
 
 def _valid_root_name(name: str) -> bool:
@@ -419,9 +565,9 @@ def _root_name_for(path: Path) -> str:
 
 #: ``[section]`` → (its settings class, keys that hold byte sizes such as "512 MiB").
 SECTIONS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "server": (ServerSettings, ()),
+    "server": (ServerSettings, ("max_header_bytes",)),
     "chunks": (ChunkSettings, ()),
-    "cache": (CacheSettings, ("chunk_bytes", "tile_bytes")),
+    "cache": (CacheSettings, ("chunk_bytes", "tile_bytes", "max_chunk_bytes", "open_file_bytes")),
     "viewers": (ViewerSettings, ()),
     "hdf5": (Hdf5Settings, ()),
     "auth": (AuthSettings, ()),

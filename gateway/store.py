@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import numpy as np
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from adapters.base import PassThroughLevel
+from adapters.base import PassThroughLevel, may_hold_data
 from gateway import zarr_v2
+from gateway.budget import BudgetExceeded, WorkToken, bound
 from gateway.cache import ByteLRU, CacheStats
-from gateway.catalog import Catalog, Identity, Located
+from gateway.catalog import Catalog, Dataset, Identity, Located
 from gateway.http import content_digest
 from gateway.keys import chunk_region, may_be_key, may_be_v2_key, parse_chunk_key
 from gateway.layout import ArrayNode
+from gateway.pyramid import is_synthesized
 from gateway.settings import Settings
 from gateway.timing import RequestTiming, current_timing
 
+V = TypeVar("V")
 Kind = Literal["metadata", "chunk", "document"]
 #: Documents that are zarr metadata (the others: OME-XML, the RO-Crate).
 METADATA_NAMES = ("zarr.json", *zarr_v2.METADATA_NAMES)
@@ -92,6 +96,9 @@ def render_chunk(
             timing.since("read", started)
             return raw
     region = chunk_region(coords, node.chunk_shape, node.shape)
+    if omit_empty and not may_hold_data(node.level, region):
+        timing.since("read", started)
+        return None  # nothing stored under it (absent tiles, an empty pyramid block): fill
     data = node.level.read(region)
     started = timing.since("read", started)
     if omit_empty and is_all_fill(data, node.fill_value):
@@ -108,9 +115,12 @@ def render_chunk(
 class GatewayStore:
     """Keys are URL paths: ``<root>/<file path>/<key inside the dataset>``."""
 
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, executor: Executor, heavy: Executor | None = None) -> None:
         self.settings = settings
-        self.executor = executor
+        self.executor = executor  # file reads, codecs, metadata: cheap, bounded work
+        #: chunks of synthesized levels (one may read a pyramid): a pool of their own, so
+        #: that they never hold every thread of ``executor`` (None: share ``executor``)
+        self.heavy = heavy or executor
         self.tiles: ByteLRU[np.ndarray] = ByteLRU(settings.cache.tile_bytes)
         self.chunks: ByteLRU[bytes | None] = ByteLRU(settings.cache.chunk_bytes)
         self.catalog = Catalog(settings, self.tiles, on_stale=self._drop_chunks)
@@ -122,10 +132,45 @@ class GatewayStore:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def locate(self, key: str) -> Located | None:
+        """The dataset at ``key``, unleased (its tree, not its source: see ``leased``)."""
         located = self.catalog.locate_cached(key)
         if located is None:
             located = await self._run(self.catalog.locate, key)
         return located
+
+    @asynccontextmanager
+    async def leased(self, key: str) -> AsyncIterator[Located | None]:
+        """The dataset at ``key`` with a lease held: its source is not closed (evicted
+        from the pool, replaced on disk) while the block runs."""
+        located = self.catalog.acquire_cached(key)
+        if located is None:
+            pending = asyncio.get_running_loop().run_in_executor(self.executor, self.catalog.acquire, key)
+            try:
+                located = await asyncio.shield(pending)
+            except asyncio.CancelledError:  # the lease taken after we left is given back
+                pending.add_done_callback(self._release_orphan)
+                raise
+        try:
+            yield located
+        finally:
+            if located is not None:
+                self.catalog.release(located.dataset, defer_close=True)
+
+    def _release_orphan(self, future: asyncio.Future[Located | None]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            located = future.result()
+            if located is not None:
+                self.catalog.release(located.dataset, defer_close=True)
+
+    def _holding(self, dataset: Dataset, compute: Callable[[], V]) -> Callable[[], V]:
+        """``compute`` holding a lease of its own while it runs in the executor: it may
+        outlive the request that started it (a client hanging up)."""
+
+        def run() -> V:
+            with self.catalog.hold(dataset):
+                return compute()
+
+        return run
 
     async def get(self, key: str) -> StoreItem | None:
         """The value at ``key``, or None when the key does not exist (→ 404).
@@ -141,11 +186,17 @@ class GatewayStore:
             return None
         timing = current_timing()
         started = time.perf_counter()
-        located = await self.locate(key)
-        if timing is not None:
-            timing.since("locate", started)
-        if located is None:
-            return None
+        async with self.leased(key) as located:
+            if timing is not None:
+                timing.since("locate", started)
+            if located is None:
+                return None
+            return await self._item(located, v2_key, timing)
+
+    async def _item(
+        self, located: Located, v2_key: str | None, timing: RequestTiming | None
+    ) -> StoreItem | None:
+        """The document or chunk at a located key (the caller holds the lease)."""
         dataset, inner = located.dataset, located.key
         if v2_key is not None:
             inner = zarr_v2.inner_key(inner, v2_key)
@@ -168,11 +219,22 @@ class GatewayStore:
         if coords is None:
             return None
         omit_empty = self.settings.chunks.omit_empty
-        data = await self.chunks.get_or_compute(
-            (dataset.namespace, node.path, coords),
-            lambda: render_chunk(node, coords, omit_empty, timing),
-            self.executor,
-        )
+        token = WorkToken(self.settings.server.request_seconds)  # checked by the worker
+        render = bound(token, lambda: render_chunk(node, coords, omit_empty, timing))
+        try:
+            data = await asyncio.wait_for(
+                self.chunks.get_or_compute(
+                    (dataset.namespace, node.path, coords),
+                    self._holding(dataset, render),
+                    self.heavy if is_synthesized(node.level) else self.executor,
+                    abandon=token.cancel,  # when no request waits any more
+                ),
+                token.seconds,
+            )
+        except TimeoutError:
+            if time.monotonic() < token.deadline:
+                raise  # not ours: a TimeoutError of the computation itself
+            raise BudgetExceeded(token.seconds) from None
         if data is None:
             return None
         if timing is not None:
@@ -190,16 +252,16 @@ class GatewayStore:
     def _list_dir_sync(self, prefix: str) -> list[tuple[str, bool]]:
         if not prefix:
             return [(name, False) for name in sorted(self.catalog.roots)]
-        located = self.catalog.locate(prefix)
-        if located is None:
-            return [(name, False) for name in self.catalog.directory_entries(prefix)]
-        inner = f"{located.key}/" if located.key else ""
-        children: dict[str, bool] = {}
-        for key in located.dataset.tree.documents:
-            if key.startswith(inner):
-                name, sep, _ = key[len(inner) :].partition("/")
-                children[name] = children.get(name, False) or not sep
-        return sorted(children.items())
+        with self.catalog.lease(prefix) as located:
+            if located is None:
+                return [(name, False) for name in self.catalog.directory_entries(prefix)]
+            inner = f"{located.key}/" if located.key else ""
+            children: dict[str, bool] = {}
+            for key in located.dataset.tree.documents:
+                if key.startswith(inner):
+                    name, sep, _ = key[len(inner) :].partition("/")
+                    children[name] = children.get(name, False) or not sep
+            return sorted(children.items())
 
     def cache_stats(self) -> dict[str, tuple[CacheStats, int, int]]:
         """(statistics, bytes held, entries) of each cache, for metrics."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Image, Level, Region
+from adapters.base import Image, Level, Region, may_hold_data
 
 VARIANT_NAME = "float32"
 VARIANT_DTYPE = np.dtype("float32")
@@ -55,6 +55,9 @@ class Float32Level:
     @property
     def fill_value(self) -> float:
         return float(np.float32(self.source.fill_value))
+
+    def any_stored(self, region: Region) -> bool:
+        return may_hold_data(self.source, region)  # fill converts to the variant's fill
 
     def read(self, region: Region) -> np.ndarray:
         with np.errstate(over="ignore"):  # beyond float32's range is ±inf, as documented

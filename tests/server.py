@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from gateway.app import create_app
+from gateway.serving import uvicorn_config
 from gateway.settings import Settings
 
 
@@ -26,7 +27,8 @@ def serve(settings: Settings) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    # the configuration `ome-zarr-gateway serve` runs with (request deadline, connection cap)
+    config = uvicorn_config(create_app(settings), settings.server, "warning", lifespan="on")
     server = ThreadedServer(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

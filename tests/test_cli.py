@@ -171,3 +171,24 @@ def test_inspect_reports_unreadable_file(tmp_path: Path) -> None:
     result = subprocess.run([*CLI, "inspect", str(bad)], capture_output=True, text=True)
     assert result.returncode == 1
     assert "error:" in result.stderr
+
+
+def test_serve_announces_public_url_and_workers_keep_the_request_deadline(tiff_dir) -> None:
+    """The [server] options reach uvicorn's workers too: their pages link to public_url,
+    and a half-sent request is cut off after header_timeout_seconds."""
+    folder, _ = tiff_dir
+    port = free_port()
+    config = folder / "gateway.toml"
+    config.write_text(
+        f'[roots]\nlab = "{folder}"\n[server]\nport = {port}\nworkers = 2\n'
+        'public_url = "https://zarr.example.org/zarr"\nheader_timeout_seconds = 1.0\n'
+    )
+    with running(["serve", str(config)], "Serving") as (_, lines):
+        base = f"http://127.0.0.1:{port}"
+        wait_until_serving(base)
+        assert f"at {base}/\nPublic URL (page links): https://zarr.example.org/zarr/\n" in "".join(lines)
+        page = httpx.get(f"{base}/lab/sub/plane.tif/", params={"format": "json"}).json()
+        assert page["url"] == "https://zarr.example.org/zarr/lab/sub/plane.tif/"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+            assert sock.recv(1024) == b""  # closed by the server, well within the timeout of 10 s

@@ -172,16 +172,22 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
 
-def render_nginx_config(directory: Path, gateways: list[GatewayProcess], **values: str) -> str:
-    """deploy/nginx/render.sh, run as an admin would, with loopback values."""
+def render_nginx_config(
+    directory: Path, gateways: list[GatewayProcess], *, template: Path | None = None, **values: str
+) -> str:
+    """deploy/nginx/render.sh, run as an admin would, with loopback values; ``template``
+    renders another template instead of the shipped one (the benchmark compares them)."""
+    script = DEPLOY / "nginx" / "render.sh"
+    if template is not None:  # render.sh reads the template next to itself
+        (directory / "render").mkdir(parents=True, exist_ok=True)
+        script = Path(shutil.copy(script, directory / "render" / "render.sh"))
+        shutil.copy(template, directory / "render" / "ome-zarr-gateway.conf.template")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "OZG_GATEWAYS": " ".join(f"127.0.0.1:{g.port}" for g in gateways),
         **values,
     }
-    done = subprocess.run(
-        ["sh", str(DEPLOY / "nginx" / "render.sh")], env=env, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -209,10 +215,60 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+#: Debian's own main config (package nginx-common, installed with nginx-light): the deploy
+#: tests and bench/bench_nginx.py run the shipped site inside it, as an admin would, so what
+#: its ``http`` block sets (``sendfile on; tcp_nopush on; gzip on; ...``) applies to them too.
+DEBIAN_NGINX_CONF = Path("/etc/nginx/nginx.conf")
+
+
+def debian_main_config(directory: Path, includes: list[Path]) -> str:
+    """Debian's ``nginx.conf`` with only what must change to run on loopback as this user,
+    everything else (sendfile, tcp_nopush, gzip, worker_processes, modules...) as shipped.
+
+    Each substitution must match exactly once: if Debian reworded its file, this fails
+    instead of silently testing another config."""
+    text = DEBIAN_NGINX_CONF.read_text()
+    temp = "".join(
+        f"\t{kind}_temp_path {directory / ('tmp-' + kind)};\n"  # /var/lib/nginx is root's
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    sites = "".join(f"\tinclude {path};\n" for path in includes)
+    substitutions = [
+        # workers as www-data could not enter pytest's 0700 tmp dirs; unprivileged, the
+        # directive is ignored with a warning, so it goes
+        (r"^user\s+[^;]*;\n", "user root root;\n" if os.geteuid() == 0 else ""),
+        # /run and /var/log/nginx are root's, and the system's own nginx may use them
+        (r"^pid\s+[^;]*;", f"pid {directory / 'nginx.pid'};"),
+        (r"^error_log\s+[^;]*;", f"error_log {directory / 'error.log'};"),
+        (
+            r"^(\s*)access_log\s+/var/log/nginx/access\.log;",
+            rf"\g<1>access_log {directory / 'default-access.log'};",
+        ),
+        # the site(s) under test instead of the system's (sites-enabled/default listens on :80)
+        (
+            r"^\s*include\s+/etc/nginx/conf\.d/\*\.conf;\n\s*include\s+/etc/nginx/sites-enabled/\*;\n",
+            temp + sites,
+        ),
+    ]
+    for pattern, replacement in substitutions:
+        text, count = re.subn(pattern, replacement, text, flags=re.MULTILINE)
+        assert count == 1, f"{DEBIAN_NGINX_CONF} changed: {pattern!r} matched {count} times"
+    return text
+
+
 @contextmanager
-def running_nginx(directory: Path, gateways: list[GatewayProcess], **values: str) -> Iterator[Nginx]:
-    """nginx in the foreground (``daemon off``) with the rendered site config inside a
-    minimal main config; everything it writes stays in ``directory``."""
+def running_nginx(
+    directory: Path,
+    gateways: list[GatewayProcess],
+    *,
+    extra_site: str = "",
+    template: Path | None = None,
+    **values: str,
+) -> Iterator[Nginx]:
+    """nginx in the foreground (``daemon off``) with the rendered site config inside Debian's
+    default main config (:func:`debian_main_config`); ``extra_site`` is an optional second
+    http-context file (the benchmark's static server). Everything it writes stays in
+    ``directory``."""
     nginx = require_tool("nginx")
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)  # workers may run as another user when we are root
@@ -221,6 +277,7 @@ def running_nginx(directory: Path, gateways: list[GatewayProcess], **values: str
     site = render_nginx_config(
         directory,
         gateways,
+        template=template,
         OZG_HTTP_LISTEN=f"127.0.0.1:{http_port}",
         OZG_HTTPS_LISTEN=f"127.0.0.1:{https_port}",
         OZG_SERVER_NAME="localhost",
@@ -231,26 +288,22 @@ def running_nginx(directory: Path, gateways: list[GatewayProcess], **values: str
         OZG_ACCESS_LOG=str(directory / "access.log"),
         **values,
     )
-    (directory / "ome-zarr-gateway.conf").write_text(site)
-    user = "user root root;" if os.geteuid() == 0 else ""
-    temp = " ".join(
-        f"{kind}_temp_path {directory / ('tmp-' + kind)};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (directory / "nginx.conf").write_text(
-        f"{user}\ndaemon off;\nworker_processes 2;\npid {directory / 'nginx.pid'};\n"
-        f"error_log {directory / 'error.log'} warn;\nevents {{ worker_connections 512; }}\n"
-        f"http {{\n  include /etc/nginx/mime.types;\n  {temp}\n"
-        f"  include {directory / 'ome-zarr-gateway.conf'};\n}}\n"
-    )
+    includes = [directory / "ome-zarr-gateway.conf"]
+    includes[0].write_text(site)
+    if extra_site:
+        includes.append(directory / "extra-site.conf")
+        includes[1].write_text(extra_site)
+    (directory / "nginx.conf").write_text(debian_main_config(directory, includes))
+    # no -p: Debian's prefix stays, so modules-enabled/*.conf finds its modules (every path
+    # this config writes to is absolute, in ``directory``)
     args = [
         nginx,
         "-c",
         str(directory / "nginx.conf"),
-        "-p",
-        str(directory),
         "-e",
         str(directory / "error.log"),
+        "-g",
+        "daemon off;",
     ]
     check = subprocess.run([*args, "-t"], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import http.client
 import re
+import statistics
 import subprocess
 import threading
+import time
 from collections import Counter
 
 import h5py
@@ -32,6 +34,7 @@ from tests.deploy.support import (
     require_tool,
     running_nginx,
     start_gateway,
+    wait_for,
 )
 
 PREFIX = "/zarr"
@@ -40,6 +43,7 @@ DATASETS = [f"set{i:02d}/cells.tif" for i in range(16)]
 CHUNKS = ["0/c/0/0", "0/c/0/1", "0/c/1/0", "0/c/1/1"]
 H5 = "volumes/stack.h5"
 H5_IMAGE = f"{H5}/raw/volume"
+NOISE = "noise/tiles.tif"  # 2x2 tiles of 256x256 uint16 noise, 10-13 bits deep: ~95-120 KB chunks
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +54,15 @@ def cluster(tmp_path_factory):
         (root / name).parent.mkdir(parents=True)
         pixels = (np.arange(256 * 256, dtype=np.uint16) + 1 + index).reshape(256, 256)
         tifffile.imwrite(root / name, pixels, tile=(128, 128), photometric="minisblack", compression="zlib")
+    (root / NOISE).parent.mkdir()
+    rng = np.random.default_rng(10)
+    noise = np.block(
+        [
+            [rng.integers(1, 2**bits, (256, 256), dtype=np.uint16) for bits in row]
+            for row in [[10, 11], [12, 13]]
+        ]
+    )
+    tifffile.imwrite(root / NOISE, noise, tile=(256, 256), photometric="minisblack", compression="zlib")
     (root / H5).parent.mkdir()
     with h5py.File(root / H5, "w") as f:
         f.create_dataset(
@@ -60,6 +73,8 @@ def cluster(tmp_path_factory):
     config = root.parent / "gateway.toml"
     config.write_text(
         f'[roots]\nlab = "{root}"\n[server]\nroot_path = "{PREFIX}"\nthreads = 2\naccess_log = "json"\n'
+        # nginx on loopback is the proxy whose Host and X-Forwarded-Proto the links follow
+        'trusted_proxies = ["127.0.0.1"]\n'
         '[cache]\nchunk_bytes = "16 MiB"\ntile_bytes = "16 MiB"\n'
     )
     gateways: list[GatewayProcess] = []
@@ -166,6 +181,40 @@ def test_repeated_chunk_is_served_by_nginx_cache(cluster):
     assert again.headers["etag"] == first.headers["etag"]
     assert head.headers["content-length"] == str(len(first.content))
     assert after == before  # no gateway saw the repeated requests
+
+
+def test_cache_hits_do_not_stall_on_one_keep_alive_connection(cluster):
+    """Debian's ``tcp_nopush on`` made nginx hold the tail of cache HITs of ~75-125 KB
+    until the client's delayed ACK: >= 40 ms per answer (the kernel's minimum delayed-ACK
+    time, a floor no machine load can lower), where a HIT takes ~0.2 ms. The median of
+    100 HITs against 30 ms is 100x looser than the healthy figure and still below the
+    stalled floor: not flaky on a slow machine, and a stall cannot slip through. (Checked:
+    the shipped template without its tcp_nopush fix fails here with a 44 ms median.)
+    Speed itself is measured by bench/bench_nginx.py."""
+    nginx, _ = cluster
+    targets = [f"{PREFIX}/lab/{NOISE}/{key}" for key in CHUNKS]
+    connection = http.client.HTTPConnection("127.0.0.1", nginx.http_port, timeout=30)
+    try:
+        expected = {}
+        for target in targets:  # MISS: into the cache
+            connection.request("GET", target)
+            first = connection.getresponse()
+            expected[target] = first.read()
+            assert first.status == 200 and len(expected[target]) > 65536  # > 1 loopback segment
+        socket_ = connection.sock
+        durations = []
+        for index in range(100):
+            target = targets[index % len(targets)]
+            start = time.perf_counter()
+            connection.request("GET", target)
+            response = connection.getresponse()
+            body = response.read()
+            durations.append(time.perf_counter() - start)
+            assert response.getheader("x-cache-status") == "HIT" and body == expected[target]
+        assert connection.sock is socket_  # all on one keep-alive connection
+    finally:
+        connection.close()
+    assert statistics.median(durations) < 0.030, sorted(durations)[::10]
 
 
 def test_cache_honours_etag_and_cache_control(cluster):
@@ -314,6 +363,8 @@ def test_signed_url_tokens_are_redacted_in_nginx_log(cluster):
     nginx, _ = cluster
     token = "v1.9999999999.bGFi.c2VjcmV0LXNpZ25hdHVyZQ"
     httpx.get(f"{nginx.http}{PREFIX}/s/{token}/lab/{DATASETS[0]}/zarr.json")
+    # nginx logs a request after it has sent the answer: wait for the line, do not race it
+    wait_for(lambda: f"{PREFIX}/s/" in nginx.access_log, "the signed request's log line", timeout=10)
     log = nginx.access_log
     assert f"{PREFIX}/s/<redacted>/lab/{DATASETS[0]}/zarr.json" in log
     assert token not in log

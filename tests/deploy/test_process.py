@@ -26,6 +26,7 @@ def write_dataset(folder: Path) -> Path:
 
 def test_settings_precedence_cli_over_env_over_file(tmp_path):
     data = write_dataset(tmp_path / "data")
+    extra = write_dataset(tmp_path / "extra")  # roots may not overlap (checked at start)
     config = tmp_path / "gateway.toml"
     file_port = free_port()
     config.write_text(
@@ -36,7 +37,7 @@ def test_settings_precedence_cli_over_env_over_file(tmp_path):
         "OME_ZARR_GATEWAY__SERVER__PORT": str(env_port),  # loses to --port
         "OME_ZARR_GATEWAY__SERVER__INSTANCE": "from-env",  # wins over the file
         "OME_ZARR_GATEWAY__CHUNKS__CODEC": "gzip",  # not in the file at all
-        "OME_ZARR_GATEWAY__ROOTS__EXTRA": str(data),  # a root from the environment
+        "OME_ZARR_GATEWAY__ROOTS__EXTRA": str(extra),  # a root from the environment
     }
     process = Process.start(
         [sys.executable, "-m", "gateway", "serve", str(config), "--port", str(cli_port)], env, cwd=PROJECT

@@ -29,7 +29,7 @@ SAMPLE = "pybdv_derived/cells3d_stardist"
 
 @pytest.fixture(scope="module")
 def shared_url(shared_data: Path) -> Iterator[str]:
-    with serve(Settings.from_mapping({"roots": {"s": str(shared_data)}})) as url:
+    with serve(Settings.from_mapping({"roots": {"shared": str(shared_data)}})) as url:
         yield url
 
 
@@ -60,9 +60,9 @@ def xml_setups(path: Path) -> list[dict]:
 
 
 def test_sample_is_a_bioformats2raw_tree_of_two_images(shared_url: str) -> None:
-    root = zarr.open_group(f"{shared_url}/s/{SAMPLE}.xml", mode="r")
+    root = zarr.open_group(f"{shared_url}/shared/{SAMPLE}.xml", mode="r")
     assert root.attrs["ome"]["bioformats2raw.layout"] == 3
-    series = zarr.open_group(f"{shared_url}/s/{SAMPLE}.xml/OME", mode="r").attrs["ome"]["series"]
+    series = zarr.open_group(f"{shared_url}/shared/{SAMPLE}.xml/OME", mode="r").attrs["ome"]["series"]
     assert series == ["0", "1"]
 
 
@@ -72,7 +72,7 @@ def test_sample_pixels_are_bit_exact(setup: int, shared_data: Path, shared_url: 
         levels = len(f[f"s{setup:02d}/resolutions"])
         for level in range(levels):
             want = f[f"t00000/s{setup:02d}/{level}/cells"][()].view(np.uint16)
-            array = zarr.open_array(f"{shared_url}/s/{SAMPLE}.xml/{setup}/{level}", mode="r")
+            array = zarr.open_array(f"{shared_url}/shared/{SAMPLE}.xml/{setup}/{level}", mode="r")
             served = array[...]
             assert served.dtype == np.uint16
             assert served.tobytes() == want.tobytes(), (setup, level)
@@ -81,7 +81,7 @@ def test_sample_pixels_are_bit_exact(setup: int, shared_data: Path, shared_url: 
 @pytest.mark.parametrize("setup", [0, 1])
 def test_sample_metadata_follows_the_xml(setup: int, shared_data: Path, shared_url: str) -> None:
     described = xml_setups(shared_data / f"{SAMPLE}.xml")[setup]
-    group = zarr.open_group(f"{shared_url}/s/{SAMPLE}.xml/{setup}", mode="r")
+    group = zarr.open_group(f"{shared_url}/shared/{SAMPLE}.xml/{setup}", mode="r")
     OmeImage.from_zarr(group)
     ms = multiscale(group)
     assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
@@ -103,7 +103,7 @@ def test_sample_metadata_follows_the_xml(setup: int, shared_data: Path, shared_u
 
 
 def test_sample_hdf5_alone_is_served_without_calibration(shared_data: Path, shared_url: str) -> None:
-    group = zarr.open_group(f"{shared_url}/s/{SAMPLE}.h5/0", mode="r")
+    group = zarr.open_group(f"{shared_url}/shared/{SAMPLE}.h5/0", mode="r")
     OmeImage.from_zarr(group)
     assert scales(group)[0] == [1.0, 1.0, 1.0]
     with h5py.File(shared_data / f"{SAMPLE}.h5", "r") as f:
@@ -113,14 +113,14 @@ def test_sample_hdf5_alone_is_served_without_calibration(shared_data: Path, shar
 def test_listing_shows_bdv_xml_but_no_other_xml(shared_url: str) -> None:
     listing = httpx.get(f"{shared_url}/", headers={"Accept": "application/json"}).json()
     paths = {d["path"] for d in listing["datasets"]}
-    assert f"s/{SAMPLE}.xml" in paths
-    assert f"s/{SAMPLE}.h5" in paths
-    assert not any(p.startswith("s/ome_types/xml/") for p in paths), sorted(paths)
+    assert f"shared/{SAMPLE}.xml" in paths
+    assert f"shared/{SAMPLE}.h5" in paths
+    assert not any(p.startswith("shared/ome_types/xml/") for p in paths), sorted(paths)
 
 
 def test_other_xml_is_not_a_dataset(shared_url: str) -> None:
     for key in ("zarr.json", "0/zarr.json"):
-        response = httpx.get(f"{shared_url}/s/ome_types/xml/single-image.ome.xml/{key}")
+        response = httpx.get(f"{shared_url}/shared/ome_types/xml/single-image.ome.xml/{key}")
         assert response.status_code == 404, response.text
 
 

@@ -154,8 +154,9 @@ def test_cut_pass_through_file_missing_chunk_is_json_500(gateway):
     assert "truncated" in document["detail"]
 
 
-def test_garbled_pass_through_tile_is_served_as_stored(gateway):
-    """Pass-through does not decode: the garbage goes out untouched (the client's decoder
-    reports it). Documents current behaviour."""
-    response = gateway.raw("GET", "/data/garbled-zstd.tif/0/c/0/1")
-    assert (response.status, response.body[:8]) == (200, b"\xde" * 8)
+def test_garbled_pass_through_tile_is_json_500(gateway):
+    """Stored bytes go out untouched only when they are one zstd frame declaring exactly
+    the chunk's size (adapters/frames.py); garbage is not, so it is decoded, and fails."""
+    document = assert_json_error(gateway.raw("GET", "/data/garbled-zstd.tif/0/c/0/1"), 500)
+    assert "cannot be decoded" in document["detail"]
+    gateway.assert_healthy()

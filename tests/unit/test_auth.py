@@ -75,3 +75,34 @@ def test_signed_path():
 )
 def test_private_cache_control(value, remaining, expected):
     assert private_cache_control(value, remaining) == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "v1.\u00b2.bGFi.AAAA",  # str.isdigit() admits it; int() does not
+        "v1.\u0663.bGFi.AAAA",  # int() admits it: still not an ASCII expiry
+        "v1." + "9" * 5000 + ".bGFi.AAAA",  # int() refuses past 4,300 digits
+        "v1." + "9" * 17 + ".bGFi.AAAA",
+        "v1..bGFi.AAAA",
+        "v1.1.bGFi==.AAAA",  # padding: never minted
+        "v1.1.bGFi.AAAA=",
+        "v1.1.b\u00e9Fi.AAAA",
+        "v1.1.bG Fi.AAAA",
+        "v1.1." + "A" * 5000 + ".AAAA",
+        "....",
+    ],
+)
+def test_hostile_tokens_are_token_errors(bad):
+    with pytest.raises(TokenError):
+        read_token(KEY, bad, now=0)
+
+
+def test_expiry_a_token_cannot_carry_is_refused_when_minting():
+    with pytest.raises(ValueError):
+        mint_token(KEY, "lab", 10**16)
+
+
+def test_longest_expiry_round_trips():
+    token = mint_token(KEY, "lab", 10**16 - 1)
+    assert read_token(KEY, token, now=0).expires == 10**16 - 1

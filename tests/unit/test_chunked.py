@@ -365,3 +365,53 @@ def test_transposed_view_is_not_plain():
 def test_plain_view_storage_coords():
     array, _ = stored(ramp((1, 6, 8)), (1, 4, 4))
     assert MappedLevel(array, [[1], [2]]).storage_coords((1, 0)) == (0, 1, 0)
+
+
+# -- what is stored, known without reading ---------------------------------------------------------
+
+
+def test_any_stored_asks_chunk_by_chunk_without_reading():
+    data = ramp((8, 8))
+    array, file = stored(data, (4, 4), missing={(0, 0), (0, 1), (1, 0)})
+    assert array.any_stored(region((0, 4), (0, 8))) is False  # the top row of chunks
+    assert array.any_stored(region((0, 8), (0, 4))) is False
+    assert array.any_stored(region((3, 5), (3, 5))) is True  # one pixel of chunk (1, 1)
+    assert array.any_stored(region((2, 2), (0, 8))) is False  # empty region
+    assert file.reads == []
+
+
+def test_any_stored_is_unknown_beyond_the_probe_limit(monkeypatch):
+    array, _ = stored(ramp((8, 8)), (1, 1), missing=set(itertools.product(range(8), range(8))))
+    assert array.any_stored(region((0, 8), (0, 8))) is False
+    monkeypatch.setattr(chunked, "ANY_STORED_PROBES", 63)
+    assert array.any_stored(region((0, 8), (0, 8))) is True  # 64 chunks: "maybe"
+
+
+@pytest.mark.parametrize(
+    ("channels", "expected"),
+    [((0, 3), False), ((1, 3), False), ((2, 4), True), ((3, 4), True), ((0, 6), True)],
+)
+def test_any_stored_maps_merged_axes_to_storage(channels, expected):
+    data = ramp((2, 6, 8, 3))
+    array, _ = stored(data, (1, 4, 4, 3), missing={(0, 0, 0, 0), (0, 0, 1, 0), (0, 1, 0, 0), (0, 1, 1, 0)})
+    level = MappedLevel(array, [[0, 3], [1], [2]])  # channels 0..2: page 0 (absent), 3..5: page 1
+    assert level.any_stored(region(channels, (0, 6), (0, 8))) is expected
+
+
+def test_chunks_over_the_budget_are_refused_but_absent_ones_are_fill():
+    data = ramp((8, 8))
+    array, file = stored(data, (4, 4), missing={(0, 0)}, fill_value=5)
+    array.max_chunk_bytes = 16  # a chunk is 32 bytes
+    assert (array.read(region((0, 4), (0, 4))) == 5).all()
+    with pytest.raises(SourceReadError, match="decodes to 32 bytes, more than the 16 allowed per chunk"):
+        array.read(region((0, 8), (0, 8)))
+    assert file.reads == []
+
+
+def test_passthrough_needs_the_exact_size():
+    data = ramp((8, 8))
+    array, _ = stored(data, (4, 4), missing={(0, 0)})
+    assert array.read_passthrough((1, 1), None, 32) == data[4:, 4:].tobytes()
+    assert array.read_passthrough((1, 1), None, 33) is None  # stored bytes are not the chunk
+    assert array.read_passthrough((0, 0), None, 32) is None  # not stored
+    assert array.read_passthrough((1, 1), "zstd", 32) is None  # not a zstd frame

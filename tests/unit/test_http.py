@@ -269,3 +269,78 @@ def test_if_range_mismatch_sends_everything():
 
 def test_modified_is_the_newest_mtime_of_the_files():
     assert modified_seconds((1, 2, 3_000_000_000, 4, 5, 6, 7_000_000_000, 8)) == 7.0
+
+
+# -- hostile headers: parsed defensively, never raised --------------------------------------------
+
+HUGE = "9" * 5000  # past int()'s 4,300-digit limit
+
+
+def test_huge_first_position_is_unsatisfiable():
+    assert parse_range(f"bytes={HUGE}-", 100) == Unsatisfiable(100)
+
+
+def test_huge_last_position_is_clamped():
+    assert parse_range(f"bytes=10-{HUGE}", 100) == ByteRange(10, 100, 100)
+
+
+def test_huge_suffix_is_the_whole_entity():
+    assert parse_range(f"bytes=-{HUGE}", 100) == ByteRange(0, 100, 100)
+
+
+def test_huge_first_and_last_are_still_ordered():
+    assert parse_range(f"bytes={HUGE}-{HUGE}", 100) == Unsatisfiable(100)
+
+
+def test_leading_zeros_do_not_make_a_number_huge():
+    assert parse_range("bytes=" + "0" * 5000 + "5-9", 100) == ByteRange(5, 10, 100)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=\u00b2-3", "bytes=\u0663-5", "bytes=0-\u0663", "bytes=\uff11-2", "bytes=-\u00b2", "bytés=0-1"],
+)
+def test_non_ascii_digits_are_ignored(header):
+    assert parse_range(header, 100) is None
+
+
+def test_many_ranges_are_ignored():
+    assert parse_range("bytes=" + ",".join(f"{i}-{i}" for i in range(5000)), 100) is None
+
+
+def test_long_whitespace_is_tolerated():
+    assert parse_range("bytes=" + " " * 10000 + "1-2" + " " * 10000, 100) == ByteRange(1, 3, 100)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 06 Nov 99999999999 08:49:37 GMT",  # year past C's int
+        "Sun, 06 Nov 10000 08:49:37 GMT",  # year past 9999
+        f"Sun, 06 Nov {HUGE} 08:49:37 GMT",
+        "Sun, 06 Nov 1994 99:99:99 GMT",
+        "Sun, 06 Nov 1994 08:49:37 +9999",
+        "Sun, 06 Nov \u0661\u0669\u0669\u0664 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT" + " " * 100,
+        "\x00\xff",
+    ],
+)
+def test_absurd_dates_are_none(value):
+    assert parse_http_date(value) is None
+
+
+def test_absurd_if_modified_since_is_ignored():
+    assert not not_modified(entity(), {"if-modified-since": "Sun, 06 Nov 99999999999 08:49:37 GMT"})
+
+
+def test_absurd_if_range_date_does_not_apply():
+    assert not range_applies(entity(), {"if-range": "Sun, 06 Nov 99999999999 08:49:37 GMT"})
+
+
+def test_absurd_headers_plan_a_whole_reply():
+    headers = {
+        "range": f"bytes=\u00b2-{HUGE}",
+        "if-modified-since": f"Sun, 06 Nov {HUGE} 08:49:37 GMT",
+        "if-none-match": ", ".join(['"x"'] * 1000),
+    }
+    assert plan_response("GET", headers, entity()).status == 200

@@ -243,3 +243,12 @@ def test_every_setting_round_trips_through_json(example):
 
     again = Settings.from_mapping(json.loads(json.dumps(example.to_mapping())))
     assert again == example
+
+
+def test_max_chunk_bytes_is_a_size_that_reaches_the_adapters():
+    settings = Settings.from_mapping({"cache": {"max_chunk_bytes": "64 MiB"}})
+    assert settings.cache.max_chunk_bytes == 64 * 1024**2
+    assert settings.open_options().max_chunk_bytes == 64 * 1024**2
+    assert Settings().open_options().max_chunk_bytes == 256 * 1024**2
+    with pytest.raises(SettingsError, match="max_chunk_bytes"):
+        Settings.from_mapping({"cache": {"max_chunk_bytes": 100}})
