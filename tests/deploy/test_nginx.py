@@ -217,6 +217,47 @@ def test_cache_hits_do_not_stall_on_one_keep_alive_connection(cluster):
     assert statistics.median(durations) < 0.030, sorted(durations)[::10]
 
 
+def test_updated_cache_entry_is_never_served_stale(tmp_path):
+    """The template keeps hot cache files open (open_file_cache): when an expired entry is
+    refreshed with new bytes, the next HIT must read the new cache file, not the descriptor
+    still open on the old one (nginx passes the cache node's inode to the open-file cache)."""
+    require_tool("nginx")
+    root = tmp_path / "data"
+    root.mkdir()
+    tiff = root / "changing.tif"
+    tifffile.imwrite(tiff, np.full((64, 64), 1, np.uint16), photometric="minisblack")
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[roots]\nlab = "{root}"\n[server]\nroot_path = "{PREFIX}"\naccess_log = "off"\n'
+        'cache_control_chunks = "public, max-age=1"\n[cache]\nstat_interval_seconds = 0\n'
+    )
+    gateway = start_gateway(config, "fresh")
+    try:
+        with running_nginx(tmp_path / "nginx", [gateway]) as nginx, httpx.Client(timeout=30) as client:
+            target = url(nginx, "changing.tif/0/c/0/0")
+            old = client.get(target)
+            hit = client.get(target)
+            assert hit.headers["x-cache-status"] == "HIT" and hit.content == old.content
+            tifffile.imwrite(tiff, np.full((64, 64), 2, np.uint16), photometric="minisblack")
+            direct = httpx.get(f"{gateway.base}/lab/changing.tif/0/c/0/0", timeout=30).content
+            assert direct != old.content
+            time.sleep(1.5)  # past max-age: a request now refreshes the entry (in the background:
+            # that request itself may still get the old bytes, marked STALE)
+            statuses = []
+            for _ in range(50):
+                response = client.get(target)
+                statuses.append(response.headers["x-cache-status"])
+                if response.content == direct:
+                    break
+                assert response.content == old.content  # the old version, never a mix
+                time.sleep(0.1)
+            again = [client.get(target) for _ in range(3)]
+        assert response.content == direct, statuses
+        assert all(r.headers["x-cache-status"] == "HIT" and r.content == direct for r in again)
+    finally:
+        gateway.process.stop()
+
+
 def test_cache_honours_etag_and_cache_control(cluster):
     nginx, _ = cluster
     with httpx.Client(timeout=30) as client:
