@@ -91,6 +91,15 @@ class ByteLRU(Generic[V]):
                 return True, self._lru[key]
         return False, None
 
+    def hit(self, key: Hashable) -> tuple[bool, V | None]:
+        """(found, value), counted as a hit when found: the hot path of a cached value,
+        without the machinery of a computation (``get_or_compute``) around it."""
+        with self._lock:
+            if key in self._lru:
+                self.stats.hits += 1
+                return True, self._lru[key]
+        return False, None
+
     def _store(self, key: Hashable, value: V) -> None:
         if self.max_bytes <= 0 or sizeof(value) > self.max_bytes:
             return

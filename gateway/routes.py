@@ -15,7 +15,7 @@ from gateway import __version__, http, links, pages
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
 from gateway.settings import ServerSettings
-from gateway.store import GatewayStore, StoreItem
+from gateway.store import Description, GatewayStore, StoreItem
 
 READ_METHODS = ("GET", "HEAD")
 #: Status of an answer nobody receives (nginx's 499): what logs and metrics record.
@@ -51,10 +51,29 @@ def _page(request: Request, document: dict[str, object], html: str) -> Response:
     return HTMLResponse(html, headers=headers)
 
 
-def _entity(path: str, item: StoreItem, server: ServerSettings) -> http.Entity:
+def _entity(path: str, item: StoreItem | Description, server: ServerSettings) -> http.Entity:
+    """The HTTP entity of a value (a description alone: an entity without its bytes)."""
     cache_control = server.cache_control_chunks if item.kind == "chunk" else server.cache_control_metadata
     etag = http.entity_tag(item.identity, path, item.configuration, __version__)
-    return http.Entity(item.data, item.media_type, etag, http.modified_seconds(item.identity), cache_control)
+    data = item.data if isinstance(item, StoreItem) else b""
+    return http.Entity(data, item.media_type, etag, http.modified_seconds(item.identity), cache_control)
+
+
+async def _revalidated(request: Request, path: str) -> Response | None:
+    """A 304 for an ``If-None-Match`` that names the current entity, decided from the
+    store's description: no pixel is read or encoded. None: answer as usual (no such
+    header, ``*``, which only the value itself can answer, or another entity)."""
+    condition = request.headers.get("if-none-match")
+    if condition is None or condition.strip() == "*":
+        return None
+    store = _store(request)
+    description = await store.describe(path)
+    if description is None:
+        return None
+    entity = _entity(path, description, store.settings.server)
+    if not http.etag_matches(condition, entity.etag):
+        return None
+    return Response(b"", status_code=304, headers=http.entity_headers(entity))
 
 
 async def index(request: Request) -> Response:
@@ -78,6 +97,9 @@ async def key(request: Request) -> Response:
     path = request.path_params["path"]
     if path.endswith("/"):
         return await dataset_page(request, path)
+    revalidated = await _revalidated(request, path)
+    if revalidated is not None:
+        return revalidated
     try:  # a client hanging up stops waiting, and so frees the work (gateway/disconnect.py)
         item = await unless_disconnected(request.receive, _store(request).get(path))
     except ClientDisconnected:

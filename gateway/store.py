@@ -40,6 +40,18 @@ METADATA_NAMES = ("zarr.json", *zarr_v2.METADATA_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
+class Description:
+    """What HTTP needs to describe a value without its bytes: enough for an entity tag, so
+    that a conditional request (``If-None-Match``) is answered without reading pixels."""
+
+    kind: Kind
+    media_type: str
+    identity: Identity  # of the source file version the bytes come from
+    #: what else decides the bytes (codecs and chunk shape; a digest for documents): ETags
+    configuration: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreItem:
     """A value of the store, with what HTTP needs to describe it."""
 
@@ -49,6 +61,32 @@ class StoreItem:
     identity: Identity  # of the source file version the bytes come from
     #: what else decides the bytes (codecs and chunk shape; a digest for documents): ETags
     configuration: str = ""
+
+    @classmethod
+    def described(cls, data: bytes, description: Description) -> StoreItem:
+        d = description
+        return cls(data, d.kind, d.media_type, d.identity, d.configuration)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a key inside a dataset names: a document, or one chunk of an array."""
+
+    inner: str
+    document: bytes | None = None
+    node: ArrayNode | None = None
+    coords: tuple[int, ...] = ()
+
+    def description(self, dataset: Dataset) -> Description:
+        if self.document is not None:
+            kind: Kind = "metadata" if self.inner.endswith(METADATA_NAMES) else "document"
+            return Description(
+                kind, media_type_for(self.inner), dataset.identity, content_digest(self.document)
+            )
+        assert self.node is not None
+        return Description(
+            "chunk", "application/octet-stream", dataset.identity, chunk_configuration(self.node)
+        )
 
 
 def media_type_for(key: str) -> str:
@@ -172,59 +210,103 @@ class GatewayStore:
 
         return run
 
-    async def get(self, key: str) -> StoreItem | None:
-        """The value at ``key``, or None when the key does not exist (→ 404).
-
-        Keys no dataset can have (the probes of zarr v2, N5 and precomputed clients)
-        are None before any file is looked up."""
-        v2_key = zarr_v2.split_key(key, self.settings)  # the Zarr v2 view (gateway/zarr_v2.py)
+    @staticmethod
+    def _split_key(key: str, settings: Settings) -> tuple[str, str | None] | None:
+        """(lookup key, key of the Zarr v2 view or None); None for keys no dataset can
+        have (the probes of zarr v2, N5 and precomputed clients), before any file is
+        looked up."""
+        v2_key = zarr_v2.split_key(key, settings)  # the Zarr v2 view (gateway/zarr_v2.py)
         if v2_key is not None:
-            if not may_be_v2_key(v2_key):
-                return None
-            key = zarr_v2.lookup_key(v2_key)
-        elif not may_be_key(key):
-            return None
-        timing = current_timing()
-        started = time.perf_counter()
-        async with self.leased(key) as located:
-            if timing is not None:
-                timing.since("locate", started)
-            if located is None:
-                return None
-            return await self._item(located, v2_key, timing)
+            return (zarr_v2.lookup_key(v2_key), v2_key) if may_be_v2_key(v2_key) else None
+        return (key, None) if may_be_key(key) else None
 
-    async def _item(
-        self, located: Located, v2_key: str | None, timing: RequestTiming | None
-    ) -> StoreItem | None:
-        """The document or chunk at a located key (the caller holds the lease)."""
-        dataset, inner = located.dataset, located.key
+    @staticmethod
+    def _target(located: Located, v2_key: str | None) -> _Target | None:
+        """The document or chunk a located key names, parsed once; None when none."""
+        inner = located.key
         if v2_key is not None:
             inner = zarr_v2.inner_key(inner, v2_key)
-        tree = dataset.tree if v2_key is None else dataset.tree.v2
+        tree = located.dataset.tree if v2_key is None else located.dataset.tree.v2
         if tree is None:
             return None
         document = tree.documents.get(inner)
         if document is not None:
-            kind: Kind = "metadata" if inner.endswith(METADATA_NAMES) else "document"
-            if timing is not None:
-                timing.kind = kind
-            return StoreItem(
-                document, kind, media_type_for(inner), dataset.identity, content_digest(document)
-            )
+            return _Target(inner, document=document)
         found = tree.find_array(inner)
         if found is None:
             return None
         node, chunk_key = found
         coords = parse_chunk_key(chunk_key, node.grid)
-        if coords is None:
+        return None if coords is None else _Target(inner, node=node, coords=coords)
+
+    async def describe(self, key: str) -> Description | None:
+        """Kind, media type and what decides the bytes of the value at ``key``, without
+        producing them (no pixel is read). None when the key names no document or chunk
+        of the grid; a chunk described here may still be absent (all fill) for ``get``."""
+        parts = self._split_key(key, self.settings)
+        if parts is None:
             return None
+        async with self.leased(parts[0]) as located:
+            target = None if located is None else self._target(located, parts[1])
+            if located is None or target is None:
+                return None
+            description = target.description(located.dataset)
+        timing = current_timing()
+        if timing is not None:
+            timing.kind = description.kind
+        return description
+
+    async def get(self, key: str) -> StoreItem | None:
+        """The value at ``key``, or None when the key does not exist (→ 404)."""
+        parts = self._split_key(key, self.settings)
+        if parts is None:
+            return None
+        timing = current_timing()
+        started = time.perf_counter()
+        async with self.leased(parts[0]) as located:
+            if timing is not None:
+                timing.since("locate", started)
+            target = None if located is None else self._target(located, parts[1])
+            if located is None or target is None:
+                return None
+            return await self._item(located.dataset, target, timing)
+
+    async def _item(
+        self, dataset: Dataset, target: _Target, timing: RequestTiming | None
+    ) -> StoreItem | None:
+        """The document or chunk ``target`` names (the caller holds the lease)."""
+        description = target.description(dataset)
+        if target.document is not None:
+            data: bytes | None = target.document
+        else:
+            assert target.node is not None
+            cache_key = (dataset.namespace, target.node.path, target.coords)
+            cached, data = self.chunks.hit(cache_key)
+            if not cached:
+                data = await self._render(dataset, target.node, target.coords, cache_key, timing)
+        if data is None:
+            return None  # an absent chunk (all fill): no kind is recorded for a 404
+        if timing is not None:
+            timing.kind = description.kind
+        return StoreItem.described(data, description)
+
+    async def _render(
+        self,
+        dataset: Dataset,
+        node: ArrayNode,
+        coords: tuple[int, ...],
+        cache_key: Hashable,
+        timing: RequestTiming | None,
+    ) -> bytes | None:
+        """Compute a chunk once for every request that wants it, within the work budget
+        (``server.request_seconds``), in the pool its level's cost calls for."""
         omit_empty = self.settings.chunks.omit_empty
         token = WorkToken(self.settings.server.request_seconds)  # checked by the worker
         render = bound(token, lambda: render_chunk(node, coords, omit_empty, timing))
         try:
-            data = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 self.chunks.get_or_compute(
-                    (dataset.namespace, node.path, coords),
+                    cache_key,
                     self._holding(dataset, render),
                     self.heavy if is_synthesized(node.level) else self.executor,
                     abandon=token.cancel,  # when no request waits any more
@@ -235,13 +317,6 @@ class GatewayStore:
             if time.monotonic() < token.deadline:
                 raise  # not ours: a TimeoutError of the computation itself
             raise BudgetExceeded(token.seconds) from None
-        if data is None:
-            return None
-        if timing is not None:
-            timing.kind = "chunk"
-        return StoreItem(
-            data, "chunk", "application/octet-stream", dataset.identity, chunk_configuration(node)
-        )
 
     async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
         """Immediate children of ``prefix`` as (name, is_key): roots, directories and

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import Settings
+from gateway.settings import RSS_MARGIN_BYTES, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024**2
-#: Used when the settings state no RSS margin of their own (the gateway states none yet):
-#: an idle started server with every adapter imported is ~150-200 MiB.
-PLACEHOLDER_MARGIN_BYTES = 512 * MiB
 
 
 def toml_value(value: Any) -> str:
@@ -58,29 +55,19 @@ class Budget:
 
 
 def stated_budget(config_path: Path) -> Budget:
-    """The budget read from the settings the server runs with. Parts the gateway does not
-    state yet (an open-file byte budget, an RSS margin) are named in ``notes``."""
+    """The budget the README states (``CacheSettings.rss_budget_bytes``), read from the
+    settings the server runs with, with its parts."""
     with open(config_path, "rb") as fh:
         settings = Settings.from_mapping(tomllib.load(fh), base=config_path.parent)
     cache = settings.cache
-    parts = {"cache.chunk_bytes": cache.chunk_bytes, "cache.tile_bytes": cache.tile_bytes}
-    notes = []
-    open_file_bytes = getattr(cache, "open_file_bytes", None)
-    if isinstance(open_file_bytes, int):
-        parts["cache.open_file_bytes"] = open_file_bytes
-    else:
-        notes.append("no cache.open_file_bytes setting yet: open files are not in the budget")
-    margin = None
-    for owner in (settings, cache, settings.server):
-        for name in ("rss_margin_bytes", "memory_margin_bytes", "margin_bytes"):
-            value = getattr(owner, name, None)
-            if isinstance(value, int):
-                margin = value
-    if margin is None:
-        margin = PLACEHOLDER_MARGIN_BYTES
-        notes.append(f"no stated RSS margin yet: placeholder {margin // MiB} MiB")
-    parts["margin"] = margin
-    return Budget(sum(parts.values()), parts, tuple(notes))
+    parts = {
+        "cache.chunk_bytes": cache.chunk_bytes,
+        "cache.tile_bytes": cache.tile_bytes,
+        "cache.open_file_bytes": cache.open_file_bytes,
+        "margin": RSS_MARGIN_BYTES,
+    }
+    assert sum(parts.values()) == cache.rss_budget_bytes
+    return Budget(cache.rss_budget_bytes, parts, ())
 
 
 def proc_rss_bytes(pid: int) -> int:

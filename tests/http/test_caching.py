@@ -7,9 +7,20 @@ import os
 import time
 from email.utils import parsedate_to_datetime
 
+import numpy as np
 import pytest
 
-from tests.http.support import assert_json_error, new_client, running_gateway, write_healthy
+from gateway.settings import Settings
+from tests.deploy.support import metric_total
+from tests.http.support import (
+    assert_json_error,
+    new_client,
+    raw_request,
+    running_gateway,
+    write_healthy,
+    write_tiff,
+)
+from tests.server import serve
 
 CHUNK = "/data/healthy.tif/0/c/1/0"
 METADATA = "/data/healthy.tif/0/zarr.json"
@@ -139,3 +150,29 @@ def test_etag_changes_with_the_codec(serve_dir):
         with start(chunks={"codec": codec}) as base, new_client() as client:
             tags.append(client.get(f"{base}/data/a.tif/0/c/0/0").headers["etag"])
     assert tags[0] != tags[1]
+
+
+def chunk_misses(base: str) -> float:
+    """Chunks computed so far (chunk cache misses), from the server's /metrics."""
+    text = raw_request(base, "GET", "/metrics").body.decode()
+    return metric_total(text, "gateway_cache_lookups_total", cache="chunks", result="miss")
+
+
+@pytest.mark.parametrize("target", [CHUNK, "/data/pyramid.tif/2/c/0/0"])
+def test_304_on_a_fresh_server_reads_no_pixels(tmp_path, target):
+    """A revalidation needs the entity tag, not the bytes: a server that has never rendered
+    the chunk (a restart, another instance behind the balancer) answers If-None-Match with
+    a 304 without computing it (a synthesized pyramid level included)."""
+    write_healthy(tmp_path / "healthy.tif")
+    pixels = np.arange(2048 * 2048, dtype=np.uint16).reshape(2048, 2048)
+    write_tiff(tmp_path / "pyramid.tif", pixels, tile=(256, 256), compression="zlib")
+    settings = Settings.from_mapping({"roots": {"data": str(tmp_path)}})
+    with serve(settings) as first:
+        etag = raw_request(first, "GET", target).headers["etag"]
+    with serve(settings) as fresh:
+        response = raw_request(fresh, "GET", target, {"If-None-Match": etag})
+        assert (response.status, response.body, response.headers["etag"]) == (304, b"", etag)
+        assert chunk_misses(fresh) == 0
+        other = raw_request(fresh, "GET", target, {"If-None-Match": '"another"'})
+        assert other.status == 200 and other.headers["etag"] == etag
+        assert chunk_misses(fresh) == 1

@@ -70,6 +70,14 @@ def test_least_recently_used_is_evicted():
     assert [cache.get(k)[0] for k in "abcd"] == [False, True, True, True]
 
 
+def test_hit_counts_only_what_is_found():
+    cache = ByteLRU(3 * KB)
+    fill(cache, {"a": value(KB)})
+    before = cache.stats.hits
+    assert cache.hit("a")[0] and cache.hit("missing") == (False, None)
+    assert cache.stats.hits == before + 1
+
+
 def test_reading_refreshes_recency():
     cache = ByteLRU(3 * KB)
     fill(cache, {"a": value(KB), "b": value(KB), "c": value(KB)})
