@@ -10,12 +10,10 @@ sent) and disarms it once the request is fully received; at the deadline the con
 closed. It also closes, at once, connections beyond ``max_connections``, so descriptors
 held by connections stay bounded whatever clients do.
 
-The protocol is uvicorn's h11 one (pure Python, always installed with uvicorn); it is set
-explicitly, so installing ``httptools`` (``uvicorn[standard]``) does not silently switch to
-a protocol without the deadline. The hooks used (``connection_made``, ``data_received``,
-``on_response_complete``, ``connection_lost``, ``cycle.more_body``) exist in uvicorn's
-httptools protocol as well: ``class DeadlineHttpToolsProtocol(RequestDeadline,
-HttpToolsProtocol)`` would carry it over.
+The deadline is a mixin (``RequestDeadline``) over uvicorn's own protocols, set
+explicitly: uvicorn's httptools protocol (C parser; ``uvicorn[standard]``, a dependency)
+when httptools imports, else its h11 one, so neither runs without the deadline. Both
+protocols' 400s for requests their parser refuses are JSON with CORS, like the app's.
 """
 
 from __future__ import annotations
@@ -29,6 +27,11 @@ from typing import Any
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools not installed: uvicorn's pure-Python h11 protocol only
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 from gateway.http import ERROR_CACHE_CONTROL
 from gateway.settings import ServerSettings
@@ -142,28 +145,56 @@ class RequestDeadline(asyncio.Protocol):
             self.transport.close()
 
 
+def error_400(msg: str, any_origin: bool) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of the 400 for a request the HTTP parser refuses (bad head, head too
+    large): JSON like every other gateway error, never cached, with CORS when any origin is
+    allowed (the request's Origin is not known: its head did not parse)."""
+    body = json.dumps({"error": "bad_request", "detail": msg}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", ERROR_CACHE_CONTROL.encode()),
+        (b"connection", b"close"),
+    ]
+    if any_origin:
+        headers.append((b"access-control-allow-origin", b"*"))
+    return headers, body
+
+
 class DeadlineH11Protocol(RequestDeadline, H11Protocol):
-    """uvicorn's h11 protocol with the request deadline and the connection cap."""
+    """uvicorn's h11 protocol (pure Python) with the request deadline and the connection cap."""
 
     def send_400_response(self, msg: str) -> None:
-        """A request the HTTP parser refuses (bad head, head too large) answers like every
-        other gateway error: a JSON body, never cached, with CORS when any origin is allowed
-        (the request's Origin is not known here: its head did not parse)."""
-        body = json.dumps({"error": "bad_request", "detail": msg}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", ERROR_CACHE_CONTROL.encode()),
-            (b"connection", b"close"),
-        ]
-        if getattr(self.config, "any_origin", True):
-            headers.append((b"access-control-allow-origin", b"*"))
-        for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+        headers, body = error_400(msg, getattr(self.config, "any_origin", True))
+        for event in (
+            h11.Response(status_code=400, headers=headers),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
             try:
                 self.transport.write(self.conn.send(event))
             except h11.LocalProtocolError:  # h11 cannot answer in this state: just close
                 break
         self.transport.close()
+
+
+#: The protocol the gateway serves HTTP/1.1 with: the fastest one installed, with the
+#: deadline (a module-level class: worker processes receive the configuration pickled).
+HTTP_PROTOCOL: type[asyncio.Protocol] = DeadlineH11Protocol
+
+if HttpToolsProtocol is not None:
+
+    class DeadlineHttpToolsProtocol(RequestDeadline, HttpToolsProtocol):
+        """uvicorn's httptools protocol (C parser, ``uvicorn[standard]``) with the request
+        deadline and the connection cap."""
+
+        def send_400_response(self, msg: str) -> None:
+            headers, body = error_400(msg, getattr(self.config, "any_origin", True))
+            head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + body)
+            self.transport.close()
+
+    HTTP_PROTOCOL = DeadlineHttpToolsProtocol
 
 
 def uvicorn_config(
@@ -188,7 +219,7 @@ def uvicorn_config(
         log_level=log_level,
         access_log=False,
         proxy_headers=False,
-        http=DeadlineH11Protocol,
+        http=HTTP_PROTOCOL,
         ws="none",  # no websockets here; an upgrade would outlive the request deadline
         timeout_keep_alive=server.keep_alive_seconds,
         limit_concurrency=server.max_connections,

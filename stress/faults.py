@@ -32,14 +32,20 @@ FILES = 3
 ORIGIN = "https://viewer.example"
 
 
+def pixel_offset(version: int) -> int:
+    """Distinct per version for 60,000 versions, and within uint16 (a long run makes
+    hundreds of versions)."""
+    return 1 + (977 * version) % 60_000
+
+
 def tiff_bytes(version: int, scratch: Path) -> bytes:
     """Version ``version`` of a file: same layout (uncompressed tiles), other pixels."""
-    write_tiff(scratch, healthy_pixels(1 + 977 * version), tile=HEALTHY_TILE)
+    write_tiff(scratch, healthy_pixels(pixel_offset(version)), tile=HEALTHY_TILE)
     return scratch.read_bytes()
 
 
 def chunks_of(version: int) -> dict[str, bytes]:
-    pixels = healthy_pixels(1 + 977 * version).astype("<u2")
+    pixels = healthy_pixels(pixel_offset(version)).astype("<u2")
     ty, tx = HEALTHY_TILE
     out = {}
     for key in KEYS:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from gateway import serving
 from tests.http.support import Gateway, running_gateway
 
 TIMEOUT_SECONDS = 1.0
@@ -26,10 +27,27 @@ HALF_HEAD = b"GET /data/healthy.tif/zarr.json HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc
 FULL_REQUEST = b"GET /data/healthy.tif/zarr.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
+#: Both HTTP protocols the gateway may run (httptools when installed, as uvicorn[standard]
+#: brings it; h11 otherwise) carry the deadline, the cap and JSON 400s.
+PROTOCOLS = {"h11": serving.DeadlineH11Protocol, "default": serving.HTTP_PROTOCOL}
+
+
+@contextmanager
+def protocol(name: str) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(serving, "HTTP_PROTOCOL", PROTOCOLS[name])
+        yield
+
+
+@pytest.fixture(scope="module", params=sorted(PROTOCOLS))
+def protocol_name(request) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory) -> Iterator[Gateway]:
+def gateway(protocol_name, tmp_path_factory) -> Iterator[Gateway]:
     server = {"header_timeout_seconds": TIMEOUT_SECONDS, "max_connections": 512}
-    with running_gateway(tmp_path_factory.mktemp("slow"), server=server) as gw:
+    with protocol(protocol_name), running_gateway(tmp_path_factory.mktemp("slow"), server=server) as gw:
         yield gw
 
 
@@ -177,10 +195,10 @@ def test_many_half_open_connections_do_not_stop_a_normal_client(gateway):
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory) -> Iterator[Gateway]:
+def capped(protocol_name, tmp_path_factory) -> Iterator[Gateway]:
     """A long request deadline, so that a quick close can only come from the connection cap."""
     server = {"header_timeout_seconds": 600.0, "max_connections": 8}
-    with running_gateway(tmp_path_factory.mktemp("capped"), server=server) as gw:
+    with protocol(protocol_name), running_gateway(tmp_path_factory.mktemp("capped"), server=server) as gw:
         yield gw
 
 
