@@ -56,7 +56,7 @@ from adapters.base import (
     Window,
 )
 from adapters.files import FileAccess, OutsideRootsError
-from adapters.hdf5_chunks import Hdf5Array, open_array
+from adapters.hdf5_chunks import Hdf5Array, open_context_array
 from adapters.hdf5_file import HDF5_FILE_BYTES, H5File, Hdf5Context, attr_text, exists
 from adapters.hdf5_levels import StackedLevel
 from adapters.units import space_unit
@@ -544,17 +544,7 @@ def _level(
             if tuple(cells.shape) != shape:
                 ctx.warn(f"{cells.name}: shape {cells.shape} differs from {shape}; served as missing")
                 continue
-            array, reason = open_array(
-                ctx.file,
-                cells,
-                ctx.tiles,
-                lock_free=ctx.options.lock_free,
-                view=data.served,
-                max_chunk_bytes=ctx.options.max_chunk_bytes,
-            )
-            if reason is not None and t_index == 0:
-                ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
-            arrays[outer] = array
+            arrays[outer] = open_context_array(ctx, cells, view=data.served, warn=t_index == 0)
     outer_shape = [len(timepoints) if n == "t" else len(members) for n in outer_names]
     inner, dims = (shape, (0, 1, 2)) if keep_z else (shape[1:], (1, 2))
     return StackedLevel(arrays, outer_shape, inner, dims)

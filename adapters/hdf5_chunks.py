@@ -38,7 +38,7 @@ from adapters.base import (
     UnsupportedSourceError,
 )
 from adapters.chunked import Extent, StoredArray
-from adapters.hdf5_file import HDF5_LOCK, H5File
+from adapters.hdf5_file import HDF5_LOCK, H5File, Hdf5Context
 from adapters.hdf5_filters import Compression, FilterPipeline, UnsupportedFilterError
 
 #: Target size of the virtual chunks a contiguous dataset is read in.
@@ -130,6 +130,25 @@ def open_array(
             except UnsupportedFilterError as exc:
                 reason = str(exc)
         return LockedArray(file, dataset, info, tiles, key, max_chunk_bytes), reason
+
+
+def open_context_array(
+    ctx: Hdf5Context, dataset: h5py.Dataset, *, view: Any = None, warn: bool = True
+) -> Hdf5Array:
+    """``open_array`` with the file, tile cache and options of a flavour's context; a read
+    that falls back to h5py is said in the context's warnings (``warn``: once per image is
+    enough for the members of a stack)."""
+    array, reason = open_array(
+        ctx.file,
+        dataset,
+        ctx.tiles,
+        lock_free=ctx.options.lock_free,
+        view=view,
+        max_chunk_bytes=ctx.options.max_chunk_bytes,
+    )
+    if reason is not None and warn:
+        ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
+    return array
 
 
 def _fallback_reason(dataset: h5py.Dataset, info: DatasetInfo) -> str | None:

@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 
 from adapters.base import Axis, AxisName, Image, Level, SourceReadError, UnsupportedSourceError
-from adapters.hdf5_chunks import open_array
+from adapters.hdf5_chunks import open_context_array
 from adapters.hdf5_file import Hdf5Context, as_text, attr_numbers, attr_text, storage_refusal
 from adapters.hdf5_levels import StackedLevel, squeeze_dims
 from adapters.units import space_unit, time_unit
@@ -179,15 +179,7 @@ def _image(ctx: Hdf5Context, path: str, datasets: Sequence[h5py.Dataset]) -> Ima
     dims = [kept[i] for i in order]
     levels: list[Level] = []
     for dataset in datasets:
-        array, reason = open_array(
-            ctx.file,
-            dataset,
-            ctx.tiles,
-            lock_free=ctx.options.lock_free,
-            max_chunk_bytes=ctx.options.max_chunk_bytes,
-        )
-        if reason is not None:
-            ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
+        array = open_context_array(ctx, dataset)
         levels.append(StackedLevel({(): array}, (), [array.shape[d] for d in dims], dims))
     axes = tuple(Axis(n, calibration.units.get(n)) for n in axis_names)
     scale = tuple(calibration.scale.get(n, 1.0) for n in axis_names)

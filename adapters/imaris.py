@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from adapters.base import Axis, AxisName, Channel, Image, Level, UnsupportedSourceError, Window
-from adapters.hdf5_chunks import Hdf5Array, open_array
+from adapters.hdf5_chunks import Hdf5Array, open_context_array
 from adapters.hdf5_file import H5File, Hdf5Context, attr_numbers, attr_text, exists
 from adapters.hdf5_levels import StackedLevel
 from adapters.units import space_unit
@@ -155,16 +155,7 @@ def _level(
                 if not isinstance(data, h5py.Dataset) or data.ndim != 3:
                     members[outer] = None
                     continue
-            array, reason = open_array(
-                ctx.file,
-                data,
-                ctx.tiles,
-                lock_free=ctx.options.lock_free,
-                max_chunk_bytes=ctx.options.max_chunk_bytes,
-            )
-            if reason is not None and t_index == c_index == 0:
-                ctx.warn(f"{array.name}: read through h5py under a lock ({reason})")
-            members[outer] = array
+            members[outer] = open_context_array(ctx, data, warn=t_index == c_index == 0)
     present = [m for m in members.values() if m is not None]
     if not present:
         raise UnsupportedSourceError(f"{path} holds no Data")

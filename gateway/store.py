@@ -304,19 +304,19 @@ class GatewayStore:
         token = WorkToken(self.settings.server.request_seconds)  # checked by the worker
         render = bound(token, lambda: render_chunk(node, coords, omit_empty, timing))
         try:
-            return await asyncio.wait_for(
-                self.chunks.get_or_compute(
+            async with asyncio.timeout(token.seconds) as scope:
+                return await self.chunks.get_or_compute(
                     cache_key,
                     self._holding(dataset, render),
                     self.heavy if is_synthesized(node.level) else self.executor,
                     abandon=token.cancel,  # when no request waits any more
-                ),
-                token.seconds,
-            )
+                )
         except TimeoutError:
-            if time.monotonic() < token.deadline:
-                raise  # not ours: a TimeoutError of the computation itself
-            raise BudgetExceeded(token.seconds) from None
+            # ours only if this timeout fired (not by comparing clocks: uvloop's timers
+            # fire by the loop's cached time, a little before time.monotonic() says so)
+            if scope.expired():
+                raise BudgetExceeded(token.seconds) from None
+            raise
 
     async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
         """Immediate children of ``prefix`` as (name, is_key): roots, directories and
