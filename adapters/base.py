@@ -289,6 +289,10 @@ class NoTileCache:
 DEFAULT_MAX_CHUNK_BYTES = 256 * 1024**2
 
 
+#: Image datasets one HDF5 file serves by default (``OpenOptions.max_datasets``).
+DEFAULT_MAX_DATASETS = 256
+
+
 @dataclass(frozen=True, slots=True)
 class OpenOptions:
     """What the gateway's configuration tells adapters; the defaults suit direct use.
@@ -303,12 +307,15 @@ class OpenOptions:
     ``access``: the directories every file an adapter opens must lie in (HDF5 external
     links, a BigDataViewer XML's HDF5 file); None allows only the opened file's own
     directory tree. The gateway passes the root the dataset was found in.
+    ``max_datasets``: image datasets one (generic) HDF5 file serves at most; opening reads
+    and describes each one, so a file of 10^5 datasets must not hold a thread for minutes.
     """
 
     lock_free: bool = True
     axes: tuple[tuple[str, str], ...] = ()
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
     access: FileAccess | None = None
+    max_datasets: int = DEFAULT_MAX_DATASETS
 
 
 class Adapter(Protocol):

@@ -19,7 +19,7 @@ size 1 other than y and x are dropped. Pixel sizes come from regularly spaced di
 scales (with their ``units``) or from ``element_size_um`` (ilastik, Fiji).
 
 The walk (``visititems``) reaches objects through hard links only, and stops after
-``MAX_DATASETS`` image datasets (a warning says so). An external link to a
+``OpenOptions.max_datasets`` image datasets (a warning says so). An external link to a
 dataset is followed through ``H5File.get`` (only into the allowed directories, else a
 warning); one to a group is not walked into (a warning says so); soft links are aliases
 of objects the walk reaches anyway. Datasets kept in other files (external storage,
@@ -61,10 +61,7 @@ AXIS_LABELS: dict[str, AxisName] = {
 AXES_ATTRIBUTES = ("axes", "axis_order", "dimension_labels")
 DEFAULT_AXES = {2: "yx", 3: "zyx", 4: "czyx", 5: "tczyx"}
 PYRAMID_PREFIXES = ("", "s")
-#: Image datasets one file serves at most. Opening reads each one's structure (about 1 ms,
-#: under libhdf5's one lock), and a file is opened on its first request: a file of 10^5
-#: datasets must not hold a thread, and every other HDF5 reader, for minutes.
-MAX_DATASETS = 1000
+
 SPATIAL = ("z", "y", "x")
 
 
@@ -88,8 +85,9 @@ def _image_datasets(ctx: Hdf5Context, h5: h5py.File) -> dict[str, h5py.Dataset]:
     found: dict[str, h5py.Dataset] = {}
 
     def visit(name: str, obj: Any) -> bool | None:
-        if len(found) >= MAX_DATASETS:
-            ctx.warn(f"only the first {MAX_DATASETS:,} image datasets of this file are served")
+        if len(found) >= ctx.options.max_datasets:
+            limit = ctx.options.max_datasets
+            ctx.warn(f"only the first {limit:,} image datasets of this file are served (hdf5.max_datasets)")
             return True  # stops the walk
         if not isinstance(obj, h5py.Dataset):
             return None

@@ -15,7 +15,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from adapters.base import DEFAULT_MAX_CHUNK_BYTES, OpenOptions
+from adapters.base import DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_DATASETS, OpenOptions
 
 CODECS = ("zstd", "blosc", "gzip", "none")
 ACCESS_LOG_FORMATS = ("text", "json", "off")
@@ -255,13 +255,18 @@ class Hdf5Settings:
     lock (for comparison and diagnosis: see bench/bench_hdf5.py). ``axes``: a table of
     pattern → axis letters (``"*/raw.h5/volume" = "zyxc"``), matched with fnmatch against
     ``<file path>/<dataset path>`` (or the dataset path alone); the first match names a
-    dataset's dimensions, before any attribute in the file.
+    dataset's dimensions, before any attribute in the file. ``max_datasets``: image
+    datasets one generic HDF5 file serves at most (opening reads each one's structure and
+    builds its metadata: ~4 ms each, on the file's first request).
     """
 
     lock_free: bool = True
     axes: dict[str, str] = field(default_factory=dict)
+    max_datasets: int = DEFAULT_MAX_DATASETS
 
     def __post_init__(self) -> None:
+        if self.max_datasets < 1:
+            raise SettingsError("hdf5.max_datasets must be >= 1")
         if not isinstance(self.axes, dict):
             raise SettingsError("hdf5.axes must be a table of pattern = axis letters")
         for pattern, letters in self.axes.items():
@@ -272,7 +277,9 @@ class Hdf5Settings:
                 )
 
     def open_options(self) -> OpenOptions:
-        return OpenOptions(lock_free=self.lock_free, axes=tuple(self.axes.items()))
+        return OpenOptions(
+            lock_free=self.lock_free, axes=tuple(self.axes.items()), max_datasets=self.max_datasets
+        )
 
 
 @dataclass(frozen=True, slots=True)

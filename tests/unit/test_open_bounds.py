@@ -12,8 +12,10 @@ import pytest
 import tifffile
 
 import adapters
-from adapters import hdf5_generic, tiff
+from adapters import tiff
+from adapters.base import OpenOptions
 from gateway.cache import ByteLRU, NamespacedTiles
+from gateway.settings import Settings, SettingsError
 
 
 def open_source(path: Path) -> adapters.Source:
@@ -63,18 +65,25 @@ def test_plane_claim_limit_is_above_small_files():
     assert tiff.MIN_PLANES_CLAIM_LIMIT >= 1024 and tiff.MAX_MISSING_PLANES_FACTOR >= 2
 
 
-def test_hdf5_file_serves_at_most_max_datasets(tmp_path, monkeypatch):
-    monkeypatch.setattr(hdf5_generic, "MAX_DATASETS", 5)
+def test_hdf5_file_serves_at_most_max_datasets(tmp_path):
     path = tmp_path / "many.h5"
     with h5py.File(path, "w") as f:
         for index in range(12):
             f.create_dataset(f"d{index:02d}", data=np.full((4, 4), index, np.uint8))
-    source = open_source(path)
+    tiles = NamespacedTiles(ByteLRU(1 << 24), "t")
+    source = adapters.open_source(path, tiles, OpenOptions(max_datasets=5))
     try:
         assert len(source.images) == 5
         assert sum("only the first 5 image datasets" in w for w in source.warnings) == 1
     finally:
         source.close()
+    assert len(open_source(path).images) == 12  # the default is far above
+
+
+def test_max_datasets_is_a_setting():
+    assert Settings.from_mapping({"hdf5": {"max_datasets": 7}}).open_options().max_datasets == 7
+    with pytest.raises(SettingsError, match="max_datasets"):
+        Settings.from_mapping({"hdf5": {"max_datasets": 0}})
 
 
 @pytest.mark.parametrize("depth", [1, 300])
