@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.base import SourceReadError
+
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: Largest decoded size of one zstd block (the format's Block_Maximum_Size).
 ZSTD_MAX_BLOCK = 128 * 1024
@@ -24,8 +26,9 @@ BLOSC_HEADER = 16
 BLOSC_VERSIONS = (1, 2)
 
 
-class FrameError(ValueError):
-    """A frame header that is malformed or does not describe the bytes it heads."""
+class FrameError(SourceReadError):
+    """A frame header that is malformed or does not describe the bytes it heads (a
+    SourceReadError: the chunk holding it cannot be read)."""
 
 
 @dataclass(frozen=True, slots=True)

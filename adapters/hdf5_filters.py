@@ -106,10 +106,7 @@ def _blosc(data: Buffer, size: int | None, bound: int) -> Buffer:
     # blosc 1 trusts its header (it is told no input length): check it covers no more
     # than the data before decoding
     compressed = _compressed(data)
-    try:
-        header = frames.blosc_header(compressed)
-    except frames.FrameError as exc:
-        raise SourceReadError(str(exc)) from exc
+    header = frames.blosc_header(compressed)  # a malformed header: FrameError, a SourceReadError
     if header.cbytes > len(compressed):
         raise SourceReadError(f"blosc header claims {header.cbytes} bytes of {len(compressed)} stored")
     nbytes = _check_declared("blosc", header.nbytes, size, bound)
@@ -120,10 +117,7 @@ def _zstd(data: Buffer, size: int | None, bound: int) -> Buffer:
     # the output buffer bounds the decoder (one frame or several); a declared content
     # size is checked first, for a clear message
     compressed = _compressed(data)
-    try:
-        declared = frames.zstd_content_size(compressed)
-    except frames.FrameError as exc:
-        raise SourceReadError(str(exc)) from exc
+    declared = frames.zstd_content_size(compressed)  # a malformed header: FrameError, a SourceReadError
     if declared is not None:
         _check_declared("zstd", declared, size, bound)
     return imagecodecs.zstd_decode(compressed, out=size if size is not None else bound)
@@ -133,10 +127,7 @@ def _lz4(data: Buffer, size: int | None, bound: int) -> Buffer:
     # filter 32004 frames the data itself: 8-byte big-endian total size, 4-byte block
     # size, then per block a 4-byte compressed size and an LZ4 block (or raw bytes)
     compressed = _compressed(data)
-    try:
-        total = frames.lz4h5_total(compressed)
-    except frames.FrameError as exc:
-        raise SourceReadError(str(exc)) from exc
+    total = frames.lz4h5_total(compressed)  # a malformed header: FrameError, a SourceReadError
     return imagecodecs.lz4h5_decode(compressed, out=_check_declared("lz4", total, size, bound))
 
 
