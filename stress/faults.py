@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,24 +64,21 @@ class History:
     rewrites: list[tuple[float, float]] = field(default_factory=list)
 
     def versions_during(self, start: float, end: float) -> set[int | None]:
-        current: int | None = None
-        seen: set[int | None] = set()
-        for when, version, _ in self.events:
-            if when <= start:
-                current = version
-            elif when <= end:
-                seen.add(version)
-        seen.add(current)
-        return seen
+        return self._during(start, end, 1, None)
 
     def states_during(self, start: float, end: float) -> set[str]:
-        current = "intact"
-        seen = set()
-        for when, _, state in self.events:
-            if when <= start:
-                current = state
-            elif when <= end:
-                seen.add(state)
+        return self._during(start, end, 2, "intact")
+
+    def _during(self, start: float, end: float, field_index: int, initial: Any) -> set[Any]:
+        """Values of one field of the events that held at some time in [start, end]: the
+        last one before ``start`` (or ``initial``) and every one set within."""
+        current = initial
+        seen: set[Any] = set()
+        for event in self.events:
+            if event[0] <= start:
+                current = event[field_index]
+            elif event[0] <= end:
+                seen.add(event[field_index])
         seen.add(current)
         return seen
 
