@@ -22,9 +22,9 @@ from adapters.base import (
     UnsupportedSourceError,
     Window,
 )
-from adapters.bdv import BdvAdapter
-from adapters.hdf5 import Hdf5Adapter
-from adapters.tiff import TiffAdapter
+from adapters.hdf5.adapter import Hdf5Adapter
+from adapters.hdf5.bdv import BdvAdapter
+from adapters.tiff.adapter import TiffAdapter
 
 #: Order is dispatch priority: the first adapter whose ``can_open`` accepts a file opens it.
 REGISTRY: tuple[Adapter, ...] = (TiffAdapter(), Hdf5Adapter(), BdvAdapter())

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-if TYPE_CHECKING:  # adapters.files imports this module
-    from adapters.files import FileAccess
+if TYPE_CHECKING:  # adapters.io.files imports this module
+    from adapters.io.files import FileAccess
 
 AxisName = Literal["t", "c", "z", "y", "x"]
 AxisType = Literal["time", "channel", "space"]

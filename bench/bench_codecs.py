@@ -5,7 +5,7 @@ Chunks are produced exactly as the gateway serves them — the TIFF adapter read
 region of each chunk, edge chunks are padded with the fill value, all-fill chunks are
 skipped (they answer 404) — with square 512x512 chunks (smaller images give one chunk of
 their own power-of-two size, e.g. 256x256 for cells3d nuclei). Each codec is the gateway's
-own encoder (``gateway.codecs.ChunkEncoding.from_settings``); decoding uses numcodecs, as
+own encoder (``gateway.ngff.codecs.ChunkEncoding.from_settings``); decoding uses numcodecs, as
 zarr-python does. Everything runs in one thread; each timing is the best of ``--repeat``
 passes over all chunks of a group.
 
@@ -36,11 +36,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import adapters  # noqa: E402
-from gateway.codecs import ChunkEncoding  # noqa: E402
-from gateway.keys import chunk_grid, chunk_region  # noqa: E402
-from gateway.layout import choose_chunk_shape  # noqa: E402
-from gateway.settings import ChunkSettings  # noqa: E402
-from gateway.store import is_all_fill  # noqa: E402
+from gateway.config.settings import ChunkSettings  # noqa: E402
+from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
+from gateway.ngff.keys import chunk_grid, chunk_region  # noqa: E402
+from gateway.ngff.layout import choose_chunk_shape  # noqa: E402
+from gateway.store.dataset import is_all_fill  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 MB = 1e6
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.per_file, args.repeat = 8, 2
 
-    numcodecs.blosc.use_threads = False  # gateway.codecs sets this too: one thread, like the gateway
+    numcodecs.blosc.use_threads = False  # gateway.ngff.codecs sets this too: one thread, like the gateway
     sets: dict[str, list[ChunkSet]] = {}
     files = [(args.data / rel, desc) for rel, desc in DEFAULT_FILES] + [(f, "extra") for f in args.extra]
     for path, desc in files:

@@ -12,7 +12,7 @@ for ``--seconds`` with wrk at ``--connections`` connections, on two request mixe
 
 1. Writes the files (noise of 12 bits: ~0.4 MB chunks), starts ``python -m gateway serve``
    and warms every chunk (GET, bytes kept with the gateway's ETag and Cache-Control).
-2. Starts the bare app in its own process: ``gateway.serving.uvicorn_config`` (the
+2. Starts the bare app in its own process: ``gateway.web.serving.uvicorn_config`` (the
    configuration ``ome-zarr-gateway serve`` runs with: same HTTP protocol, event loop,
    limits) around one Starlette route answering from a dict, with the same headers.
 3. Starts Debian's nginx (tests/deploy harness) with a server block serving the chunk
@@ -97,8 +97,8 @@ def serve_bare(dump: Path, port: int) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from gateway.serving import uvicorn_config
-    from gateway.settings import ServerSettings
+    from gateway.config.settings import ServerSettings
+    from gateway.web.serving import uvicorn_config
 
     chunks: dict[str, tuple[bytes, dict[str, str]]] = pickle.loads(dump.read_bytes())
 

@@ -69,7 +69,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from gateway.codecs import ChunkEncoding  # noqa: E402  (after the sys.path fix)
+from gateway.ngff.codecs import ChunkEncoding  # noqa: E402  (after the sys.path fix)
 
 ROOT_NAME = "bench"
 PROBE = "/__bench_probe__/ready"  # an unknown root: answered 404 without touching any file
@@ -760,7 +760,7 @@ def server_modes(args: argparse.Namespace, root: Path) -> list[Mode]:
     """'default' (the gateway as shipped: pass-through of source tiles that already are zarr
     chunks, where it applies) and, when the setting exists, 'transcode' (passthrough = false:
     every chunk is decoded from the TIFF and encoded zstd-1)."""
-    from gateway.settings import ChunkSettings
+    from gateway.config.settings import ChunkSettings
 
     modes = [Mode("default", root, "gateway defaults")]
     has_passthrough = "passthrough" in getattr(ChunkSettings, "__dataclass_fields__", {})
@@ -790,8 +790,8 @@ def store_pass(
 ) -> dict[str, float]:
     """The gateway's store in this process (no HTTP), fresh caches: GatewayStore.get for
     every key with C concurrent coroutines. Shows what HTTP adds to the store's own cost."""
-    from gateway.settings import Settings
-    from gateway.store import GatewayStore
+    from gateway.config.settings import Settings
+    from gateway.store.dataset import GatewayStore
 
     if mode.target.suffix == ".toml":
         settings = Settings.from_toml(mode.target)
@@ -948,7 +948,7 @@ def verify_chunks(
 
 def _encoding_of_settings() -> ChunkEncoding:
     """The encoder the gateway uses when it transcodes (its configured default codec)."""
-    from gateway.settings import ChunkSettings
+    from gateway.config.settings import ChunkSettings
 
     defaults = ChunkSettings()
     return ChunkEncoding.from_settings(defaults.codec, defaults.level)

@@ -21,14 +21,14 @@ from uvicorn.supervisors import Multiprocess
 import adapters
 from adapters.base import AdapterError
 from gateway import __version__
-from gateway.accesslog import configure_access_logger
-from gateway.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
-from gateway.auth import mint_token, signed_path
+from gateway.config.env import load_settings
+from gateway.config.settings import Settings, SettingsError
 from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
-from gateway.envconfig import load_settings
-from gateway.layout import TreeOptions, build_tree, choose_chunk_shape
-from gateway.serving import uvicorn_config
-from gateway.settings import Settings, SettingsError
+from gateway.ngff.layout import TreeOptions, build_tree, choose_chunk_shape
+from gateway.ops.accesslog import configure_access_logger
+from gateway.ops.auth import mint_token, signed_path
+from gateway.web.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
+from gateway.web.serving import uvicorn_config
 
 logger = logging.getLogger("gateway")
 
@@ -93,12 +93,12 @@ def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ())
     print(f"Serving {', '.join(f'{n} → {p}' for n, p in settings.roots.items())} at {bound}/", flush=True)
     if base != bound:  # a line of its own: scripts take the first URL of the line above
         print(f"Public URL (page links): {base}/", flush=True)
-    # gateway.serving: no access log of uvicorn's (tokens), request deadline, connection cap
+    # gateway.web.serving: no access log of uvicorn's (tokens), request deadline, connection cap
     if server.workers > 1:
         os.environ[SETTINGS_ENV] = settings_to_env(settings)
         os.environ[LOG_LEVEL_ENV] = log_level
         config = uvicorn_config(
-            "gateway.app:create_app_from_env", server, log_level, factory=True, workers=server.workers
+            "gateway.web.app:create_app_from_env", server, log_level, factory=True, workers=server.workers
         )
         with _multiprocess_metrics_dir():
             Multiprocess(config, sockets=[sock]).run()

@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from gateway.auth import mint_token
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.ops.auth import mint_token
 from stress.client import RawConnection, Reply
 from stress.process import proc_fds
 from stress.profiles import Profile

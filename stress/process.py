@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import RSS_MARGIN_BYTES, Settings
+from gateway.config.settings import RSS_MARGIN_BYTES, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024**2

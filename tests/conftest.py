@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.server import serve
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from gateway.app import create_app
-from gateway.serving import uvicorn_config
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.web.app import create_app
+from gateway.web.serving import uvicorn_config
 
 
 class ThreadedServer(uvicorn.Server):

@@ -16,11 +16,12 @@ import tifffile
 from ome_zarr_models.v05.image import ImageAttrs
 
 from adapters.base import Axis, AxisName, Image
-from adapters.ome_xml import OmeImage, parse_ome_xml
-from adapters.tiff import ome_image_metadata
-from gateway import ome, windows
+from adapters.tiff.adapter import ome_image_metadata
+from adapters.tiff.ome_xml import OmeImage, parse_ome_xml
+from gateway.config.settings import Settings
 from gateway.demo import write_bdv
-from gateway.settings import Settings
+from gateway.levels import windows
+from gateway.ngff import ome
 from tests.ngff_schemas import validate
 from tests.server import serve
 

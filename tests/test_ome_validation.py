@@ -23,10 +23,10 @@ from ome_zarr_models.v05.image import Image
 from ome_zarr_models.v05.image_label import ImageLabel
 from ome_zarr_models.v05.labels import Labels
 
-from gateway.cache import ByteLRU
-from gateway.catalog import Catalog
+from gateway.config.settings import Settings
 from gateway.demo import write_bdv, write_imaris, write_rgb_tiled
-from gateway.settings import Settings
+from gateway.store.cache import ByteLRU
+from gateway.store.catalog import Catalog
 from tests.ngff_schemas import kind_of, validate
 from tests.server import serve
 

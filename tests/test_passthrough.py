@@ -10,8 +10,8 @@ import tifffile
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 
-from gateway.settings import Settings
-from gateway.store import VirtualStore
+from gateway.config.settings import Settings
+from gateway.store.dataset import VirtualStore
 
 
 def tile_bytes(path, page: int, index: int) -> bytes:

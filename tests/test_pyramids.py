@@ -19,9 +19,9 @@ import pytest
 import tifffile
 import zarr
 
-import adapters.chunked
-import adapters.files
-from gateway.settings import Settings
+import adapters.io.chunked
+import adapters.io.files
+from gateway.config.settings import Settings
 from tests.pyramid_reference import reference_pyramid, synthesized_paths
 from tests.server import serve
 
@@ -326,17 +326,17 @@ def test_one_chunk_of_the_coarsest_level_reads_a_gib_stack_once(
     path = tmp_path / "gib.tif"
     _write_gib_stack(path)
     log = ReadLog(path.name)
-    original = adapters.files.PositionalFile.pread
+    original = adapters.io.files.PositionalFile.pread
 
-    def counting_pread(self: adapters.files.PositionalFile, offset: int, size: int) -> bytes:
+    def counting_pread(self: adapters.io.files.PositionalFile, offset: int, size: int) -> bytes:
         log.record(self.path, offset, size)
         return original(self, offset, size)
 
-    monkeypatch.setattr(adapters.files.PositionalFile, "pread", counting_pread)
+    monkeypatch.setattr(adapters.io.files.PositionalFile, "pread", counting_pread)
     # These tiles compress to ~26 bytes, so the rule that fetches tiles less than 16 KiB
     # apart in one read would also fetch tiles of other blocks; without it, a tile read
     # twice is a byte range read twice (real tiles are far larger than such gaps).
-    monkeypatch.setattr(adapters.chunked, "COALESCE_GAP_BYTES", 0)
+    monkeypatch.setattr(adapters.io.chunked, "COALESCE_GAP_BYTES", 0)
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         tiles = sorted(

@@ -12,8 +12,8 @@ import zarr
 from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.buffer import default_buffer_prototype
 
-from gateway.settings import Settings
-from gateway.store import VirtualStore
+from gateway.config.settings import Settings
+from gateway.store.dataset import VirtualStore
 
 
 @pytest.fixture

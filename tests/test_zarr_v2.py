@@ -19,9 +19,9 @@ import pytest
 import tifffile
 import zarr
 
-from gateway.auth import mint_token, signed_path
-from gateway.settings import Settings, SettingsError
-from gateway.store import GatewayStore
+from gateway.config.settings import Settings, SettingsError
+from gateway.ops.auth import mint_token, signed_path
+from gateway.store.dataset import GatewayStore
 from tests.server import serve
 
 ROOT = "lab"

@@ -25,7 +25,7 @@ import tifffile
 import zarr
 from ome_zarr_models.v05.image import Image
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.clients.test_tiff_matrix import S, Series, assert_series_served, served_names
 from tests.server import serve
 

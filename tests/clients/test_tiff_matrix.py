@@ -33,7 +33,7 @@ import pytest
 import tifffile
 import zarr
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.pyramid_reference import assert_synthesized_levels, synthesized_paths
 from tests.server import serve
 

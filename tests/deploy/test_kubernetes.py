@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.envconfig import mapping_from_env
-from gateway.settings import Settings
+from gateway.config.env import mapping_from_env
+from gateway.config.settings import Settings
 from tests.deploy.support import DEPLOY
 
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))

@@ -20,7 +20,7 @@ import zarr
 from ome_zarr_models.v05.image import Image as OmeImage
 
 import adapters
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.hdf5.writers import BdvSetup, smooth, write_bdv
 from tests.server import serve
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.hdf5.writers import BdvSetup, smooth, write_bdv
 from tests.server import serve
 

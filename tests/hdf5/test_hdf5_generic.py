@@ -18,7 +18,7 @@ import pytest
 import zarr
 from ome_zarr_models.v05.image import Image as OmeImage
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.hdf5.writers import pixels, smooth
 from tests.server import serve
 

@@ -16,7 +16,7 @@ import zarr
 from ome_zarr_models.v05.image import Image as OmeImage
 
 import adapters
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.hdf5.writers import ImarisSpec, chars, smooth, write_imaris
 from tests.server import serve
 

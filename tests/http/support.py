@@ -20,7 +20,7 @@ import numcodecs
 import numpy as np
 import tifffile
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.server import serve
 
 #: The pixels of every "healthy" file: a 256x256 uint16 ramp, tiled 128x128 (chunk grid 2x2).

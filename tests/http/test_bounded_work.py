@@ -6,7 +6,7 @@
   more heavy requests than that pool has threads are held inside the pyramid.
 - A request over its budget answers a JSON 503; a client that hangs up cancels the work.
 
-"Slow" levels are made deterministic: ``gateway.pyramid.downsample`` is wrapped so that
+"Slow" levels are made deterministic: ``gateway.levels.pyramid.downsample`` is wrapped so that
 a computation waits on an event the test controls (no timed assertions).
 """
 
@@ -24,7 +24,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from gateway import budget, pyramid, store
+from gateway.levels import pyramid
+from gateway.store.dataset import budget
+from gateway.store import dataset as store
 from tests.http.support import assert_json_error, decode_chunk, running_gateway
 from tests.pyramid_reference import reduce_reference
 

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import numpy as np
 import pytest
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.deploy.support import metric_total
 from tests.http.support import (
     assert_json_error,

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.http.support import (
     assert_json_error,
     fetch_chunk,

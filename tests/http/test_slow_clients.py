@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway import serving
+from gateway.web import serving
 from tests.http.support import Gateway, running_gateway
 
 TIMEOUT_SECONDS = 1.0

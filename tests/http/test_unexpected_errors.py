@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import store as gateway_store
+from gateway.store import dataset as gateway_store
 from tests.http.support import assert_json_error, running_gateway
 
 

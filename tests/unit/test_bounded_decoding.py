@@ -20,7 +20,7 @@ import tifffile
 
 import adapters
 from adapters.base import NoTileCache, OpenOptions, SourceReadError
-from adapters.hdf5_filters import BLOSC, DEFLATE, LZ4, ZSTD, Filter, FilterPipeline
+from adapters.hdf5.filters import BLOSC, DEFLATE, LZ4, ZSTD, Filter, FilterPipeline
 from tests.bombs import (
     BOMB,
     BOMBS,

@@ -1,4 +1,4 @@
-"""gateway.budget and the checks a synthesized level makes: work tokens, checkpoints
+"""gateway.store.budget and the checks a synthesized level makes: work tokens, checkpoints
 between blocks, and blocks over nothing stored that are fill without reading."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from adapters.base import NoTileCache, may_hold_data
-from gateway.budget import BudgetExceeded, WorkCancelled, WorkToken, bound, checkpoint, current_token
-from gateway.pyramid import DownsampledLevel, is_synthesized
-from gateway.settings import ServerSettings, SettingsError
-from gateway.variants import Float32Level
+from gateway.config.settings import ServerSettings, SettingsError
+from gateway.levels.pyramid import DownsampledLevel, is_synthesized
+from gateway.levels.variants import Float32Level
+from gateway.store.budget import BudgetExceeded, WorkCancelled, WorkToken, bound, checkpoint, current_token
 from tests.levels import ArrayLevel
 
 

@@ -1,4 +1,4 @@
-"""gateway.cache: a byte-bounded LRU with single flight (threads and asyncio)."""
+"""gateway.store.cache: a byte-bounded LRU with single flight (threads and asyncio)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from gateway.cache import ENTRY_OVERHEAD_BYTES, ByteLRU, NamespacedTiles, sizeof
+from gateway.store.cache import ENTRY_OVERHEAD_BYTES, ByteLRU, NamespacedTiles, sizeof
 
 KB = 1000
 

@@ -1,4 +1,4 @@
-"""gateway.cache single flight under cancellation: shared work is abandoned only when no
+"""gateway.store.cache single flight under cancellation: shared work is abandoned only when no
 caller waits any more, and whoever still wants a value whose computation stopped gets it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.budget import WorkCancelled, WorkToken, bound, checkpoint
-from gateway.cache import ByteLRU
+from gateway.store.budget import WorkCancelled, WorkToken, bound, checkpoint
+from gateway.store.cache import ByteLRU
 
 KB = 1000
 WAIT = 10.0

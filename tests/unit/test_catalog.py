@@ -1,4 +1,4 @@
-"""gateway.catalog: unsafe URL paths are refused before any I/O; files stay inside roots."""
+"""gateway.store.catalog: unsafe URL paths are refused before any I/O; files stay inside roots."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from gateway.cache import ByteLRU
-from gateway.catalog import Catalog, SourceUnavailableError, split_url_path
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.store.cache import ByteLRU
+from gateway.store.catalog import Catalog, SourceUnavailableError, split_url_path
 
 
 @pytest.mark.parametrize(

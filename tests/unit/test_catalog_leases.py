@@ -1,4 +1,4 @@
-"""gateway.catalog leases: a source leaves the pool at any time but is closed only when
+"""gateway.store.catalog leases: a source leaves the pool at any time but is closed only when
 no lease holds it; the pool is bounded by bytes too; unreadable files say so."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import tifffile
 
 from adapters.base import Source, SourceReadError, full_region
-from gateway.cache import ByteLRU
-from gateway.catalog import Catalog, Dataset, SourceUnavailableError
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.store.cache import ByteLRU
+from gateway.store.catalog import Catalog, Dataset, SourceUnavailableError
 
 PIXELS = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
 
@@ -89,7 +89,7 @@ def test_pool_is_bounded_by_parsed_bytes(root: Path, monkeypatch: pytest.MonkeyP
 def test_growth_seen_on_release_evicts(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = {"a.tif": 400, "b.tif": 400}
     monkeypatch.setattr(Source, "parsed_bytes", lambda self: sizes[self.path.name])
-    monkeypatch.setattr("gateway.catalog.MEASURE_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr("gateway.store.catalog.MEASURE_INTERVAL_SECONDS", 0.0)
     catalog = new_catalog(root, open_files=10, open_file_bytes=1000)
     try:
         a = catalog.locate("data/a.tif")

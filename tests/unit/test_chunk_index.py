@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from adapters.base import NoTileCache
-from adapters.hdf5_chunks import LockFreeArray, open_array
-from adapters.hdf5_file import H5File
+from adapters.hdf5.chunks import LockFreeArray, open_array
+from adapters.hdf5.file import H5File
 from tests.bombs import GIANT_CHUNK, giant_block, write_sparse_giant
 
 MiB = 1024**2

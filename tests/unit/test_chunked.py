@@ -1,4 +1,4 @@
-"""adapters.chunked: regions read from stored chunks (coalesced preads) and axis mapping."""
+"""adapters.io.chunked: regions read from stored chunks (coalesced preads) and axis mapping."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters import chunked
 from adapters.base import NoTileCache, SourceReadError
-from adapters.chunked import COALESCE_GAP_BYTES, Extent, MappedLevel, StoredArray
+from adapters.io import chunked
+from adapters.io.chunked import COALESCE_GAP_BYTES, Extent, MappedLevel, StoredArray
 
 
 class FakeFile:

@@ -1,4 +1,4 @@
-"""gateway.codecs: complete zarr v3 codec JSON, and chunks that zarr-python and numcodecs decode."""
+"""gateway.ngff.codecs: complete zarr v3 codec JSON, and chunks that zarr-python and numcodecs decode."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import zarr.codecs
 from zarr.core.buffer import default_buffer_prototype
 
 from adapters.base import RawChunkFormat
-from gateway.codecs import Blosc, ChunkEncoding, Gzip, Zstd
-from gateway.metadata import array_document, dumps
+from gateway.ngff.codecs import Blosc, ChunkEncoding, Gzip, Zstd
+from gateway.ngff.metadata import array_document, dumps
 
 CODECS = ["zstd", "gzip", "blosc", "none"]
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]

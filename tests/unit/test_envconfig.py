@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.envconfig import convert_value, load_settings, mapping_from_env, merge
-from gateway.settings import SettingsError
+from gateway.config.env import convert_value, load_settings, mapping_from_env, merge
+from gateway.config.settings import SettingsError
 
 
 def test_mapping_from_env_types_values():

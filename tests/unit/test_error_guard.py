@@ -1,4 +1,4 @@
-"""gateway.errors.ErrorGuard: no exception leaves the app; each is logged once per interval."""
+"""gateway.web.errors.ErrorGuard: no exception leaves the app; each is logged once per interval."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import json
 import logging
 
-from gateway.errors import ErrorGuard
-from gateway.logs import LogLimiter
+from gateway.ops.logs import LogLimiter
+from gateway.web.errors import ErrorGuard
 
 
 async def _exploding_before_start(scope, receive, send):
@@ -47,7 +47,7 @@ def test_exception_after_the_response_started_sends_nothing_more():
 
 
 def test_exception_is_logged_with_its_traceback_and_no_token(caplog):
-    with caplog.at_level(logging.ERROR, logger="gateway.errors"):
+    with caplog.at_level(logging.ERROR, logger="gateway.web.errors"):
         call(ErrorGuard(_exploding_before_start, LogLimiter()))
     (record,) = caplog.records
     assert record.exc_info is not None and "boom" in record.getMessage()
@@ -56,7 +56,7 @@ def test_exception_is_logged_with_its_traceback_and_no_token(caplog):
 
 def test_repeated_exception_is_logged_once_per_interval(caplog):
     guard = ErrorGuard(_exploding_before_start, LogLimiter(interval_seconds=3600))
-    with caplog.at_level(logging.ERROR, logger="gateway.errors"):
+    with caplog.at_level(logging.ERROR, logger="gateway.web.errors"):
         statuses = [call(guard, f"/lab/a.tif/0/c/0/{i}")[0]["status"] for i in range(20)]
     assert statuses == [500] * 20
     assert len(caplog.records) == 1

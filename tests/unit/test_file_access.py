@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.base import UnsupportedSourceError
-from adapters.files import FileAccess, OutsideRootsError
+from adapters.io.files import FileAccess, OutsideRootsError
 
 
 @pytest.fixture

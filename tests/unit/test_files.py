@@ -1,11 +1,11 @@
-"""adapters.files: positional reads that never return short or foreign data."""
+"""adapters.io.files: positional reads that never return short or foreign data."""
 
 from __future__ import annotations
 
 import pytest
 
 from adapters.base import SourceReadError
-from adapters.files import PositionalFile
+from adapters.io.files import PositionalFile
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numcodecs
 import numpy as np
 import pytest
 
-from adapters.frames import (
+from adapters.io.frames import (
     FrameError,
     blosc_header,
     lz4h5_total,

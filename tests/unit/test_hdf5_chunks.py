@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from adapters.base import NoTileCache
-from adapters.hdf5_chunks import (
+from adapters.hdf5.chunks import (
     CONTIGUOUS_CHUNK_BYTES,
     LockedArray,
     LockFreeArray,
     contiguous_chunk_shape,
     open_array,
 )
-from adapters.hdf5_file import H5File, has_hdf5_signature
-from adapters.hdf5_levels import StackedLevel, squeeze_dims
+from adapters.hdf5.file import H5File, has_hdf5_signature
+from adapters.hdf5.levels import StackedLevel, squeeze_dims
 
 DATA = (np.arange(6 * 50 * 70, dtype=np.uint16) % 5000).reshape(6, 50, 70)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adapters.base import SourceReadError
-from adapters.hdf5_filters import (
+from adapters.hdf5.filters import (
     BLOSC,
     DEFLATE,
     FLETCHER32,

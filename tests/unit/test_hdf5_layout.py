@@ -11,9 +11,9 @@ import pytest
 
 import adapters
 from adapters.base import Axis, Image, OpenOptions, RawChunkFormat, Source
-from gateway.app import settings_to_env
-from gateway.layout import build_tree, raw_chunk_format
-from gateway.settings import ChunkSettings, Settings, SettingsError
+from gateway.config.settings import ChunkSettings, Settings, SettingsError
+from gateway.ngff.layout import build_tree, raw_chunk_format
+from gateway.web.app import settings_to_env
 from tests.unit.test_layout import FakeLevel, FakePassThroughLevel
 
 SETTINGS = ChunkSettings()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from adapters.base import UnsupportedSourceError
-from adapters.files import FileAccess, OutsideRootsError
-from adapters.hdf5_file import H5File, RefusedStorageError
+from adapters.hdf5.file import H5File, RefusedStorageError
+from adapters.io.files import FileAccess, OutsideRootsError
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""gateway.http: Range parsing, ETags, conditionals and the planned response, one rule per test."""
+"""gateway.web.http: Range parsing, ETags, conditionals and the planned response, one rule per test."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.http import (
+from gateway.web.http import (
     ByteRange,
     Entity,
     Unsatisfiable,

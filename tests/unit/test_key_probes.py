@@ -1,10 +1,10 @@
-"""gateway.keys.may_be_key: what can be a served key, and the client probes that cannot."""
+"""gateway.ngff.keys.may_be_key: what can be a served key, and the client probes that cannot."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.keys import may_be_key
+from gateway.ngff.keys import may_be_key
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""gateway.keys: strict chunk-key parsing and chunk regions."""
+"""gateway.ngff.keys: strict chunk-key parsing and chunk regions."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.keys import chunk_grid, chunk_region, parse_chunk_key
+from gateway.ngff.keys import chunk_grid, chunk_region, parse_chunk_key
 
 GRID = (3, 4)
 

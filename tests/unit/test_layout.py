@@ -1,4 +1,4 @@
-"""gateway.layout: chunk shapes, pass-through decisions and the tree a source becomes."""
+"""gateway.ngff.layout: chunk shapes, pass-through decisions and the tree a source becomes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from adapters.base import Axis, Image, RawChunkFormat, Source
-from gateway.layout import OME_XML_KEY, build_tree, choose_chunk_shape, raw_chunk_format
-from gateway.settings import ChunkSettings
+from gateway.config.settings import ChunkSettings
+from gateway.ngff.layout import OME_XML_KEY, build_tree, choose_chunk_shape, raw_chunk_format
 
 UINT16 = np.dtype("uint16")
 

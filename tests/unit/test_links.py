@@ -1,4 +1,4 @@
-"""gateway.links: the origin links start with (public_url, trusted proxies, bound address)."""
+"""gateway.web.links: the origin links start with (public_url, trusted proxies, bound address)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from gateway.links import ORIGIN_KEY, OriginMiddleware, TrustedPeers, base_url, forwarded_origin
-from gateway.settings import ServerSettings
+from gateway.config.settings import ServerSettings
+from gateway.web.links import ORIGIN_KEY, OriginMiddleware, TrustedPeers, base_url, forwarded_origin
 
 
 def scope(

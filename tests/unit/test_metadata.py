@@ -1,4 +1,4 @@
-"""gateway.metadata: zarr v3 ``zarr.json`` documents that strict clients accept."""
+"""gateway.ngff.metadata: zarr v3 ``zarr.json`` documents that strict clients accept."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from gateway.codecs import ChunkEncoding
-from gateway.metadata import array_document, data_type_name, dumps, group_document, json_fill_value
+from gateway.ngff.codecs import ChunkEncoding
+from gateway.ngff.metadata import array_document, data_type_name, dumps, group_document, json_fill_value
 
 ARRAY_KEYS = {
     "zarr_format",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accesslog import redact_path, redact_query
-from gateway.cache import CacheStats
-from gateway.metrics import Metrics, classify
-from gateway.timing import RequestTiming
+from gateway.ops.accesslog import redact_path, redact_query
+from gateway.ops.metrics import Metrics, classify
+from gateway.store.cache import CacheStats
+from gateway.store.timing import RequestTiming
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""gateway.ome: OME-Zarr 0.5 image attributes (multiscales, omero) and the bioformats2raw layout."""
+"""gateway.ngff.ome: OME-Zarr 0.5 image attributes (multiscales, omero) and the bioformats2raw layout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adapters.base import Axis, Channel, Image, Window
-from gateway.ome import (
+from gateway.ngff.ome import (
     DEFAULT_COLORS,
     bioformats2raw_attributes,
     default_window,

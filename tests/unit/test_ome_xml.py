@@ -1,10 +1,10 @@
-"""adapters.ome_xml: a forgiving reader; odd values become warnings, never exceptions."""
+"""adapters.tiff.ome_xml: a forgiving reader; odd values become warnings, never exceptions."""
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.ome_xml import OmeXmlError, ome_color_to_hex, parse_ome_xml
+from adapters.tiff.ome_xml import OmeXmlError, ome_color_to_hex, parse_ome_xml
 from tests.conftest import SHARED_DATA
 
 XML_DIR = SHARED_DATA / "ome_types" / "xml"

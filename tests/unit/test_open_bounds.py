@@ -12,10 +12,10 @@ import pytest
 import tifffile
 
 import adapters
-from adapters import tiff
 from adapters.base import OpenOptions
-from gateway.cache import ByteLRU, NamespacedTiles
-from gateway.settings import Settings, SettingsError
+from adapters.tiff import adapter as tiff
+from gateway.config.settings import Settings, SettingsError
+from gateway.store.cache import ByteLRU, NamespacedTiles
 
 
 def open_source(path: Path) -> adapters.Source:

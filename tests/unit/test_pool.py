@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.pool import OpenPool
+from gateway.store.pool import OpenPool
 
 
 def test_count_bound_evicts_least_recently_used():

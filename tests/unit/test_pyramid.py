@@ -1,4 +1,4 @@
-"""gateway.pyramid: the reduction rules, the z policy, the coordinate transforms, and a
+"""gateway.levels.pyramid: the reduction rules, the z policy, the coordinate transforms, and a
 DownsampledLevel read through a tile cache."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adapters.base import full_region
-from gateway.pyramid import (
+from gateway.levels.pyramid import (
     _NETWORKS,
     DownsampledLevel,
     LevelTransform,

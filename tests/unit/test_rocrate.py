@@ -1,9 +1,9 @@
-"""gateway.rocrate: the crate document and which entry a dataset gets."""
+"""gateway.ngff.rocrate: the crate document and which entry a dataset gets."""
 
 from __future__ import annotations
 
-from gateway import rocrate
-from gateway.settings import RoCrateSettings
+from gateway.config.settings import RoCrateSettings
+from gateway.ngff import rocrate
 
 
 def test_first_matching_entry_wins():

@@ -1,4 +1,4 @@
-"""gateway.settings: sizes, the example config, and rejection of bad values."""
+"""gateway.config.settings: sizes, the example config, and rejection of bad values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import ChunkSettings, Settings, SettingsError, parse_size
+from gateway.config.settings import ChunkSettings, Settings, SettingsError, parse_size
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -238,7 +238,7 @@ def test_label_name_defaults_to_the_source_stem():
 
 
 def test_every_setting_round_trips_through_json(example):
-    """What worker processes receive (gateway.app.settings_to_env) is the whole config."""
+    """What worker processes receive (gateway.web.app.settings_to_env) is the whole config."""
     import json
 
     again = Settings.from_mapping(json.loads(json.dumps(example.to_mapping())))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import app as app_module
-from gateway.auth import SIGNED_PREFIX
-from gateway.settings import RESERVED_ROOT_NAMES, Settings, SettingsError
+from gateway.config.settings import RESERVED_ROOT_NAMES, Settings, SettingsError
+from gateway.ops.auth import SIGNED_PREFIX
+from gateway.web import app as app_module
 
 
 def roots_settings(**roots: Path) -> Settings:

@@ -1,14 +1,14 @@
-"""gateway.store (pure parts): one chunk read, padded, encoded; all-fill chunks omitted."""
+"""gateway.store.dataset (pure parts): one chunk read, padded, encoded; all-fill chunks omitted."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gateway.codecs import ChunkEncoding
-from gateway.keys import chunk_grid
-from gateway.layout import ArrayNode
-from gateway.store import is_all_fill, media_type_for, render_chunk
+from gateway.ngff.codecs import ChunkEncoding
+from gateway.ngff.keys import chunk_grid
+from gateway.ngff.layout import ArrayNode
+from gateway.store.dataset import is_all_fill, media_type_for, render_chunk
 from tests.levels import ArrayLevel
 
 

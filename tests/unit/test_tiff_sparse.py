@@ -11,7 +11,7 @@ import numpy as np
 import tifffile
 
 from adapters.base import NoTileCache
-from adapters.tiff import TiffAdapter
+from adapters.tiff.adapter import TiffAdapter
 
 TILE = 64
 

@@ -1,4 +1,4 @@
-"""gateway.variants: which images get a float32 variant, and the level that converts."""
+"""gateway.levels.variants: which images get a float32 variant, and the level that converts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adapters.base import Axis, Image, full_region
-from gateway.variants import VARIANT_NAME, Float32Level, image_groups, is_variant_group, needs_variant
+from gateway.levels.variants import VARIANT_NAME, Float32Level, image_groups, is_variant_group, needs_variant
 from tests.levels import ArrayLevel
 
 

@@ -1,11 +1,11 @@
-"""gateway.viewers: Neuroglancer states, viewer links and snippets."""
+"""gateway.web.viewers: Neuroglancer states, viewer links and snippets."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import unquote
 
-from gateway.viewers import (
+from gateway.web.viewers import (
     MAX_NEUROGLANCER_CHANNELS,
     channels_from_omero,
     neuroglancer_state,

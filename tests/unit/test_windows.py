@@ -1,11 +1,11 @@
-"""gateway.windows: display windows estimated from one bounded plane."""
+"""gateway.levels.windows: display windows estimated from one bounded plane."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from adapters.base import Axis, Channel, Image, Window
-from gateway.windows import channel_window, sample_region, with_estimated_windows
+from gateway.levels.windows import channel_window, sample_region, with_estimated_windows
 
 
 class Plane:

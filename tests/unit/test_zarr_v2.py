@@ -1,14 +1,14 @@
-"""gateway.zarr_v2: 0.5 attributes as 0.4, ``.zarray`` documents, keys of the view."""
+"""gateway.ngff.zarr_v2: 0.5 attributes as 0.4, ``.zarray`` documents, keys of the view."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gateway import zarr_v2
-from gateway.codecs import Blosc, ChunkEncoding, Gzip, Zstd
-from gateway.layout import ArrayNode
-from gateway.pyramid import LevelProbe
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.levels.pyramid import LevelProbe
+from gateway.ngff import zarr_v2
+from gateway.ngff.codecs import Blosc, ChunkEncoding, Gzip, Zstd
+from gateway.ngff.layout import ArrayNode
 
 
 def node(encoding: ChunkEncoding, dtype: str = "uint16") -> ArrayNode:

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from gateway.config.settings import Settings
 from gateway.demo import write_pyramid_ome_tiff, write_zstack_imagej
-from gateway.settings import Settings
 from tests.pyramid_reference import reference_pyramid
 from tests.server import serve
 

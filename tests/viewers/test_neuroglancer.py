@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 from tests.server import serve
 from tests.viewers.browser import launch_browser, open_page, pixel_stats, save_artifact, wait_until
 from tests.viewers.conftest import ROOT, require_module

@@ -1,0 +1,188 @@
+"""Image levels made of HDF5 datasets.
+
+A level is a grid of datasets over its leading (*outer*) axes — BigDataViewer and Imaris
+store one 3-D dataset per timepoint and channel; a generic dataset is a grid of one —
+and each dataset's dimensions feed the remaining (*inner*) axes: possibly transposed
+(ilastik's ``zyxc``), with dimensions of size 1 dropped, and cropped (Imaris pads its
+arrays beyond the image size). A missing dataset (a BigDataViewer "missing view") reads
+as the fill value.
+
+When every dataset's stored chunks already are zarr chunks of the level (same single
+compressor, no transposition), the level passes them through untouched.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from adapters.base import RawChunkFormat, Region, UnsupportedSourceError
+from adapters.hdf5.chunks import Hdf5Array
+from adapters.io.chunked import Measured
+
+
+class StackedLevel:
+    """A ``PassThroughLevel`` over a grid of HDF5 arrays (see module docstring).
+
+    ``dims[i]`` is the dataset dimension that gives inner axis ``i``; dataset dimensions
+    in no entry are read at index 0 (they have size 1, or hold only padding). The
+    ``inner_shape`` may be smaller than the datasets (a crop).
+    """
+
+    def __init__(
+        self,
+        members: Mapping[tuple[int, ...], Hdf5Array | None],
+        outer_shape: Sequence[int],
+        inner_shape: Sequence[int],
+        dims: Sequence[int],
+    ) -> None:
+        present = [m for m in members.values() if m is not None]
+        if not present:
+            raise UnsupportedSourceError("no dataset holds this level")
+        first = present[0]
+        self._outer = tuple(int(n) for n in outer_shape)
+        self._inner = tuple(int(n) for n in inner_shape)
+        self._dims = tuple(dims)
+        self._members = dict(members)
+        ndim = len(first.shape)
+        if len(self._dims) != len(self._inner) or len(set(self._dims)) != len(self._dims):
+            raise ValueError(f"bad dimension mapping {self._dims} for {self._inner}")
+        self._unmapped = tuple(d for d in range(ndim) if d not in self._dims)
+        self._perm = self._dims + self._unmapped
+        for member in present:
+            if member.dtype != first.dtype or len(member.shape) != ndim:
+                raise UnsupportedSourceError(
+                    f"{member.name}: {member.dtype} {member.shape} differs from {first.name}"
+                )
+            if any(member.shape[d] < n for d, n in zip(self._dims, self._inner, strict=True)):
+                raise UnsupportedSourceError(f"{member.name} {member.shape} is smaller than {self._inner}")
+        self._first = first
+        self._raw = self._passthrough_format(present)
+
+    # -- Level ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._outer + self._inner
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]:
+        return self._first.dtype
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        return (1,) * len(self._outer) + tuple(self._first.chunk_shape[d] for d in self._dims)
+
+    @property
+    def fill_value(self) -> int | float:
+        return self._first.fill_value
+
+    @property
+    def members(self) -> tuple[Hdf5Array, ...]:
+        return tuple(m for m in self._members.values() if m is not None)
+
+    def parsed_bytes(self) -> int:
+        """The chunk indexes its datasets learnt so far (h5py-read ones: libhdf5's own)."""
+        return sum(m.parsed_bytes() for m in self.members if isinstance(m, Measured))
+
+    def read(self, region: Region) -> np.ndarray:
+        if len(region) != len(self.shape):
+            raise ValueError(f"region {region} does not match shape {self.shape}")
+        n_outer = len(self._outer)
+        out_shape = tuple(s.stop - s.start for s in region)
+        inner_region = region[n_outer:]
+        ndim = len(self._first.shape)
+        stored_region = [slice(0, 1)] * ndim
+        for d, s in zip(self._dims, inner_region, strict=True):
+            stored_region[d] = s
+        inner_shape = out_shape[n_outer:]
+        if all(s.stop - s.start == 1 for s in region[:n_outer]) and 0 not in out_shape:
+            # one dataset (the common case: a chunk is one plane of one t and c): no copy
+            member = self._members.get(tuple(s.start for s in region[:n_outer]))
+            if member is not None:
+                return member.read(tuple(stored_region)).transpose(self._perm).reshape(out_shape)
+        out = np.empty(out_shape, dtype=self.dtype)
+        if out.size == 0:
+            return out
+        for outer in itertools.product(*(range(s.start, s.stop) for s in region[:n_outer])):
+            target = tuple(i - s.start for i, s in zip(outer, region[:n_outer], strict=True))
+            member = self._members.get(tuple(outer))
+            if member is None:
+                out[target] = self.fill_value
+                continue
+            block = member.read(tuple(stored_region))
+            out[target] = block.transpose(self._perm).reshape(inner_shape)
+        return out
+
+    def any_stored(self, region: Region) -> bool:
+        """Whether any dataset stores a chunk holding part of ``region`` (False: all fill,
+        known without reading). Datasets read through h5py answer True (unknown)."""
+        n_outer = len(self._outer)
+        if any(s.stop <= s.start for s in region):
+            return False
+        stored_region = [slice(0, 1)] * len(self._first.shape)
+        for d, s in zip(self._dims, region[n_outer:], strict=True):
+            stored_region[d] = s
+        for outer in itertools.product(*(range(s.start, s.stop) for s in region[:n_outer])):
+            member = self._members.get(tuple(outer))
+            if member is None:
+                continue
+            query = getattr(member, "any_stored", None)
+            if query is None or query(tuple(stored_region)):
+                return True
+        return False
+
+    # -- PassThroughLevel -----------------------------------------------------------------
+
+    @property
+    def raw_chunk_format(self) -> RawChunkFormat | None:
+        return self._raw
+
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
+        if self._raw is None:
+            return None
+        n_outer = len(self._outer)
+        member = self._members.get(tuple(coords[:n_outer]))
+        if member is None:
+            return None
+        stored = [0] * len(member.shape)
+        for d, index in zip(self._dims, coords[n_outer:], strict=True):
+            stored[d] = index
+        return member.read_raw(tuple(stored))
+
+    def _passthrough_format(self, present: Sequence[Hdf5Array]) -> RawChunkFormat | None:
+        """The chunk format to pass through: every dataset has the same one, the mapping
+        keeps the stored order, and dropped dimensions are chunked by one."""
+        formats = {m.raw_format for m in present}
+        if len(formats) != 1:
+            return None
+        (raw,) = formats
+        if raw is None or list(self._dims) != sorted(self._dims):
+            return None
+        if any(raw.chunk_shape[d] != 1 for d in self._unmapped):
+            return None
+        if any(m.chunk_shape != raw.chunk_shape for m in present):
+            return None
+        chunk = (1,) * len(self._outer) + tuple(raw.chunk_shape[d] for d in self._dims)
+        return RawChunkFormat(
+            chunk_shape=chunk,
+            compressor=raw.compressor,
+            endian=raw.endian,
+            level=raw.level,
+            blosc_cname=raw.blosc_cname,
+            blosc_shuffle=raw.blosc_shuffle,
+        )
+
+
+def squeeze_dims(shape: Sequence[int], names: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Axis names and dataset dimensions that remain when dimensions of size 1 other than
+    y and x are dropped (the image axes keep y and x always)."""
+    kept_names, kept_dims = [], []
+    for dim, (name, size) in enumerate(zip(names, shape, strict=True)):
+        if size == 1 and name not in ("y", "x"):
+            continue
+        kept_names.append(name)
+        kept_dims.append(dim)
+    return kept_names, kept_dims

@@ -1,0 +1,3 @@
+"""Configuration: the settings model and its one loader (TOML file, environment,
+command line).
+"""

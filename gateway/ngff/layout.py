@@ -1,0 +1,430 @@
+"""The zarr tree a source becomes, and the chunk shape of every array in it.
+
+A single-image source is an OME-Zarr image group at its root (``zarr.json``, arrays
+``0``, ``1``...), which is what viewers should be pointed at. A multi-image source uses
+the bioformats2raw layout: a root group, one image group per series (``0/``, ``1/``...),
+an ``OME/`` group listing them and, for OME-TIFF, the original ``OME/METADATA.ome.xml``.
+Images with a path of their own (``Image.path``: HDF5 dataset paths) sit at that path
+instead, below plain groups.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from adapters.base import Image, Level, NoTileCache, PassThroughLevel, RawChunkFormat, Source, TileCache
+from gateway.config.settings import ChunkSettings, MetadataSettings, PyramidSettings, Settings
+from gateway.levels import pyramid, variants
+from gateway.levels.windows import with_estimated_windows
+from gateway.ngff import metadata, ome, rocrate, zarr_v2
+from gateway.ngff.codecs import ChunkEncoding
+from gateway.ngff.keys import chunk_grid
+
+logger = logging.getLogger(__name__)
+
+OME_XML_KEY = "OME/METADATA.ome.xml"
+
+
+#: Source chunks larger than this are not passed through (viewers want small chunks).
+MAX_PASSTHROUGH_CHUNK_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayNode:
+    """One served array: a level of an image, with the chunking and codecs chosen for it.
+
+    ``passthrough``: chunks are the source's own chunks, served untouched where the
+    level can (``PassThroughLevel.read_raw_chunk``), else encoded identically.
+    """
+
+    path: str
+    level: Level
+    chunk_shape: tuple[int, ...]
+    grid: tuple[int, ...]
+    encoding: ChunkEncoding
+    passthrough: bool = False
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.level.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.level.dtype
+
+    @property
+    def fill_value(self) -> int | float:
+        return self.level.fill_value
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetTree:
+    """Every key of a dataset: metadata documents (bytes) and arrays (chunk keys).
+
+    ``v2``: the same arrays seen as Zarr v2 / OME-Zarr 0.4 (``gateway/zarr_v2.py``), whose
+    chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2")."""
+
+    documents: dict[str, bytes]
+    arrays: dict[str, ArrayNode]
+    images: dict[str, Image]  # image group path ("" for the root) → image
+    v2: DatasetTree | None = None
+    key_style: Literal["v3", "v2"] = "v3"
+
+    def find_array(self, key: str) -> tuple[ArrayNode, str] | None:
+        """The array a chunk key belongs to, and the key relative to that array in the v3
+        form (``c/<i>/<j>...``), whatever this tree's key style."""
+        if self.key_style == "v2":
+            parts = key.split("/")
+            for ndim in range(1, min(len(parts), 33)):
+                node = self.arrays.get("/".join(parts[:-ndim]))
+                if node is not None and len(node.shape) == ndim:
+                    return node, "c/" + "/".join(parts[-ndim:])
+            return None
+        head, sep, tail = key.rpartition("/c/")
+        if sep:
+            node = self.arrays.get(head)
+            return (node, "c/" + tail) if node is not None else None
+        return None
+
+    def document_keys(self) -> list[str]:
+        """Metadata keys, for listing (chunk keys are not enumerated)."""
+        return sorted(self.documents)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def _is_servable_tile(tile_y: int, tile_x: int, settings: ChunkSettings) -> bool:
+    """Square, power of two, within bounds: a source tile that can be a served chunk."""
+    return tile_y == tile_x and _is_power_of_two(tile_y) and settings.min_yx <= tile_y <= settings.max_yx
+
+
+def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkSettings) -> tuple[int, ...]:
+    """Square power-of-two y/x chunks (what Viv and tiling viewers need), aligned to the
+    source tiles when those already are such squares; one plane per chunk in t and c,
+    ``settings.z`` planes in z. Small images get one chunk of the next power of two."""
+    shape, tiles = level.shape, level.tile_shape
+    yx = tiles[-1] if _is_servable_tile(tiles[-2], tiles[-1], settings) else settings.yx
+    yx = min(yx, _next_power_of_two(max(shape[-2], shape[-1])))
+    chunks = []
+    for name, size in zip(axis_names, shape, strict=True):
+        if name in ("y", "x"):
+            chunks.append(yx)
+        elif name == "z":
+            chunks.append(max(1, min(settings.z, size)))
+        else:
+            chunks.append(1)
+    return tuple(chunks)
+
+
+def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) -> bool:
+    """A stored chunk worth serving as it is: square power-of-two y/x no larger than
+    ``max_yx`` and at least ``min_yx`` — or, for volumetric chunks (HDF5 stores 3-D data
+    as e.g. 64³ chunks), smaller y/x when the chunk holds at least as many elements as a
+    ``min_yx``² tile: such chunks are as cheap to fetch and Neuroglancer's natural unit."""
+    tile_y, tile_x = chunk_shape[-2], chunk_shape[-1]
+    if tile_y != tile_x or not _is_power_of_two(tile_y) or tile_y > settings.max_yx:
+        return False
+    return tile_y >= settings.min_yx or math.prod(chunk_shape) >= settings.min_yx**2
+
+
+def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | None:
+    """The source chunk format to pass through, if the level has one worth serving as is."""
+    if not settings.passthrough or not isinstance(level, PassThroughLevel):
+        return None
+    raw = level.raw_chunk_format
+    if raw is None or len(raw.chunk_shape) != len(level.shape):
+        return None
+    if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
+        return None
+    if not _is_servable_raw_chunk(raw.chunk_shape, settings):
+        return None
+    return raw
+
+
+def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: ChunkSettings) -> ArrayNode:
+    raw = raw_chunk_format(level, settings)
+    if raw is not None:
+        encoding = ChunkEncoding.for_raw_chunks(raw, settings.level)
+        chunk_shape = raw.chunk_shape
+    else:
+        encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
+        chunk_shape = choose_chunk_shape(axis_names, level, settings)
+    return ArrayNode(
+        path=path,
+        level=level,
+        chunk_shape=chunk_shape,
+        grid=chunk_grid(level.shape, chunk_shape),
+        encoding=encoding,
+        passthrough=raw is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelAttachment:
+    """A label image (``image``: its level 0 is used) to serve as ``labels/<name>`` of
+    the image group at ``image_path`` of this source; ``origin`` names it in logs."""
+
+    image_path: str
+    name: str
+    image: Image
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreeOptions:
+    """What besides chunking shapes a tree (the defaults add nothing: direct use, tests).
+
+    ``label_groups``: image group paths of this source that are label images themselves
+    (declared as another image's labels): their pyramids use ``label_method``."""
+
+    pyramids: PyramidSettings = field(default_factory=lambda: PyramidSettings(enabled=False))
+    metadata: MetadataSettings = field(default_factory=lambda: MetadataSettings(estimate_windows=False))
+    tiles: TileCache = field(default_factory=NoTileCache)
+    labels: tuple[LabelAttachment, ...] = ()
+    label_groups: frozenset[str] = frozenset()
+    rocrate: dict[str, Any] | None = None
+    zarr_v2: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tiles: TileCache | None = None, **extra: Any) -> TreeOptions:
+        return cls(
+            pyramids=settings.pyramids,
+            metadata=settings.metadata,
+            tiles=tiles or NoTileCache(),
+            zarr_v2=settings.zarr_v2.enabled,
+            **extra,
+        )
+
+
+class _TreeBuilder:
+    """Collects a tree's documents and arrays, refusing two nodes at one place."""
+
+    def __init__(self, settings: ChunkSettings, options: TreeOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.documents: dict[str, bytes] = {}
+        self.arrays: dict[str, ArrayNode] = {}
+        self.images: dict[str, Image] = {}
+
+    def chunks_of(self, axis_names: Sequence[str]) -> Callable[[Level], tuple[int, ...]]:
+        return lambda level: _array_node("", level, axis_names, self.settings).chunk_shape
+
+    def add_group(self, prefix: str, attributes: dict[str, Any]) -> None:
+        if f"{prefix}zarr.json" in self.documents or prefix.rstrip("/") in self.arrays:
+            raise ValueError(f"two nodes of the tree would be at {prefix!r}")
+        self.documents[f"{prefix}zarr.json"] = metadata.dumps(metadata.group_document(attributes))
+
+    def add_image(
+        self,
+        prefix: str,
+        image: Image,
+        transforms: Sequence[pyramid.LevelTransform],
+        *,
+        downsampling: dict[str, Any] | None = None,
+        image_label: dict[str, Any] | None = None,
+    ) -> None:
+        paths = [str(k) for k in range(len(image.levels))]
+        attributes = ome.image_attributes(
+            image, paths, transforms, downsampling=downsampling, image_label=image_label
+        )
+        self.add_group(prefix, attributes)
+        self.images[prefix.rstrip("/")] = image
+        for path, level in zip(paths, image.levels, strict=True):
+            node = _array_node(f"{prefix}{path}", level, image.axis_names, self.settings)
+            if node.path in self.arrays or f"{node.path}/zarr.json" in self.documents:
+                raise ValueError(f"two nodes of the tree would be at {node.path!r}")
+            self.arrays[node.path] = node
+            self.documents[f"{node.path}/zarr.json"] = metadata.dumps(
+                metadata.array_document(
+                    shape=level.shape,
+                    dtype=level.dtype,
+                    chunk_shape=node.chunk_shape,
+                    fill_value=level.fill_value,
+                    encoding=node.encoding,
+                    dimension_names=image.axis_names,
+                )
+            )
+
+    def pyramid_of(self, group: str, image: Image, method: pyramid.Method) -> pyramid.Pyramid:
+        """The image's native levels, extended as the pyramid settings say."""
+        transforms = ome.native_transforms(image)
+        settings = self.options.pyramids
+        if not settings.enabled:
+            return pyramid.Pyramid(image.levels, tuple(transforms), method)
+        return pyramid.extend(
+            image.levels,
+            transforms,
+            axis_names=image.axis_names,
+            units=[axis.unit for axis in image.axes],
+            method=method,
+            chunks_of=self.chunks_of(image.axis_names),
+            tiles=self.options.tiles,
+            key=("pyramid", group),
+            max_levels=settings.max_levels,
+        )
+
+
+def downsampling_attributes(levels: pyramid.Pyramid) -> dict[str, Any] | None:
+    """The multiscale's ``type`` and ``metadata`` when levels were synthesized."""
+    if not levels.synthesized:
+        return None
+    native = len(levels.levels) - levels.synthesized
+    described: dict[str, Any] = {
+        "description": "levels computed on demand by ome-zarr-gateway, each from the next finer level",
+        "method": f"ome-zarr-gateway {levels.method}",
+        "synthesized_levels": [str(k) for k in range(native, len(levels.levels))],
+        "edges": "sizes rounded up; edge pixels from the valid pixels of their block",
+    }
+    if levels.method == "mean":
+        described["rounding"] = "integers: floor(mean + 1/2); floats: float64 mean cast to the type"
+    attributes: dict[str, Any] = {"metadata": described}
+    if native == 1:  # every reduced level is ours: the pyramid's method is known
+        attributes["type"] = levels.method
+    return attributes
+
+
+def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | None = None) -> DatasetTree:
+    options = options or TreeOptions()
+    builder = _TreeBuilder(settings, options)
+    named = any(image.path is not None for image in source.images)
+    multi = len(source.images) > 1 and not named
+    for prefix, image in variants.group_prefixes(source.images):
+        group = prefix.rstrip("/")
+        is_label = group in options.label_groups
+        if options.metadata.estimate_windows and not is_label:
+            image = with_estimated_windows(image, image.levels[-1], options.metadata.window_sample_bytes)
+        method = cast(
+            pyramid.Method, options.pyramids.label_method if is_label else options.pyramids.method
+        )
+        levels = builder.pyramid_of(group, image, method)
+        image = replace(image, levels=levels.levels)
+        builder.add_image(prefix, image, levels.transforms, downsampling=downsampling_attributes(levels))
+        _add_labels(builder, prefix, image, levels, [a for a in options.labels if a.image_path == group])
+        if variants.needs_variant(image.levels[0].dtype):
+            builder.add_image(
+                f"{prefix}{variants.VARIANT_NAME}/",
+                variants.float32_variant(image),
+                levels.transforms,
+                downsampling=downsampling_attributes(levels),
+            )
+    documents, arrays = builder.documents, builder.arrays
+    if named:
+        _add_parent_groups(documents, arrays)
+    if multi:
+        series = [str(i) for i in range(len(source.images))]
+        documents["zarr.json"] = metadata.dumps(metadata.group_document(ome.bioformats2raw_attributes()))
+        documents["OME/zarr.json"] = metadata.dumps(metadata.group_document(ome.series_attributes(series)))
+    if source.ome_xml:
+        documents[OME_XML_KEY] = source.ome_xml.encode()
+        # a single image is an image group at the root (what viewers are pointed at), not
+        # the bioformats2raw layout; its OME group is a plain group holding the XML
+        documents.setdefault("OME/zarr.json", metadata.dumps(metadata.group_document()))
+    if options.rocrate is not None:
+        documents[rocrate.FILENAME] = metadata.dumps(options.rocrate)
+    v2 = None
+    if options.zarr_v2:
+        v2 = DatasetTree(zarr_v2.v2_documents(documents, arrays), arrays, builder.images, key_style="v2")
+    return DatasetTree(documents=documents, arrays=arrays, images=builder.images, v2=v2)
+
+
+def label_mismatch(image: Image, label: Image) -> str | None:
+    """Why ``label`` cannot be a label image of ``image`` (None when it can): an integer
+    type, the image's axes (the channel axis may be left out) and its level-0 size."""
+    dtype = label.levels[0].dtype
+    if dtype.kind not in "iu":
+        return f"its data type {dtype} is not an integer type"
+    names = image.axis_names
+    expected = names if "c" in label.axis_names else tuple(n for n in names if n != "c")
+    if label.axis_names != expected:
+        return f"its axes {''.join(label.axis_names)} do not match the image's {''.join(names)}"
+    keep = [i for i, n in enumerate(names) if n in label.axis_names]
+    shape = tuple(image.levels[0].shape[i] for i in keep)
+    if label.levels[0].shape != shape:
+        return f"its shape {label.levels[0].shape} differs from the image's {shape}"
+    return None
+
+
+def _add_labels(
+    builder: _TreeBuilder,
+    prefix: str,
+    image: Image,
+    levels: pyramid.Pyramid,
+    attachments: Sequence[LabelAttachment],
+) -> None:
+    served: list[str] = []
+    for attachment in attachments:
+        problem = label_mismatch(image, attachment.image)
+        if problem is not None:
+            logger.error(
+                "%s is not served as label %r of %r: %s",
+                attachment.origin,
+                attachment.name,
+                prefix.rstrip("/") or image.name,
+                problem,
+            )
+            continue
+        keep = [i for i, n in enumerate(image.axis_names) if n in attachment.image.axis_names]
+        shapes = [tuple(level.shape[i] for i in keep) for level in image.levels]
+        steps = [
+            tuple(max(1, round(ome.downsample_factor(a, b))) for a, b in zip(finer, coarser, strict=True))
+            for finer, coarser in itertools.pairwise(shapes)
+        ]
+        base = levels.transforms[0]
+        base_transform = pyramid.LevelTransform(
+            tuple(base.scale[i] for i in keep), tuple(base.translation[i] for i in keep)
+        )
+        label = attachment.image
+        labelled = pyramid.follow(
+            label.levels[0],
+            base_transform,
+            steps,
+            method=cast(pyramid.Method, builder.options.pyramids.label_method),
+            chunks_of=builder.chunks_of(label.axis_names),
+            tiles=builder.options.tiles,
+            key=("label", prefix, attachment.name),
+        )
+        label_image = replace(
+            label,
+            name=attachment.name,
+            levels=labelled.levels,
+            axes=tuple(a for a in image.axes if a.name in label.axis_names),
+            scale=base_transform.scale,
+            translation=None,
+            channels=(),
+            path=None,
+        )
+        builder.add_image(
+            f"{prefix}labels/{attachment.name}/",
+            label_image,
+            labelled.transforms,
+            image_label={"source": {"image": "../../"}},
+        )
+        served.append(attachment.name)
+    if served:
+        builder.add_group(f"{prefix}labels/", ome.labels_attributes(served))
+
+
+def _add_parent_groups(documents: dict[str, bytes], arrays: dict[str, ArrayNode]) -> None:
+    """Plain group documents for the groups above images placed at paths of their own
+    (``group/dataset/`` of an HDF5 file), up to the root."""
+    for key in [k for k in documents if k.endswith("zarr.json")]:
+        parts = key.split("/")[:-1]
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in arrays:
+                raise ValueError(f"an array and a group would both be at {parent!r}")
+            document = f"{parent}/zarr.json" if parent else "zarr.json"
+            documents.setdefault(document, metadata.dumps(metadata.group_document()))

@@ -1,0 +1,249 @@
+"""Prometheus metrics: requests, latency, both caches, source reads, encode time, open files.
+
+Each app has its own ``CollectorRegistry`` (prometheus_client's default registry is a
+process global; a per-app one keeps apps — and tests — independent). Label values come
+from small fixed sets (the *kind* of route, never its path; the method; the status code),
+so the number of series never grows with the requests served.
+
+Multi-worker processes (``--workers N``) share one port, so a scrape reaches one worker at
+random: then prometheus_client's multiprocess mode is used (the CLI sets
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start; every worker writes its values to
+files there, and ``/metrics`` sums them). Process metrics (``process_*``, open file
+descriptors among them) exist only in single-process mode, which the deployments in
+``deploy/`` use: one process per instance, scaled out with instances (so that nginx's
+consistent hashing gives each dataset's cache one home).
+
+Cache and source statistics are counted where they happen (``CacheStats``) and copied into
+counters after every request and before every scrape (``sync``), so the hot path pays for
+an integer increment only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.process_collector import ProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway import __version__
+from gateway.store.cache import CacheStats
+from gateway.store.timing import current_timing
+from gateway.web.http import ERROR_CACHE_CONTROL
+from gateway.web.middleware import ResponseRecord
+
+#: Route kinds (the only values of the ``kind`` label).
+KINDS = ("listing", "page", "metadata", "chunk", "document", "health", "ready", "metrics", "other")
+METHODS = ("GET", "HEAD", "OPTIONS")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+WORK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+_SIGNED_PREFIX = re.compile(r"^/s/[^/]*")
+_LOOKUP_RESULTS = (("hits", "hit"), ("misses", "miss"), ("shared", "shared"))
+_SERVICE_PATHS = {"/health": "health", "/ready": "ready", "/metrics": "metrics", "/": "listing"}
+
+
+def classify(path: str, stored_kind: str | None) -> str:
+    """The route kind of a request: what the store said it served, else from the path
+    (after any mount prefix and signed-URL prefix)."""
+    if stored_kind in KINDS:
+        return stored_kind
+    path = _SIGNED_PREFIX.sub("", path) or "/"
+    if path in _SERVICE_PATHS:
+        return _SERVICE_PATHS[path]
+    if path.endswith("/"):
+        return "page"
+    if path.endswith("/zarr.json"):
+        return "metadata"
+    return "other"
+
+
+class StatsSource(Protocol):
+    """What ``Metrics.sync`` reads: the store's caches and its open files."""
+
+    def cache_stats(self) -> dict[str, tuple[CacheStats, int, int]]: ...
+
+    def open_datasets(self) -> int: ...
+
+
+class Metrics:
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        if multiprocess_dir is None:
+            ProcessCollector(registry=r)  # process_open_fds, memory, CPU
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests answered", ["kind", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the end of the response",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.response_bytes = Counter(
+            "gateway_response_bytes", "Response body bytes sent", ["kind"], registry=r
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight", "Requests being handled", registry=r, multiprocess_mode="livesum"
+        )
+        self.cache_lookups = Counter(
+            "gateway_cache_lookups",
+            "Cache lookups by cache (chunks: encoded chunks; tiles: decoded source tiles) and "
+            "result (hit; miss: computed; shared: waited for an identical computation)",
+            ["cache", "result"],
+            registry=r,
+        )
+        self.cache_bytes = Gauge(
+            "gateway_cache_bytes", "Bytes held", ["cache"], registry=r, multiprocess_mode="livesum"
+        )
+        self.cache_entries = Gauge(
+            "gateway_cache_entries", "Entries held", ["cache"], registry=r, multiprocess_mode="livesum"
+        )
+        self.cache_computed_bytes = Counter(
+            "gateway_cache_computed_bytes", "Bytes computed on misses", ["cache"], registry=r
+        )
+        self.source_reads = Counter(
+            "gateway_source_tiles_read",
+            "Source tiles, strips or chunks read from files and decoded (tile cache misses)",
+            registry=r,
+        )
+        self.source_bytes = Counter(
+            "gateway_source_decoded_bytes", "Bytes of source tiles read and decoded", registry=r
+        )
+        self.source_seconds = Counter(
+            "gateway_source_read_decode_seconds",
+            "Thread time spent reading and decoding source tiles",
+            registry=r,
+        )
+        self.chunk_read = Histogram(
+            "gateway_chunk_read_seconds",
+            "Per computed chunk: reading its region from the source (decoding included)",
+            buckets=WORK_BUCKETS,
+            registry=r,
+        )
+        self.chunk_encode = Histogram(
+            "gateway_chunk_encode_seconds", "Per computed chunk: encoding", buckets=WORK_BUCKETS, registry=r
+        )
+        self.locate = Histogram(
+            "gateway_locate_seconds",
+            "Per request: finding the dataset (stat, and opening the file when not open)",
+            buckets=WORK_BUCKETS,
+            registry=r,
+        )
+        self.open_datasets = Gauge(
+            "gateway_open_datasets",
+            "Source files held open (parsed structure and one descriptor each)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        build = Gauge("gateway_build_info", "Version", ["version"], registry=r, multiprocess_mode="max")
+        build.labels(__version__).set(1)
+        self._source: StatsSource | None = None
+        self._seen: dict[tuple[str, str], float] = {}
+
+    def attach(self, source: StatsSource | None) -> None:
+        """Read cache statistics from ``source`` (the lifespan's store) from now on."""
+        self._source = source
+        self._seen.clear()
+
+    def _advance(self, key: tuple[str, str], total: float) -> float:
+        """The increase of a cumulative statistic since the last sync."""
+        delta = total - self._seen.get(key, 0)
+        self._seen[key] = total
+        return delta if delta > 0 else 0
+
+    def sync(self) -> None:
+        """Copy the store's statistics into the metrics (called from the event loop only)."""
+        source = self._source
+        if source is None:
+            return
+        for cache, (stats, nbytes, entries) in source.cache_stats().items():
+            for field, result in _LOOKUP_RESULTS:
+                delta = self._advance((cache, field), getattr(stats, field))
+                if delta:
+                    self.cache_lookups.labels(cache, result).inc(delta)
+            computed = self._advance((cache, "computed_bytes"), stats.computed_bytes)
+            if computed:
+                self.cache_computed_bytes.labels(cache).inc(computed)
+            self.cache_bytes.labels(cache).set(nbytes)
+            self.cache_entries.labels(cache).set(entries)
+            if cache == "tiles":
+                reads = self._advance(("tiles", "reads"), stats.misses)
+                if reads:
+                    self.source_reads.inc(reads)
+                if computed:
+                    self.source_bytes.inc(computed)
+                seconds = self._advance(("tiles", "seconds"), stats.compute_seconds)
+                if seconds:
+                    self.source_seconds.inc(seconds)
+        self.open_datasets.set(source.open_datasets())
+
+    def observe(self, kind: str, method: str, status: int, seconds: float, body_bytes: int) -> None:
+        self.requests.labels(kind, method if method in METHODS else "other", str(status)).inc()
+        self.latency.labels(kind).observe(seconds)
+        if body_bytes:
+            self.response_bytes.labels(kind).inc(body_bytes)
+
+    def render(self) -> bytes:
+        self.sync()
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """At shutdown: a worker's live gauges leave the multiprocess totals."""
+        self._source = None
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
+
+
+class MetricsMiddleware:
+    """Counts and times every request (pure ASGI, inside CORS, outside the app)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        response = ResponseRecord()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, response.observing(send))
+        finally:
+            self.metrics.in_flight.dec()
+            timing = current_timing()
+            kind = classify(scope["path"], timing.kind if timing else None)
+            seconds = time.perf_counter() - started
+            self.metrics.observe(kind, scope["method"], response.status, seconds, response.body_bytes)
+            if timing is not None:
+                self._observe_work(timing.seconds)
+            self.metrics.sync()
+
+    def _observe_work(self, seconds: dict[str, float]) -> None:
+        if "locate" in seconds:
+            self.metrics.locate.observe(seconds["locate"])
+        if "read" in seconds:
+            self.metrics.chunk_read.observe(seconds["read"])
+        if "encode" in seconds:
+            self.metrics.chunk_encode.observe(seconds["encode"])
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    headers = {"Cache-Control": ERROR_CACHE_CONTROL}
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=headers)

@@ -1,0 +1,641 @@
+"""URL paths → opened sources, kept safely inside the configured roots.
+
+A dataset's URL path mirrors its file path under its root: ``<root>/<sub/dir/file.tif>``,
+followed by a key inside the dataset (``zarr.json``, ``0/c/0/0``). Files are opened lazily
+on first request and kept in a pool bounded by count and by the bytes their parsed state
+pins (``gateway.store.pool``). A file whose identity (device, inode, mtime, size) or status change
+time (ctime: permissions, owner, links, a rewrite with its mtime put back) changed is
+reopened, and everything cached for its old version is dropped.
+
+Leases: a request holds its dataset (``lease``/``acquire``...``release``) while it uses it;
+a dataset leaves the pool (eviction, a change on disk) at any time, but its source is
+closed only once no lease holds it. A housekeeping thread closes what left and sweeps the
+pool every stat interval, so a deleted file's descriptors are closed without a request.
+
+Readability: a file with no read permission bit for anyone is refused as "permission
+denied" even where the process could read it (root ignores permissions; ``chmod 000`` is
+how an operator withdraws a file), and so is a file the process cannot open.
+
+Containment: a path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL or a
+backslash is refused before touching the disk; the resolved file (symlinks followed) must
+lie inside the resolved root. A refusal is indistinguishable from a missing file (404).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import stat as statmode
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+import adapters
+from adapters.base import AdapterError, Dependency, Source, SourceReadError
+from adapters.io.files import FileAccess
+from gateway.config.settings import Settings
+from gateway.levels import labels
+from gateway.ngff import rocrate
+from gateway.ngff.layout import DatasetTree, TreeOptions, build_tree
+from gateway.ops.logs import LogLimiter
+from gateway.store.cache import ByteLRU, NamespacedTiles
+from gateway.store.pool import OpenPool
+
+logger = logging.getLogger(__name__)
+
+#: st_dev, st_ino, st_mtime_ns, st_size of the file, then of each file it depends on
+#: (``Source.dependencies``: a BigDataViewer XML's HDF5 file)
+Identity = tuple[int, ...]
+#: st_ctime_ns of the file, then of each file it depends on: not part of ETags (a chmod
+#: does not change the bytes) but a change reopens the file (and re-checks readability)
+Status = tuple[int, ...]
+
+#: Pooled datasets the sweep checks at most per round (bounded work per sweep).
+SWEEP_BATCH = 64
+#: The sweep runs every stat interval, but not more often than this.
+MIN_SWEEP_SECONDS = 0.25
+#: A released dataset is re-measured (its parsed state may grow) at most this often.
+MEASURE_INTERVAL_SECONDS = 0.25
+#: Said instead of the OS's message (which names the file's absolute path).
+PERMISSION_DENIED = "permission denied: the gateway may not read this file"
+
+
+class SourceUnavailableError(Exception):
+    """A file under a root looks like a dataset but cannot be opened as one."""
+
+    def __init__(self, url_path: str, cause: Exception) -> None:
+        super().__init__(f"{url_path}: {cause}")
+        self.url_path = url_path
+        self.cause = cause
+
+
+@dataclass(slots=True)
+class Dataset:
+    """An opened source and the tree it serves, valid for one file identity."""
+
+    url_path: str
+    path: Path
+    identity: Identity
+    source: Source
+    tree: DatasetTree
+    #: Prefix of every cache key that belongs to this opening of the file (unique per
+    #: opening: reads in flight on a replaced version never feed the new one)
+    namespace: Hashable = None
+    checked_at: float = field(default_factory=time.monotonic)
+    status: Status = ()
+    # -- guarded by the catalog's lock ----------------------------------------------------
+    leases: int = 0  # requests (and chunk computations) using the source now
+    pooled: bool = False  # in the open-file pool (found by new requests)
+    closed: bool = False  # closed, or about to be: no new lease
+    measured_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    dataset: Dataset
+    key: str  # key inside the dataset
+
+
+def _identity(stat: os.stat_result) -> Identity:
+    return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _readable(stat: os.stat_result) -> bool:
+    """Whether the gateway serves a file of this mode: some read permission bit is set."""
+    return bool(stat.st_mode & (statmode.S_IRUSR | statmode.S_IRGRP | statmode.S_IROTH))
+
+
+def _denied(url_path: str) -> SourceUnavailableError:
+    return SourceUnavailableError(url_path, PermissionError(PERMISSION_DENIED))
+
+
+def _dependency_status(dependencies: Iterable[Dependency], *, current: bool) -> Status:
+    """The ctimes of a source's other files, as opened or (``current``) as now."""
+    status: Status = ()
+    for dependency in dependencies:
+        if not current:
+            status += (dependency.stat.st_ctime_ns,)
+            continue
+        try:
+            status += (os.stat(dependency.path).st_ctime_ns,)
+        except OSError:
+            status += (0,)
+    return status
+
+
+def _dependency_identity(dependencies: Iterable[Dependency], *, current: bool) -> Identity:
+    """The identities of a source's other files: as opened, or (``current``) as now on
+    disk (a missing file counts as a change)."""
+    identity: Identity = ()
+    for dependency in dependencies:
+        if not current:
+            identity += _identity(dependency.stat)
+            continue
+        try:
+            identity += _identity(os.stat(dependency.path))
+        except OSError:
+            identity += (0, 0, 0, 0)
+    return identity
+
+
+def split_url_path(path: str) -> list[str] | None:
+    """Segments of a request path, or None if any segment is unsafe or empty."""
+    if not path or "\x00" in path or "\\" in path:
+        return None
+    segments = path.split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or segment.startswith("."):
+            return None
+    return segments
+
+
+class _ClosedMeanwhileError(Exception):
+    """The opening another request waited for was closed before this one could lease it
+    (evicted at once under pressure): look again."""
+
+
+class Catalog:
+    def __init__(
+        self,
+        settings: Settings,
+        tiles: ByteLRU[Any],
+        on_stale: Callable[[Hashable], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.roots = {name: Path(os.path.realpath(path)) for name, path in settings.roots.items()}
+        self._tiles = tiles
+        self._on_stale = on_stale
+        cache = settings.cache
+        self._pool: OpenPool[str, Dataset] = OpenPool(cache.open_files, cache.open_file_bytes)
+        self._opening: dict[str, Future[Dataset]] = {}
+        self._failures: LRUCache[str, tuple[Identity, Exception, float]] = LRUCache(maxsize=1024)
+        self._openings = itertools.count()
+        self._log = LogLimiter()  # a file failing under load: one line per interval
+        self._lock = threading.Lock()
+        self._to_close: list[Dataset] = []  # left the pool, no lease: for the housekeeper
+        self._wake = threading.Event()
+        self._stopping = False
+        self._housekeeper: threading.Thread | None = None
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _candidates(segments: list[str]) -> Iterator[int]:
+        """Numbers of leading segments that could name a dataset file, by suffix (no I/O).
+        Several when a directory is named like a file (``run.tif/image.tif``)."""
+        for index, segment in enumerate(segments[1:], start=2):
+            if adapters.is_candidate(Path(segment)):
+                yield index
+
+    def locate_cached(self, url_path: str) -> Located | None:
+        """Fast path without I/O: a dataset already open and checked recently, else None.
+        Unleased: see ``acquire_cached``."""
+        return self._cached(url_path, lease=False)
+
+    def acquire_cached(self, url_path: str) -> Located | None:
+        """``locate_cached`` with a lease held on the dataset (``release`` it)."""
+        return self._cached(url_path, lease=True)
+
+    def _cached(self, url_path: str, *, lease: bool) -> Located | None:
+        segments = split_url_path(url_path)
+        if not segments:
+            return None
+        interval = self.settings.cache.stat_interval_seconds
+        for count in self._candidates(segments):
+            with self._lock:
+                dataset = self._pool.get("/".join(segments[:count]))
+                if dataset is None:
+                    continue
+                stale = time.monotonic() - dataset.checked_at >= interval
+                if stale or (lease and not self._acquire(dataset)):
+                    return None
+            return Located(dataset, "/".join(segments[count:]))
+        return None
+
+    def locate(self, url_path: str) -> Located | None:
+        """The dataset and inner key of a request path; None when there is none (404).
+
+        Blocking (stat, open): call from a worker thread. Raises SourceUnavailableError
+        for a file that exists but cannot be opened. Unleased: what it returns may be
+        closed at any time (its tree stays usable); readers use ``acquire``/``lease``.
+        """
+        return self._locate(url_path, lease=False)
+
+    def acquire(self, url_path: str) -> Located | None:
+        """``locate`` with a lease held on the dataset: its source stays open until
+        ``release``. Blocking: call from a worker thread."""
+        return self._locate(url_path, lease=True)
+
+    @contextmanager
+    def lease(self, url_path: str) -> Iterator[Located | None]:
+        """``with catalog.lease(path) as located:`` — ``acquire`` and ``release``."""
+        located = self.acquire(url_path)
+        try:
+            yield located
+        finally:
+            if located is not None:
+                self.release(located.dataset)
+
+    @contextmanager
+    def hold(self, dataset: Dataset) -> Iterator[None]:
+        """Another lease on a dataset found earlier (a chunk computation in the executor,
+        which may outlive the request that started it). SourceUnavailableError when it
+        was closed meanwhile: then no request waits for the computation any more."""
+        with self._lock:
+            held = self._acquire(dataset)
+        if not held:
+            raise SourceUnavailableError(dataset.url_path, SourceReadError("closed before the read started"))
+        try:
+            yield
+        finally:
+            self.release(dataset)
+
+    def release(self, dataset: Dataset, *, defer_close: bool = False) -> None:
+        """End one lease. The last lease of a dataset that left the pool closes it (in
+        the housekeeping thread when ``defer_close``: closing an HDF5 file waits for the
+        HDF5 lock, which the event loop must never do). Re-measures the dataset's parsed
+        state now and then: it may have grown (chunk indexes learnt), and the pool evicts
+        by bytes."""
+        now = time.monotonic()
+        nbytes = None
+        if dataset.pooled and now - dataset.measured_at >= MEASURE_INTERVAL_SECONDS:
+            nbytes = dataset.source.parsed_bytes()
+        with self._lock:
+            dataset.leases -= 1
+            left: list[Dataset] = []
+            if nbytes is not None and dataset.pooled:
+                dataset.measured_at = now
+                left = self._pool.resize(dataset.url_path, dataset, nbytes)
+            doomed = self._leaving(left, [dataset])
+        self._close(doomed, defer=defer_close)
+
+    def _locate(self, url_path: str, *, lease: bool) -> Located | None:
+        found = self.resolve_file(url_path)
+        if found is None:
+            return None
+        dataset_path, file_path, key = found
+        dataset = self._dataset(dataset_path, file_path, lease=lease)
+        return None if dataset is None else Located(dataset, key)
+
+    def _acquire(self, dataset: Dataset) -> bool:
+        """Take a lease unless the dataset is closed. Hold ``self._lock``."""
+        if dataset.closed:
+            return False
+        dataset.leases += 1
+        return True
+
+    def _leaving(self, left: Iterable[Dataset], others: Iterable[Dataset] = ()) -> list[Dataset]:
+        """Mark ``left`` as out of the pool; of them and ``others``, those out of the pool
+        that no lease holds are returned to be closed (and marked closed: no new lease).
+        Hold ``self._lock``."""
+        left = list(left)
+        for dataset in left:
+            dataset.pooled = False
+        doomed = []
+        for dataset in [*left, *others]:
+            if not dataset.pooled and dataset.leases == 0 and not dataset.closed:
+                dataset.closed = True
+                doomed.append(dataset)
+        return doomed
+
+    def _close(self, datasets: list[Dataset], *, defer: bool = False) -> None:
+        if not datasets:
+            return
+        if defer:
+            with self._lock:
+                deferred = self._housekeeper is not None and not self._stopping
+                if deferred:
+                    self._to_close.extend(datasets)
+            if deferred:
+                self._wake.set()
+                return
+        for dataset in datasets:
+            try:
+                dataset.source.close()
+            except Exception:  # a close that fails must not fail the request that released it
+                logger.exception("closing %s failed", dataset.url_path)
+
+    def _contained_file(self, root_name: str, relative: list[str]) -> Path | None:
+        root = self.roots[root_name]
+        candidate = root.joinpath(*relative)
+        try:
+            resolved = Path(os.path.realpath(candidate, strict=True))
+        except (OSError, RuntimeError):
+            return None
+        if os.path.commonpath([root, resolved]) != str(root) or not resolved.is_file():
+            return None
+        return resolved
+
+    def _version(self, file_path: Path, dependencies: Iterable[Dependency]) -> tuple[Identity, Status]:
+        """(identity, status) of a file and its dependencies as now on disk; OSError when
+        the file is gone."""
+        stat = os.stat(file_path)
+        if not _readable(stat):
+            raise PermissionError(PERMISSION_DENIED)
+        dependencies = tuple(dependencies)
+        identity = _identity(stat) + _dependency_identity(dependencies, current=True)
+        return identity, (stat.st_ctime_ns, *_dependency_status(dependencies, current=True))
+
+    def _dataset(self, url_path: str, file_path: Path, *, lease: bool = False) -> Dataset | None:
+        while True:
+            try:
+                return self._dataset_once(url_path, file_path, lease)
+            except _ClosedMeanwhileError:
+                continue
+
+    def _dataset_once(self, url_path: str, file_path: Path, lease: bool) -> Dataset | None:
+        with self._lock:
+            current = self._pool.get(url_path)
+        try:
+            identity, status = self._version(file_path, current.source.dependencies if current else ())
+        except PermissionError:
+            if current is not None:
+                self._retire(current, "is no longer readable")
+            raise _denied(url_path) from None
+        except OSError:
+            if current is not None:
+                self._retire(current, "is gone")
+            return None
+        with self._lock:
+            dataset = self._pool.get(url_path)
+            if (
+                dataset is not None
+                and (dataset.identity, dataset.status) == (identity, status)
+                and dataset.path == file_path
+                and (not lease or self._acquire(dataset))
+            ):
+                dataset.checked_at = time.monotonic()
+                return dataset
+            failure = self._failures.get(url_path)
+            # a failure is retried after the stat interval too: a file it depends on
+            # (a BigDataViewer XML's HDF5 file) may have been repaired meanwhile
+            if (
+                failure is not None
+                and failure[0] == identity + status
+                and time.monotonic() - failure[2] < self.settings.cache.stat_interval_seconds
+            ):
+                raise SourceUnavailableError(url_path, failure[1])
+            future = self._opening.get(url_path)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._opening[url_path] = future
+        if not owner:
+            waited = future.result()
+            with self._lock:
+                if lease and not self._acquire(waited):
+                    raise _ClosedMeanwhileError
+                return waited
+        try:
+            if dataset is not None:
+                self._retire(dataset, "changed on disk; reopening")
+            opened = self._open(url_path, file_path, identity, status)
+        except SourceUnavailableError as exc:
+            with self._lock:
+                self._failures[url_path] = (identity + status, exc.cause, time.monotonic())
+                self._opening.pop(url_path, None)
+            future.set_exception(exc)
+            raise
+        except BaseException as exc:
+            with self._lock:
+                self._opening.pop(url_path, None)
+            future.set_exception(exc)
+            raise
+        nbytes = opened.source.parsed_bytes()
+        with self._lock:
+            if lease:
+                self._acquire(opened)
+            opened.pooled = True
+            opened.measured_at = time.monotonic()
+            doomed = self._leaving(self._pool.put(url_path, opened, nbytes))
+            self._failures.pop(url_path, None)
+            self._opening.pop(url_path, None)
+        self._close(doomed)
+        self._start_housekeeper()
+        future.set_result(opened)
+        return opened
+
+    def _retire(self, dataset: Dataset, reason: str) -> None:
+        """A served file changed on disk or vanished: take it out of the pool (closed once
+        no lease holds it) and drop every byte cached for it."""
+        with self._lock:
+            if not self._pool.remove(dataset.url_path, dataset):
+                return  # another thread retired it already
+            doomed = self._leaving([dataset])
+        logger.info("%s %s", dataset.url_path, reason)
+        self._close(doomed)
+        namespace = dataset.namespace
+        self._tiles.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
+        if self._on_stale is not None:
+            self._on_stale(namespace)
+
+    def _open(self, url_path: str, file_path: Path, identity: Identity, status: Status) -> Dataset:
+        identity = identity[:4]  # the file's own; its dependencies' come from the source
+        status = status[:1]
+        namespace = (str(file_path), identity, next(self._openings))
+        started = time.perf_counter()
+        tiles = NamespacedTiles(self._tiles, namespace)
+        try:
+            # every other file the source opens must lie in this dataset's root: not in
+            # another root (a public root must not reach a protected root's files)
+            root = FileAccess.under(self.roots[url_path.split("/", 1)[0]])
+            options = replace(self.settings.open_options(), access=root)
+            source = adapters.open_source(file_path, tiles, options)
+        except AdapterError as exc:
+            self._log.log(logger, logging.WARNING, (url_path, "open"), f"cannot open {url_path}: {exc}")
+            raise SourceUnavailableError(url_path, exc) from exc
+        except PermissionError:
+            raise _denied(url_path) from None
+        except OSError as exc:
+            raise SourceUnavailableError(url_path, exc) from exc
+        try:
+            tree = build_tree(source, self.settings.chunks, self._tree_options(url_path, source, tiles))
+        except Exception as exc:
+            source.close()
+            self._log.log(logger, logging.ERROR, (url_path, "describe"), f"cannot describe {url_path}", exc)
+            raise SourceUnavailableError(url_path, exc) from exc
+        logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
+        identity += _dependency_identity(source.dependencies, current=False)
+        status += _dependency_status(source.dependencies, current=False)
+        return Dataset(
+            url_path=url_path,
+            path=file_path,
+            identity=identity,
+            source=source,
+            tree=tree,
+            namespace=namespace,
+            status=status,
+        )
+
+    def _tree_options(self, url_path: str, source: Source, tiles: NamespacedTiles) -> TreeOptions:
+        """Pyramids, windows, the v2 view, declared labels (their sources opened and
+        attached to ``source``) and the RO-Crate of the dataset at ``url_path``."""
+        settings = self.settings
+        found = labels.resolve(
+            url_path,
+            source,
+            settings.labels,
+            resolve_file=self.resolve_file,
+            tiles=tiles,
+            options=settings.open_options(),
+        )
+        entry = rocrate.entry_for(url_path, settings.rocrate)
+        return TreeOptions.from_settings(
+            settings,
+            tiles,
+            labels=tuple(found.attachments),
+            label_groups=frozenset(found.label_groups),
+            rocrate=rocrate.crate(entry, url_path.rpartition("/")[2]) if entry else None,
+        )
+
+    def resolve_file(self, url_path: str) -> tuple[str, Path, str] | None:
+        """(dataset URL path, file, key inside it) of a URL path, without opening the file;
+        None when no dataset file under a root holds it. Blocking (stat)."""
+        segments = split_url_path(url_path)
+        if not segments or segments[0] not in self.roots:
+            return None
+        for count in self._candidates(segments):
+            file_path = self._contained_file(segments[0], segments[1:count])
+            if file_path is not None and adapters.is_dataset_file(file_path):
+                return "/".join(segments[:count]), file_path, "/".join(segments[count:])
+        return None
+
+    # -- discovery --------------------------------------------------------------------------
+
+    def iter_datasets(self, limit: int | None = None) -> Iterator[tuple[str, Path]]:
+        """(URL path, file) of every dataset file under the roots (by suffix, sniffed where
+        the suffix is ambiguous), sorted per directory; hidden entries and symlinks leading
+        out of the root are skipped."""
+        count = 0
+        for name, root in sorted(self.roots.items()):
+            for directory, subdirs, files in os.walk(root, followlinks=False):
+                subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+                for filename in sorted(files):
+                    path = Path(directory, filename)
+                    if filename.startswith(".") or not adapters.is_dataset_file(path):
+                        continue
+                    resolved = os.path.realpath(path)
+                    if os.path.commonpath([root, resolved]) != str(root):
+                        continue
+                    relative = path.relative_to(root).as_posix()
+                    yield f"{name}/{relative}", path
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+
+    def directory_entries(self, url_path: str) -> list[str]:
+        """Subdirectories and candidate files of a directory under a root (sorted); [] if
+        the path is not such a directory."""
+        segments = split_url_path(url_path)
+        if not segments or segments[0] not in self.roots:
+            return []
+        root = self.roots[segments[0]]
+        directory = Path(os.path.realpath(root.joinpath(*segments[1:])))
+        if os.path.commonpath([root, directory]) != str(root) or not directory.is_dir():
+            return []
+        entries = []
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            resolved = os.path.realpath(entry)
+            if os.path.commonpath([root, resolved]) != str(root):
+                continue
+            if entry.is_dir() or (entry.is_file() and adapters.is_dataset_file(entry)):
+                entries.append(entry.name)
+        return entries
+
+    @property
+    def open_count(self) -> int:
+        """Datasets in the pool (for metrics; leased ones that left it are not counted)."""
+        with self._lock:
+            return len(self._pool)
+
+    @property
+    def open_bytes(self) -> int:
+        """Estimated parsed-state bytes of the datasets in the pool (for metrics)."""
+        with self._lock:
+            return self._pool.total_bytes
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Check up to ``limit`` pooled datasets not checked for a stat interval (oldest
+        first) without waiting for a request: a file deleted, replaced, changed or made
+        unreadable leaves the pool, and its descriptors are closed once no lease holds
+        them. Re-measures the others. Returns how many were checked."""
+        now = time.monotonic()
+        interval = self.settings.cache.stat_interval_seconds
+        with self._lock:
+            due = sorted(
+                (d for d in self._pool.values() if now - d.checked_at >= interval), key=lambda d: d.checked_at
+            )[:limit]
+        for dataset in due:
+            try:
+                version = self._version(dataset.path, dataset.source.dependencies)
+            except PermissionError:
+                self._retire(dataset, "is no longer readable")
+                continue
+            except OSError:
+                self._retire(dataset, "is gone")
+                continue
+            if version != (dataset.identity, dataset.status):
+                self._retire(dataset, "changed on disk")
+                continue
+            nbytes = dataset.source.parsed_bytes()
+            with self._lock:
+                dataset.checked_at = dataset.measured_at = time.monotonic()
+                doomed = self._leaving(self._pool.resize(dataset.url_path, dataset, nbytes))
+            self._close(doomed)
+        return len(due)
+
+    def _start_housekeeper(self) -> None:
+        with self._lock:
+            if self._housekeeper is not None or self._stopping:
+                return
+            self._housekeeper = threading.Thread(target=self._housekeep, name="catalog-sweep", daemon=True)
+        self._housekeeper.start()
+
+    def _housekeep(self) -> None:
+        """Close what left the pool (deferred closes) and sweep every stat interval."""
+        period = max(self.settings.cache.stat_interval_seconds, MIN_SWEEP_SECONDS)
+        next_sweep = time.monotonic() + period
+        while True:
+            self._wake.wait(timeout=max(0.0, next_sweep - time.monotonic()))
+            self._wake.clear()
+            with self._lock:
+                doomed, self._to_close = self._to_close, []
+                stopping = self._stopping
+            self._close(doomed)
+            if stopping:
+                return
+            if time.monotonic() >= next_sweep:
+                try:
+                    self.sweep()
+                except Exception:  # the sweep must outlive one bad file
+                    logger.exception("sweeping the open-file pool failed")
+                next_sweep = time.monotonic() + period
+
+    def close(self) -> None:
+        """Stop the housekeeping thread and close every pooled dataset (one still leased
+        is closed by its last release)."""
+        with self._lock:
+            self._stopping = True
+            housekeeper = self._housekeeper
+        self._wake.set()
+        if housekeeper is not None:
+            housekeeper.join(timeout=10)
+        with self._lock:
+            datasets = self._pool.clear() + self._to_close
+            self._to_close = []
+            for dataset in datasets:
+                dataset.pooled = False
+                dataset.closed = True
+        self._close(datasets)

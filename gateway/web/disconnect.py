@@ -1,0 +1,49 @@
+"""Stop waiting when the client hangs up.
+
+Starlette does not cancel a plain endpoint when its client disconnects: the request would
+keep its computation alive to the end of its work budget. ``unless_disconnected`` awaits
+the work while listening on the ASGI ``receive`` channel; on ``http.disconnect`` it
+cancels the work, which releases the request's claim on a shared computation (the last
+claim gone, the computation is abandoned: ``gateway.store.cache``).
+
+Only for endpoints that do not read the request body (GET, HEAD): the listener consumes
+the body messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from starlette.types import Receive
+
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the answer was ready."""
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """The result of ``work``; raises ``ClientDisconnected`` (after cancelling ``work``)
+    when the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    listener = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, listener), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # on our own cancellation too (server shutdown)
+        for pending in (listener, task):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+    if task.cancelled() or not task.done():
+        raise ClientDisconnected()
+    return task.result()

@@ -1,0 +1,282 @@
+"""The pages for people (HTML) and programs (JSON): the listing at ``/`` and one page per
+dataset at ``/<root>/<file>/`` (the dataset URL with its trailing slash, never a zarr key)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from gateway.config.settings import ViewerSettings
+from gateway.levels import variants
+from gateway.store.catalog import Located
+from gateway.store.dataset import GatewayStore
+from gateway.web import viewers as viewers_mod
+
+
+async def build_listing(store: GatewayStore, base_url: str) -> dict[str, Any]:
+    limit = store.settings.server.listing_limit
+    found = await asyncio.get_running_loop().run_in_executor(
+        store.executor, lambda: list(store.catalog.iter_datasets(limit=limit + 1))
+    )
+    base = base_url.rstrip("/")
+    datasets = [
+        {
+            "path": url_path,
+            "url": f"{base}/{quote(url_path)}",
+            "zarr_json": f"{base}/{quote(url_path)}/zarr.json",
+            "page": f"{base}/{quote(url_path)}/",
+        }
+        for url_path, _file in found[:limit]
+    ]
+    return {
+        "roots": sorted(store.catalog.roots),
+        "datasets": datasets,
+        "truncated": len(found) > limit,
+    }
+
+
+def render_listing_html(listing: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f'<tr><td><a href="{html.escape(d["page"])}">{html.escape(d["path"])}</a></td>'
+        f"<td><code>{html.escape(d['url'])}</code></td></tr>"
+        for d in listing["datasets"]
+    )
+    example = listing["datasets"][0]["url"] if listing["datasets"] else "http://host/root/file.tif"
+    note = "<p><em>Listing truncated.</em></p>" if listing["truncated"] else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>ome-zarr-gateway</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td{{padding:.2rem 1rem}}
+code{{background:#f4f4f4;padding:.1rem .3rem}}</style></head>
+<body><h1>ome-zarr-gateway</h1>
+<p>Files served read-only as OME-Zarr 0.5 (Zarr v3). Roots: {html.escape(", ".join(listing["roots"]))}.</p>
+<table><tr><th>dataset</th><th>URL (paste into a viewer or zarr-python)</th></tr>
+{rows}
+</table>{note}
+<h2>Open from Python</h2>
+<pre>import zarr
+group = zarr.open_group("{html.escape(example)}", mode="r")
+print(group.attrs["ome"]["multiscales"][0]["axes"])
+level0 = group["0"][:]  # or group["0/0"] for multi-image files</pre>
+</body></html>
+"""
+
+
+# -- one dataset ------------------------------------------------------------------------------
+
+
+def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -> dict[str, Any]:
+    """What a person or program needs to know of a dataset and how to open it.
+
+    Everything is read back from the dataset's own served ``zarr.json`` documents, so
+    the page can never disagree with what clients get."""
+    dataset = located.dataset
+    tree = dataset.tree
+    url = f"{base_url.rstrip('/')}/{quote(dataset.url_path)}/"
+    groups = sorted(tree.images, key=lambda p: [int(s) if s.isdigit() else -1 for s in p.split("/") if s])
+    images = [
+        describe_image(tree.documents, path, url, viewers)
+        for path in groups
+        if not variants.is_variant_group(path) and not _is_label_image(tree.documents, path)
+    ]
+    return {
+        "path": dataset.url_path,
+        "url": url,
+        "format": dataset.source.format,
+        "multi_image": len(images) > 1,
+        # what the file holds but is not served, and why (a refused HDF5 link or layout)
+        "warnings": list(dataset.source.warnings),
+        "images": images,
+    }
+
+
+def _is_label_image(documents: dict[str, bytes], path: str) -> bool:
+    """Label images are listed with their image (``labels``), not as images of their own."""
+    prefix = f"{path}/" if path else ""
+    return "image-label" in json.loads(documents[f"{prefix}zarr.json"])["attributes"].get("ome", {})
+
+
+def describe_image(
+    documents: dict[str, bytes], path: str, dataset_url: str, viewers: ViewerSettings
+) -> dict[str, Any]:
+    prefix = f"{path}/" if path else ""
+    group = json.loads(documents[f"{prefix}zarr.json"])["attributes"]["ome"]
+    multiscale = group["multiscales"][0]
+    axes = multiscale["axes"]
+    axis_names = [a["name"] for a in axes]
+    levels = []
+    for entry in multiscale["datasets"]:
+        array = json.loads(documents[f"{prefix}{entry['path']}/zarr.json"])
+        levels.append(
+            {
+                "path": entry["path"],
+                "shape": array["shape"],
+                "chunks": array["chunk_grid"]["configuration"]["chunk_shape"],
+                "scale": entry["coordinateTransformations"][0]["scale"],
+            }
+        )
+    first = json.loads(documents[f"{prefix}{multiscale['datasets'][0]['path']}/zarr.json"])
+    dtype = np.dtype(first["data_type"])
+    count = levels[0]["shape"][axis_names.index("c")] if "c" in axis_names else 1
+    channels = viewers_mod.channels_from_omero(group.get("omero"), count)
+    image_url = dataset_url + prefix
+    description: dict[str, Any] = {
+        "path": path,
+        "url": image_url,
+        "name": multiscale.get("name") or path or "image",
+        "axes": axes,
+        "shape": levels[0]["shape"],
+        "dtype": first["data_type"],
+        "levels": levels,
+        "channels": channels,
+        "codecs": first["codecs"],
+        "links": _links(image_url, axis_names, channels, dtype, viewers),
+        "notes": _dtype_notes(dtype),
+        "snippets": {
+            "zarr_python": viewers_mod.zarr_python_snippet(image_url),
+            "tensorstore": viewers_mod.tensorstore_snippet(image_url),
+        },
+    }
+    labels_key = f"{prefix}labels/zarr.json"
+    if labels_key in documents:
+        names = json.loads(documents[labels_key])["attributes"]["ome"]["labels"]
+        description["labels"] = [{"name": name, "url": f"{image_url}labels/{name}/"} for name in names]
+    variant_key = f"{prefix}{variants.VARIANT_NAME}/zarr.json"
+    if variant_key in documents:
+        variant_url = f"{image_url}{variants.VARIANT_NAME}/"
+        description["variant"] = {
+            "dtype": variants.VARIANT_NAME,
+            "url": variant_url,
+            "links": _links(variant_url, axis_names, channels, variants.VARIANT_DTYPE, viewers),
+        }
+    return description
+
+
+def _links(
+    image_url: str,
+    axis_names: list[str],
+    channels: list[viewers_mod.ChannelInfo],
+    dtype: np.dtype[Any],
+    viewers: ViewerSettings,
+) -> dict[str, str | None]:
+    state = viewers_mod.neuroglancer_state(image_url, axis_names, channels)
+    return {
+        "neuroglancer": viewers_mod.neuroglancer_url(viewers.neuroglancer, state)
+        if dtype in variants.NEUROGLANCER_IMAGE
+        else None,
+        "vizarr": viewers_mod.source_url(viewers.vizarr, image_url) if dtype in variants.VIV else None,
+        "validator": viewers_mod.source_url(viewers.validator, image_url),
+    }
+
+
+def _dtype_notes(dtype: np.dtype[Any]) -> list[str]:
+    notes = []
+    if dtype not in variants.NEUROGLANCER_IMAGE:
+        notes.append(f"Neuroglancer cannot show {dtype.name} images.")
+    if dtype not in variants.VIV:
+        notes.append(f"Viv and vizarr cannot load {dtype.name} images.")
+    if notes:
+        notes.append(
+            f"The {variants.VARIANT_NAME} variant below serves the same pixels converted to "
+            f"{variants.VARIANT_NAME} (exact for integers up to 2**24 in magnitude)."
+        )
+    return notes
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _link_items(links: dict[str, str | None]) -> str:
+    names = {
+        "neuroglancer": "Open in Neuroglancer",
+        "vizarr": "Open in Viv/vizarr",
+        "validator": "Open in the OME-NGFF validator",
+    }
+    items = []
+    for key, label in names.items():
+        target = links.get(key)
+        if target:
+            items.append(f'<li><a class="{key}" href="{_e(target)}">{label}</a></li>')
+        else:
+            items.append(f"<li>{label}: not available for this data type</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _snippet(title: str, code: str) -> str:
+    return (
+        f'<h4>{_e(title)} <button type=button onclick="navigator.clipboard.writeText('
+        f'this.parentNode.nextElementSibling.textContent)">copy</button></h4><pre>{_e(code)}</pre>'
+    )
+
+
+def _render_image(image: dict[str, Any]) -> str:
+    axes = ", ".join(
+        f"{a['name']} ({a['type']}{', ' + a['unit'] if a.get('unit') else ''})" for a in image["axes"]
+    )
+    level_rows = "".join(
+        f"<tr><td>{_e(level['path'])}</td><td>{_e(level['shape'])}</td><td>{_e(level['chunks'])}</td>"
+        f"<td>{_e(level['scale'])}</td></tr>"
+        for level in image["levels"]
+    )
+    channels = "".join(
+        f'<li><span style="color:#{_e(c["color"])}">&#9632;</span> {_e(c["label"])} '
+        f"(window {c['start']:g} to {c['end']:g})</li>"
+        for c in image["channels"]
+    )
+    codecs = ", ".join(
+        c["name"] + (f" {json.dumps(c.get('configuration', {}))}" if c.get("configuration") else "")
+        for c in image["codecs"]
+    )
+    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in image["notes"])
+    variant = ""
+    if "variant" in image:
+        v = image["variant"]
+        variant = (
+            f'<h4>{_e(v["dtype"])} variant: <code class="variant">{_e(v["url"])}</code></h4>'
+            + _link_items(v["links"])
+        )
+    labels = "".join(
+        f'<li>{_e(label["name"])}: <code class="label-url">{_e(label["url"])}</code></li>'
+        for label in image.get("labels", [])
+    )
+    if labels:
+        variant += f"<h3>Labels</h3><ul>{labels}</ul>"
+    return f"""<section class="image"><h2>{_e(image["name"])}</h2>
+<p>URL (paste into a viewer or client): <code class="image-url">{_e(image["url"])}</code></p>
+<table><tr><th>shape</th><td>{_e(image["shape"])}</td></tr>
+<tr><th>data type</th><td>{_e(image["dtype"])}</td></tr>
+<tr><th>axes</th><td>{_e(axes)}</td></tr>
+<tr><th>codecs</th><td>{_e(codecs)}</td></tr>
+<tr><th>levels</th><td>{len(image["levels"])}</td></tr></table>
+<table class="levels"><tr><th>level</th><th>shape</th><th>chunks</th><th>scale</th></tr>{level_rows}</table>
+<h3>Channels</h3><ul>{channels}</ul>
+{notes}<h3>Open</h3>{_link_items(image["links"])}{variant}
+{_snippet("zarr-python", image["snippets"]["zarr_python"])}
+{_snippet("tensorstore", image["snippets"]["tensorstore"])}
+</section>"""
+
+
+def render_dataset_html(description: dict[str, Any]) -> str:
+    images = "\n".join(_render_image(image) for image in description["images"])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{_e(description["path"])} — ome-zarr-gateway</title>
+<style>{_STYLE}</style></head>
+<body><p><a href="/">all datasets</a></p><h1>{_e(description["path"])}</h1>
+<p>{_e(description["format"])} file served as OME-Zarr 0.5 (Zarr v3) at <code>{_e(description["url"])}</code>.
+JSON: this URL with <code>Accept: application/json</code> or <code>?format=json</code>.</p>
+{"".join(f'<p class="note warning">{_e(w)}</p>' for w in description["warnings"])}
+{images}
+</body></html>
+"""
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td,th{padding:.2rem 1rem;text-align:left}"
+    "code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem}.note{color:#a40}"
+    "section{border-top:1px solid #ccc;margin-top:1.5rem}"
+)
