@@ -1,6 +1,7 @@
-"""Source adapters: one module per file family, tried in registry order.
+"""Source adapters: what a file holds, one sub-package per file family; no HTTP, no zarr.
 
-``open_source`` is the single entry point the gateway uses; it knows nothing of HTTP.
+A ``Registry`` (``adapters.registry``) decides which family opens a file; the gateway is
+built with one. ``open_source`` and friends use the default registry, for tools and tests.
 """
 
 from __future__ import annotations
@@ -22,53 +23,33 @@ from adapters.base import (
     UnsupportedSourceError,
     Window,
 )
-from adapters.hdf5.adapter import Hdf5Adapter
-from adapters.hdf5.bdv import BdvAdapter
-from adapters.tiff.adapter import TiffAdapter
+from adapters.registry import SNIFFED_SUFFIXES, Registry, default_registry
 
-#: Order is dispatch priority: the first adapter whose ``can_open`` accepts a file opens it.
-REGISTRY: tuple[Adapter, ...] = (TiffAdapter(), Hdf5Adapter(), BdvAdapter())
-
-#: Suffixes that many files other than datasets share (any XML file; netCDF-3, which is
-#: not HDF5): such a file is a dataset only when an adapter's ``can_open`` accepts it.
-SNIFFED_SUFFIXES = (".xml", ".nc")
+#: The default registry, for tools and scripts (the application takes its own).
+REGISTRY: Registry = default_registry()
 
 
 def find_adapter(path: Path) -> Adapter | None:
-    """The adapter that would open ``path`` (cheap: suffix and magic bytes only)."""
-    return next((a for a in REGISTRY if a.can_open(path)), None)
+    """The adapter of the default registry that would open ``path``."""
+    return REGISTRY.find(path)
 
 
 def is_candidate(path: Path) -> bool:
-    """Whether ``path`` has a suffix some adapter serves (no I/O)."""
-    name = path.name.lower()
-    return any(name.endswith(a.suffixes) for a in REGISTRY)
+    return REGISTRY.is_candidate(path)
 
 
 def is_dataset_file(path: Path) -> bool:
-    """Whether the file ``path`` is a dataset to list and serve: a candidate suffix and,
-    for ``SNIFFED_SUFFIXES``, content an adapter recognises (a cheap sniff)."""
-    if not is_candidate(path):
-        return False
-    if path.name.lower().endswith(SNIFFED_SUFFIXES):
-        return find_adapter(path) is not None
-    return True
+    return REGISTRY.is_dataset_file(path)
 
 
 def open_source(path: Path, tiles: TileCache | None = None, options: OpenOptions | None = None) -> Source:
-    """Open ``path`` with the first adapter that accepts it. A file that cannot be read
-    at all raises its OSError (PermissionError...): ``can_open`` sniffs quietly, and
-    "no adapter recognises this file" would be the wrong diagnosis."""
-    adapter = find_adapter(path)
-    if adapter is None:
-        with open(path, "rb"):  # raises what keeps the sniff from reading it
-            pass
-        raise UnsupportedSourceError(f"{path.name}: no adapter recognises this file")
-    return adapter.open(path, tiles or NoTileCache(), options)
+    """Open ``path`` with the default registry (see ``Registry.open``)."""
+    return REGISTRY.open(path, tiles, options)
 
 
 __all__ = [
     "REGISTRY",
+    "SNIFFED_SUFFIXES",
     "Adapter",
     "AdapterError",
     "Axis",
@@ -77,11 +58,13 @@ __all__ = [
     "Level",
     "NoTileCache",
     "OpenOptions",
+    "Registry",
     "Source",
     "SourceReadError",
     "TileCache",
     "UnsupportedSourceError",
     "Window",
+    "default_registry",
     "find_adapter",
     "is_candidate",
     "is_dataset_file",

@@ -12,6 +12,7 @@ adapters need from it (a tile cache) through the small protocols defined here.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,42 +81,6 @@ class Channel:
     active: bool = True
 
 
-@runtime_checkable
-class Level(Protocol):
-    """One resolution level of an image, in the image's axis order.
-
-    ``read`` must be thread-safe and return exactly ``region`` (slices with concrete,
-    in-bounds start/stop and step 1) as a native-endian array of ``dtype``. The array may
-    be a read-only view of cached data: callers must not modify it.
-
-    Optionally a level has ``any_stored(region) -> bool``: False when it knows, without
-    reading pixels, that nothing stored lies in ``region`` (absent tiles, unallocated
-    chunks: all fill). It must be cheap for giant grids (no loop over every cell); see
-    ``may_hold_data``.
-    """
-
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]: ...
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]: ...
-
-    @property
-    def fill_value(self) -> int | float: ...
-
-    def read(self, region: Region) -> np.ndarray: ...
-
-
-def may_hold_data(level: Level, region: Region) -> bool:
-    """False only when ``level`` knows ``region`` is all fill (its optional
-    ``any_stored``); True means "unknown or stored: read it"."""
-    any_stored: Callable[[Region], bool] | None = getattr(level, "any_stored", None)
-    return True if any_stored is None else bool(any_stored(region))
-
-
 @dataclass(frozen=True, slots=True)
 class RawChunkFormat:
     """Stored chunks that already are, byte for byte, valid zarr chunks of a level.
@@ -133,8 +98,98 @@ class RawChunkFormat:
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
 
 
+class Level(ABC):
+    """One resolution level of an image, in the image's axis order.
+
+    The base class holds what every level has — ``shape``, ``dtype``, natural
+    ``tile_shape`` and ``fill_value``, set once when it is built and read-only after —
+    so that a subclass says only how it reads.
+
+    ``read`` must be thread-safe and return exactly ``region`` (slices with concrete,
+    in-bounds start/stop and step 1) as a native-endian array of ``dtype``. The array may
+    be a read-only view of cached data: callers must not modify it.
+
+    ``any_stored(region)`` is False when the level knows, without reading pixels, that
+    nothing stored lies in ``region`` (absent tiles, unallocated chunks: all fill). It
+    must be cheap for giant grids (no loop over every cell); the default, True, means
+    "unknown: read it".
+
+    ``raw_chunk_format`` (None unless the level says otherwise) describes stored chunks
+    that already are zarr chunks of the level; ``read_raw_chunk`` then returns their
+    bytes, untouched (pass-through).
+    """
+
+    __slots__ = ("_dtype", "_fill_value", "_raw_chunk_format", "_shape", "_tile_shape")
+
+    def __init__(
+        self,
+        *,
+        shape: Sequence[int],
+        dtype: np.dtype[np.generic],
+        tile_shape: Sequence[int],
+        fill_value: int | float = 0,
+        raw_chunk_format: RawChunkFormat | None = None,
+    ) -> None:
+        self._shape = tuple(int(n) for n in shape)
+        self._tile_shape = tuple(int(n) for n in tile_shape)
+        if len(self._tile_shape) != len(self._shape) or any(n < 1 for n in self._tile_shape):
+            raise ValueError(f"bad tile shape {self._tile_shape} for shape {self._shape}")
+        self._dtype: np.dtype[np.generic] = np.dtype(dtype)
+        self._fill_value = fill_value
+        #: set by a subclass that learns its pass-through format once it is built
+        self._raw_chunk_format = raw_chunk_format
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[np.generic]:
+        return self._dtype
+
+    @property
+    def tile_shape(self) -> tuple[int, ...]:
+        return self._tile_shape
+
+    @property
+    def fill_value(self) -> int | float:
+        return self._fill_value
+
+    @property
+    def raw_chunk_format(self) -> RawChunkFormat | None:
+        return self._raw_chunk_format
+
+    @abstractmethod
+    def read(self, region: Region) -> np.ndarray:
+        """Exactly ``region`` of this level (see the class docstring)."""
+
+    def any_stored(self, region: Region) -> bool:
+        """False only when nothing stored lies in ``region`` (known without reading)."""
+        return True
+
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
+        """The stored bytes of chunk ``coords`` (grid of ``raw_chunk_format.chunk_shape``),
+        or None when this chunk cannot be passed through (not stored, filtered
+        differently): the gateway then reads, fills and encodes it with the same codecs."""
+        return None
+
+    def _check_region(self, region: Region) -> tuple[int, ...]:
+        """The shape of ``region``, which must have one slice per axis."""
+        if len(region) != len(self._shape):
+            raise ValueError(f"region {region} does not match shape {self._shape}")
+        return tuple(s.stop - s.start for s in region)
+
+
+def may_hold_data(level: Level, region: Region) -> bool:
+    """False only when ``level`` knows ``region`` is all fill (``Level.any_stored``); True
+    means "unknown or stored: read it". Level-like objects without ``any_stored`` (test
+    doubles) are asked nothing."""
+    any_stored: Callable[[Region], bool] | None = getattr(level, "any_stored", None)
+    return True if any_stored is None else bool(any_stored(region))
+
+
 @runtime_checkable
-class MeasuredLevel(Level, Protocol):
+class MeasuredLevel(Protocol):
     """A level that knows what its parsed structure pins in memory (optional)."""
 
     def parsed_bytes(self) -> int:
@@ -149,17 +204,14 @@ SOURCE_BYTES = 64 * 1024
 
 
 @runtime_checkable
-class PassThroughLevel(Level, Protocol):
-    """A level some of whose stored chunks can be served as they are (optional)."""
+class PassThroughLevel(Protocol):
+    """What pass-through needs of a level: every ``Level`` has it (``raw_chunk_format``
+    None: nothing to pass through); kept as a protocol for level-like test doubles."""
 
     @property
     def raw_chunk_format(self) -> RawChunkFormat | None: ...
 
-    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
-        """The stored bytes of chunk ``coords`` (grid of ``raw_chunk_format.chunk_shape``),
-        or None when this chunk cannot be passed through (not stored, filtered
-        differently): the gateway then reads, fills and encodes it with the same codecs."""
-        ...
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from gateway.config.settings import ChunkSettings  # noqa: E402
 from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
 from gateway.ngff.keys import chunk_grid, chunk_region  # noqa: E402
 from gateway.ngff.layout import choose_chunk_shape  # noqa: E402
-from gateway.store.dataset import is_all_fill  # noqa: E402
+from gateway.store.render import is_all_fill  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 MB = 1e6

@@ -4,7 +4,7 @@ against ``GET`` (200), both on fresh gateway processes, alternated in one run.
 
 A viewer's cache, a dask job re-run, or nginx revalidating a stale entry against an
 instance that has restarted (or never served that dataset) all ask "is my copy still
-good?". The gateway answers from the entity tag alone (``GatewayStore.describe``), so a
+good?". The gateway answers from the entity tag alone (``DatasetStore.describe``), so a
 304 should cost a fraction of the GET that computes the chunk.
 
 1. Writes (once, cached in ``--workdir``) a ``--size``² uint16 tiled TIFF (256x256 zstd tiles,

@@ -26,7 +26,7 @@ machine; see bench/README.md for the figures and how to read them):
    e. server memory under ``--soak`` seconds of warm load.
 3. Baselines in this process on the same regions with C threads, interleaved with (b, c):
    pread of the tiles, + tifffile/imagecodecs decode, + the gateway's zstd-1 encoder, and
-   ``GatewayStore.get`` (the gateway without HTTP); tifffile's ``aszarr`` store with
+   ``Mounts.get`` (the gateway without HTTP); tifffile's ``aszarr`` store with
    zarr-python; ``TiffFile`` open + first tile for (a); ``levels[k].asarray()`` for (d).
 
 Prints compact tables and writes everything to ``<workdir>/results-<time>.json``. Server
@@ -788,18 +788,17 @@ def _cpu_timed(fn: Any, items: Sequence[Any], threads: int) -> tuple[float, floa
 def store_pass(
     args: argparse.Namespace, mode: Mode, keys: Sequence[str], concurrency: int
 ) -> dict[str, float]:
-    """The gateway's store in this process (no HTTP), fresh caches: GatewayStore.get for
+    """The gateway's store in this process (no HTTP), fresh caches: Mounts.get for
     every key with C concurrent coroutines. Shows what HTTP adds to the store's own cost."""
-    from gateway.config.settings import Settings
-    from gateway.store.dataset import GatewayStore
+    from gateway.config import load_settings
+    from gateway.store.dataset import Workers
+    from gateway.store.mounts import Mounts
 
-    if mode.target.suffix == ".toml":
-        settings = Settings.from_toml(mode.target)
-    else:
-        settings = Settings(roots={ROOT_NAME: mode.target})
-    settings = settings.with_overrides(threads=args.threads)
+    config = mode.target if mode.target.suffix == ".toml" else None
+    roots = None if config else {ROOT_NAME: mode.target}
+    settings = load_settings(config, {}, roots, overrides={"server": {"threads": args.threads}})
     executor = ThreadPoolExecutor(settings.server.threads)
-    store = GatewayStore(settings, executor)
+    store = Mounts(settings, Workers(executor, executor, settings.server.request_seconds))
 
     async def run() -> tuple[float, float]:
         await store.get(keys[0].split("/0/c/")[0] + "/zarr.json")  # open the file first
@@ -1057,7 +1056,7 @@ def print_throughput_header(level0: ArrayInfo, args: argparse.Namespace, modes: 
         f"raw each), C concurrent {args.client} requests; fresh server per repeat, median of {args.repeats}.\n"
         "      cold: never requested before; warm: the same again (encoded-chunk cache).\n"
         "      in-process baselines, same regions, C threads: pread of the tiles; + tifffile/imagecodecs decode;\n"
-        "      + the gateway's zstd-1 encoder; and the gateway's own store (GatewayStore.get, fresh caches).\n"
+        "      + the gateway's zstd-1 encoder; and the gateway's own store (Mounts.get, fresh caches).\n"
         "      ms: CPU per request (server srv, client cli) or per chunk.\n"
         "      modes: " + "; ".join(f"{m.name} = {m.note}" for m in modes)
     )
@@ -1120,7 +1119,7 @@ def print_throughput_rows(
     ]
     if stores:
         print(
-            f"{conc:>3} {'in-process':<10}| GatewayStore.get, no HTTP, fresh caches: " + "; ".join(stores),
+            f"{conc:>3} {'in-process':<10}| Mounts.get, no HTTP, fresh caches: " + "; ".join(stores),
             flush=True,
         )
 
@@ -1196,7 +1195,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="server configurations: default (pass-through where possible), transcode (passthrough = false)",
     )
     m.add_argument(
-        "--no-store-baseline", action="store_true", help="skip the in-process GatewayStore baseline"
+        "--no-store-baseline", action="store_true", help="skip the in-process Mounts baseline"
     )
     m.add_argument("--soak", type=float, default=20, help="seconds of sustained warm load for (e); 0 skips")
     m.add_argument(

@@ -12,8 +12,8 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -21,28 +21,27 @@ from uvicorn.supervisors import Multiprocess
 import adapters
 from adapters.base import AdapterError
 from gateway import __version__
-from gateway.config.env import load_settings
-from gateway.config.settings import Settings, SettingsError
+from gateway.config import Settings, SettingsError, load_settings
 from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
 from gateway.ngff.layout import TreeOptions, build_tree, choose_chunk_shape
 from gateway.ops.accesslog import configure_access_logger
-from gateway.ops.auth import mint_token, signed_path
 from gateway.web.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
+from gateway.web.auth import mint_token, signed_path
 from gateway.web.serving import uvicorn_config
 
 logger = logging.getLogger("gateway")
 
 
 def _settings_from_paths(
-    paths: Sequence[Path], root_name: str | None, environ: Mapping[str, str] | None = None
+    paths: Sequence[Path], root_name: str | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Settings:
     """Settings from a config file or directories, under ``OME_ZARR_GATEWAY__*`` variables
-    (precedence: command-line options > environment > config file > defaults)."""
-    environ = os.environ if environ is None else environ
+    and the command line's ``overrides`` (precedence: command line > environment > config
+    file > defaults)."""
     if len(paths) == 1 and paths[0].suffix == ".toml":
-        return load_settings(paths[0], environ)
+        return load_settings(paths[0], overrides=overrides)
     if not paths:
-        return load_settings(None, environ)
+        return load_settings(overrides=overrides)
     roots: dict[str, Path] = {}
     for path in paths:
         if not path.is_dir():
@@ -53,7 +52,7 @@ def _settings_from_paths(
             while unique in roots:
                 unique, n = f"{name}-{n}", n + 1
             roots[unique] = directory
-    return load_settings(None, environ, roots)
+    return load_settings(roots=roots, overrides=overrides)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -127,19 +126,16 @@ def _multiprocess_metrics_dir() -> Iterator[None]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings_from_paths([Path(p) for p in args.paths], args.name)
-    settings = settings.with_overrides(
-        host=args.host, port=args.port, workers=args.workers, threads=args.threads
-    )
+    server = {"host": args.host, "port": args.port, "workers": args.workers, "threads": args.threads}
+    settings = _settings_from_paths([Path(p) for p in args.paths], args.name, {"server": server})
     run_server(settings, args.log_level)
     return 0
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
     """Print a signed URL (and, on stderr, when it expires)."""
-    settings = _settings_from_paths([Path(args.config)] if args.config else [], None)
-    if args.key_file:
-        settings = replace(settings, auth=replace(settings.auth, signing_key_file=args.key_file))
+    overrides = {"auth": {"signing_key_file": args.key_file or None}}
+    settings = _settings_from_paths([Path(args.config)] if args.config else [], None, overrides)
     expires = int(time.time()) + parse_duration(args.expires)
     prefix = args.path.strip("/")
     token = mint_token(settings.auth.key(), prefix, expires)
@@ -165,7 +161,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir) if args.dir else default_demo_dir()
     print(f"Writing demo files to {folder} (once)...", flush=True)
     ensure_demo_files(folder)
-    settings = Settings(roots={"demo": folder.resolve()}).with_overrides(host=args.host, port=args.port)
+    # the demo's own root and defaults, never the environment's settings
+    overrides = {"server": {"host": args.host, "port": args.port}}
+    settings = load_settings(environ={}, roots={"demo": folder.resolve()}, overrides=overrides)
     lines = ["", "Demo datasets (paste a URL into Neuroglancer as zarr3://<URL>, or open with zarr-python):"]
     lines += [f"  {{base}}/demo/{name}/" for name in sorted(DEMO_FILES)]  # not the files they use
     lines += ["", "Listing: {base}/", ""]

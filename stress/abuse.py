@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.config.settings import Settings
-from gateway.ops.auth import mint_token
+from gateway.web.auth import mint_token
 from stress.client import RawConnection, Reply
 from stress.process import proc_fds
 from stress.profiles import Profile

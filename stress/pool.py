@@ -82,6 +82,7 @@ def run(workdir: Path, profile: Profile) -> SectionResult:
         "threads": profile.pool_threads,
         "requests": requests,
         "statuses": status_counts(statuses),
+        "server_errors": sum(n for status, n in statuses.items() if status >= 500),
         "wrong_bytes": wrong[0],
         "rss_max_mib": round(max(samples.rss, default=0) / MiB, 1),
         "fds_max": max(samples.fds, default=0),

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.config.settings import RSS_MARGIN_BYTES, Settings
+from gateway.config import load_settings
+from gateway.config.settings import RSS_MARGIN_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024**2
@@ -57,8 +57,7 @@ class Budget:
 def stated_budget(config_path: Path) -> Budget:
     """The budget the README states (``CacheSettings.rss_budget_bytes``), read from the
     settings the server runs with, with its parts."""
-    with open(config_path, "rb") as fh:
-        settings = Settings.from_mapping(tomllib.load(fh), base=config_path.parent)
+    settings = load_settings(config_path)  # as `serve` reads it
     cache = settings.cache
     parts = {
         "cache.chunk_bytes": cache.chunk_bytes,

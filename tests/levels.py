@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from adapters.base import Level
 
-class ArrayLevel:
+
+class ArrayLevel(Level):
     """``data`` as a level; ``tile_shape`` defaults to the whole array."""
 
     def __init__(
         self, data: np.ndarray, tile_shape: tuple[int, ...] | None = None, fill_value: float = 0
     ) -> None:
+        super().__init__(
+            shape=data.shape,
+            dtype=data.dtype,
+            tile_shape=tile_shape or tuple(max(1, n) for n in data.shape),
+            fill_value=fill_value,
+        )
         self.data = data
-        self.shape = data.shape
-        self.dtype = data.dtype
-        self.tile_shape = tile_shape or data.shape
-        self.fill_value = fill_value
         self.reads: list[tuple[slice, ...]] = []
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray:

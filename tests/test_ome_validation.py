@@ -26,7 +26,7 @@ from ome_zarr_models.v05.labels import Labels
 from gateway.config.settings import Settings
 from gateway.demo import write_bdv, write_imaris, write_rgb_tiled
 from gateway.store.cache import ByteLRU
-from gateway.store.catalog import Catalog
+from tests.catalogs import make_catalog
 from tests.ngff_schemas import kind_of, validate
 from tests.server import serve
 
@@ -126,7 +126,7 @@ def base(settings: Settings) -> Iterator[str]:
 
 def _groups(settings: Settings, name: str, v2: bool) -> list[str]:
     """Paths of every group of a dataset's tree (v3) or of its v2 view."""
-    catalog = Catalog(settings, ByteLRU(64 * 1024**2))
+    catalog = make_catalog(settings, ByteLRU(64 * 1024**2))
     try:
         located = catalog.locate(f"{ROOT}/{name}")
         assert located is not None

@@ -11,7 +11,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from gateway.config.settings import Settings
-from gateway.store.dataset import VirtualStore
+from gateway.store.inprocess import open_store
 
 
 def tile_bytes(path, page: int, index: int) -> bytes:
@@ -34,7 +34,7 @@ def test_tiles_are_served_untouched(tmp_path, options, codecs, endian) -> None:
     data = np.random.default_rng(1).integers(0, 60000, (2, 700, 500), dtype=np.uint16)
     path = tmp_path / "tiled.tif"
     tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", **options)
-    store = VirtualStore.for_file(path)
+    store = open_store(path)
     try:
         array = zarr.open_array(store=store, path="0", mode="r")
         assert [c.to_dict()["name"] for c in array.metadata.codecs] == codecs
@@ -60,7 +60,7 @@ def test_other_tiles_are_reencoded(tmp_path, options) -> None:
     data = np.random.default_rng(2).integers(0, 60000, (300, 300), dtype=np.uint16)
     path = tmp_path / "tiled.tif"
     tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", **options)
-    store = VirtualStore.for_file(path)
+    store = open_store(path)
     try:
         array = zarr.open_array(store=store, path="0", mode="r")
         np.testing.assert_array_equal(array[:], data)
@@ -75,7 +75,7 @@ def test_passthrough_can_be_disabled(tmp_path) -> None:
     path = tmp_path / "tiled.tif"
     tifffile.imwrite(path, data, tile=(256, 256), photometric="minisblack", compression="zstd")
     settings = Settings.from_mapping({"chunks": {"passthrough": False, "codec": "gzip"}})
-    store = VirtualStore.for_file(path, settings)
+    store = open_store(path, settings)
     try:
         array = zarr.open_array(store=store, path="0", mode="r")
         assert [c.to_dict()["name"] for c in array.metadata.codecs] == ["bytes", "gzip"]

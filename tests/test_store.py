@@ -13,7 +13,7 @@ from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteReques
 from zarr.core.buffer import default_buffer_prototype
 
 from gateway.config.settings import Settings
-from gateway.store.dataset import VirtualStore
+from gateway.store.inprocess import MountedStore, open_store
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def multi_series(tmp_path):
 
 def test_open_group_in_process(multi_series) -> None:
     path, first, second = multi_series
-    store = VirtualStore.for_file(path)
+    store = open_store(path)
     try:
         root = zarr.open_group(store=store, mode="r")
         assert root.attrs["ome"]["bioformats2raw.layout"] == 3
@@ -45,7 +45,7 @@ def test_open_group_in_process(multi_series) -> None:
 def test_store_bytes_equal_http_bytes(multi_series, server) -> None:
     path, _, _ = multi_series
     settings = Settings(roots={"data": path.parent})
-    store = VirtualStore.for_settings(settings)
+    store = MountedStore(settings)
     keys = [
         "zarr.json",
         "OME/zarr.json",
@@ -69,7 +69,7 @@ def test_store_bytes_equal_http_bytes(multi_series, server) -> None:
 
 def test_byte_ranges_and_absent_keys(multi_series) -> None:
     path, _, _ = multi_series
-    store = VirtualStore.for_file(path)
+    store = open_store(path)
     prototype = default_buffer_prototype()
 
     async def run() -> None:
@@ -90,7 +90,7 @@ def test_byte_ranges_and_absent_keys(multi_series) -> None:
 
 def test_store_is_read_only(multi_series) -> None:
     path, _, _ = multi_series
-    store = VirtualStore.for_file(path)
+    store = open_store(path)
     try:
         assert store.read_only and not store.supports_writes
         with pytest.raises(ValueError, match="read-only"):

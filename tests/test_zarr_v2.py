@@ -20,8 +20,9 @@ import tifffile
 import zarr
 
 from gateway.config.settings import Settings, SettingsError
-from gateway.ops.auth import mint_token, signed_path
-from gateway.store.dataset import GatewayStore
+from gateway.store.dataset import Workers
+from gateway.store.mounts import Mounts
+from gateway.web.auth import mint_token, signed_path
 from tests.server import serve
 
 ROOT = "lab"
@@ -173,7 +174,7 @@ def test_ome_zarr_py_still_sees_0_5_in_the_v3_tree(base: str) -> None:
 def _get(settings: Settings, key: str) -> bytes | None:
     async def main() -> bytes | None:
         with ThreadPoolExecutor(2) as pool:
-            store = GatewayStore(settings, pool)
+            store = Mounts(settings, Workers(pool, pool, settings.server.request_seconds))
             try:
                 item = await store.get(key)
             finally:

@@ -24,13 +24,14 @@ import math
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import h5py
 import numpy as np
 
 from adapters.base import (
     DEFAULT_MAX_CHUNK_BYTES,
+    Level,
     RawChunkFormat,
     Region,
     SourceReadError,
@@ -45,37 +46,31 @@ from adapters.io.chunked import Extent, StoredArray
 CONTIGUOUS_CHUNK_BYTES = 1024 * 1024
 
 
-class Hdf5Array(Protocol):
-    """What a level needs of one dataset (in the dataset's own dimension order)."""
+class Hdf5Array(Level):
+    """One dataset as a level in its own dimension order (what ``StackedLevel`` stacks):
+    its natural tiles are its chunks; ``read_raw_chunk`` passes a stored chunk through
+    where ``raw_chunk_format`` says its chunks are zarr chunks (one zstd or blosc filter)."""
+
+    __slots__ = ("_info",)
+
+    #: whether reads bypass h5py (and its lock)
+    lock_free: ClassVar[bool]
+
+    def __init__(
+        self, info: DatasetInfo, chunk_shape: Sequence[int], raw_chunk_format: RawChunkFormat | None = None
+    ) -> None:
+        super().__init__(
+            shape=info.shape,
+            dtype=info.view.newbyteorder("="),
+            tile_shape=chunk_shape,
+            fill_value=info.fill_value,
+            raw_chunk_format=raw_chunk_format,
+        )
+        self._info = info
 
     @property
-    def name(self) -> str: ...
-
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-
-    @property
-    def chunk_shape(self) -> tuple[int, ...]: ...
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]: ...
-
-    @property
-    def fill_value(self) -> int | float: ...
-
-    @property
-    def raw_format(self) -> RawChunkFormat | None:
-        """Stored chunks that are zarr chunks as they are (single zstd or blosc filter)."""
-        ...
-
-    @property
-    def lock_free(self) -> bool: ...
-
-    def read(self, region: Region) -> np.ndarray: ...
-
-    def read_raw(self, coords: tuple[int, ...]) -> bytes | None:
-        """Stored bytes of chunk ``coords`` when they can be served as they are, else None."""
-        ...
+    def name(self) -> str:
+        return self._info.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,12 +431,10 @@ class ChunkedCodec:
         return np.frombuffer(raw, dtype=self._dtype).reshape(self._chunk_shape)
 
 
-class LockFreeArray:
+class LockFreeArray(Hdf5Array):
     """A dataset read with positional reads and our own decoders (see module docstring)."""
 
-    def parsed_bytes(self) -> int:
-        """What its chunk index pins (for the open-file pool's byte bound)."""
-        return self._stored.parsed_bytes()
+    __slots__ = ("_codec", "_stored")
 
     lock_free = True
 
@@ -452,12 +445,9 @@ class LockFreeArray:
         codec: ContiguousCodec | ChunkedCodec,
         compression: Compression | None,
     ) -> None:
-        self._info = info
-        self._stored = stored
-        self._codec = codec
-        self._raw: RawChunkFormat | None = None
+        raw = None
         if compression is not None and isinstance(codec, ChunkedCodec):
-            self._raw = RawChunkFormat(
+            raw = RawChunkFormat(
                 chunk_shape=stored.chunk_shape,
                 compressor=compression.compressor,
                 endian="big" if info.dtype.byteorder == ">" else "little",
@@ -465,54 +455,39 @@ class LockFreeArray:
                 blosc_cname=compression.blosc_cname,
                 blosc_shuffle=compression.blosc_shuffle,
             )
+        super().__init__(info, stored.chunk_shape, raw)
+        self._stored = stored
+        self._codec = codec
 
-    @property
-    def name(self) -> str:
-        return self._info.name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._info.shape
-
-    @property
-    def chunk_shape(self) -> tuple[int, ...]:
-        return self._stored.chunk_shape
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return self._stored.dtype
-
-    @property
-    def fill_value(self) -> int | float:
-        return self._info.fill_value
-
-    @property
-    def raw_format(self) -> RawChunkFormat | None:
-        return self._raw
+    def parsed_bytes(self) -> int:
+        """What its chunk index pins (for the open-file pool's byte bound)."""
+        return self._stored.parsed_bytes()
 
     def read(self, region: Region) -> np.ndarray:
         return self._stored.read(region)
 
-    def read_raw(self, coords: tuple[int, ...]) -> bytes | None:
-        if self._raw is None or not isinstance(self._codec, ChunkedCodec):
+    def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
+        raw = self.raw_chunk_format
+        if raw is None or not isinstance(self._codec, ChunkedCodec):
             return None
         found = self._codec.index.lookup(coords)
         if found is None or found[2] != 0:  # unallocated, or a filter skipped for this chunk
             return None
         # sent only if its frame declares exactly the chunk's size (else decoded, bounded)
-        return self._stored.read_passthrough(coords, self._raw.compressor, self._stored.chunk_nbytes)
+        return self._stored.read_passthrough(coords, raw.compressor, self._stored.chunk_nbytes)
 
     def any_stored(self, region: Region) -> bool:
         """Whether any chunk ``region`` touches is stored (False: all fill, no read)."""
         return self._stored.any_stored(region)
 
 
-class LockedArray:
+class LockedArray(Hdf5Array):
     """A dataset read by h5py under ``HDF5_LOCK``, one whole chunk at a time, through the
     tile cache (h5py's own chunk cache is off)."""
 
+    __slots__ = ("_dataset", "_file", "_key", "_max_chunk_bytes", "_tiles")
+
     lock_free = False
-    raw_format: RawChunkFormat | None = None
 
     def __init__(
         self,
@@ -523,55 +498,31 @@ class LockedArray:
         key: Hashable,
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     ) -> None:
+        chunks = dataset.chunks
+        super().__init__(
+            info,
+            tuple(int(c) for c in chunks)
+            if chunks is not None
+            else contiguous_chunk_shape(info.shape, info.dtype.itemsize),
+        )
         self._file = file
         self._max_chunk_bytes = max_chunk_bytes
         self._dataset = dataset
-        self._info = info
         self._tiles = tiles
         self._key = key
-        chunks = dataset.chunks
-        self._chunk_shape = (
-            tuple(int(c) for c in chunks)
-            if chunks is not None
-            else contiguous_chunk_shape(info.shape, info.dtype.itemsize)
-        )
-        self._dtype: np.dtype[np.generic] = info.view.newbyteorder("=")
-
-    @property
-    def name(self) -> str:
-        return self._info.name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._info.shape
-
-    @property
-    def chunk_shape(self) -> tuple[int, ...]:
-        return self._chunk_shape
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return self._dtype
-
-    @property
-    def fill_value(self) -> int | float:
-        return self._info.fill_value
-
-    def read_raw(self, coords: tuple[int, ...]) -> bytes | None:
-        return None
 
     def read(self, region: Region) -> np.ndarray:
-        out = np.empty(tuple(s.stop - s.start for s in region), dtype=self._dtype)
+        out = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
         if out.size == 0:
             return out
         ranges = [
-            range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(region, self._chunk_shape, strict=True)
+            range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(region, self.tile_shape, strict=True)
         ]
         coords_list = [tuple(p) for p in itertools.product(*ranges)]
         chunks = self._tiles.get_many([(self._key, c) for c in coords_list], self._fetch)
         for coords, chunk in zip(coords_list, chunks, strict=True):
             src, dst = [], []
-            for s, c, i in zip(region, self._chunk_shape, coords, strict=True):
+            for s, c, i in zip(region, self.tile_shape, coords, strict=True):
                 origin = i * c
                 lo, hi = max(s.start, origin), min(s.stop, origin + c)
                 src.append(slice(lo - origin, hi - origin))
@@ -581,7 +532,7 @@ class LockedArray:
 
     def _fetch(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
         found: dict[Hashable, np.ndarray] = {}
-        chunk_nbytes = math.prod(self._chunk_shape) * self._dtype.itemsize
+        chunk_nbytes = math.prod(self.tile_shape) * self.dtype.itemsize
         if chunk_nbytes > self._max_chunk_bytes:  # libhdf5 would decode it whole
             raise SourceReadError(
                 f"{self._info.name}: a chunk decodes to {chunk_nbytes} bytes, more than the "
@@ -591,7 +542,7 @@ class LockedArray:
             coords: tuple[int, ...] = key[1]  # type: ignore[index]
             selection = tuple(
                 slice(i * c, min((i + 1) * c, n))
-                for i, c, n in zip(coords, self._chunk_shape, self._info.shape, strict=True)
+                for i, c, n in zip(coords, self.tile_shape, self._info.shape, strict=True)
             )
             with self._file.locked():
                 try:
@@ -599,7 +550,7 @@ class LockedArray:
                 except (OSError, ValueError, RuntimeError, KeyError) as exc:
                     raise SourceReadError(f"{self._info.name}: chunk {coords} cannot be read: {exc}") from exc
             chunk = chunk.view(self._info.view.newbyteorder(chunk.dtype.byteorder)).astype(
-                self._dtype, copy=False
+                self.dtype, copy=False
             )
             chunk.flags.writeable = False
             found[key] = chunk

@@ -18,18 +18,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from adapters.base import RawChunkFormat, Region, UnsupportedSourceError
+from adapters.base import Level, RawChunkFormat, Region, UnsupportedSourceError
 from adapters.hdf5.chunks import Hdf5Array
 from adapters.io.chunked import Measured
 
 
-class StackedLevel:
-    """A ``PassThroughLevel`` over a grid of HDF5 arrays (see module docstring).
+class StackedLevel(Level):
+    """A level over a grid of HDF5 arrays (see module docstring).
 
     ``dims[i]`` is the dataset dimension that gives inner axis ``i``; dataset dimensions
     in no entry are read at index 0 (they have size 1, or hold only padding). The
     ``inner_shape`` may be smaller than the datasets (a crop).
     """
+
+    __slots__ = ("_dims", "_first", "_members", "_n_outer", "_perm", "_unmapped")
 
     def __init__(
         self,
@@ -42,13 +44,14 @@ class StackedLevel:
         if not present:
             raise UnsupportedSourceError("no dataset holds this level")
         first = present[0]
-        self._outer = tuple(int(n) for n in outer_shape)
-        self._inner = tuple(int(n) for n in inner_shape)
+        outer = tuple(int(n) for n in outer_shape)
+        inner = tuple(int(n) for n in inner_shape)
+        self._n_outer = len(outer)
         self._dims = tuple(dims)
         self._members = dict(members)
         ndim = len(first.shape)
-        if len(self._dims) != len(self._inner) or len(set(self._dims)) != len(self._dims):
-            raise ValueError(f"bad dimension mapping {self._dims} for {self._inner}")
+        if len(self._dims) != len(inner) or len(set(self._dims)) != len(self._dims):
+            raise ValueError(f"bad dimension mapping {self._dims} for {inner}")
         self._unmapped = tuple(d for d in range(ndim) if d not in self._dims)
         self._perm = self._dims + self._unmapped
         for member in present:
@@ -56,28 +59,16 @@ class StackedLevel:
                 raise UnsupportedSourceError(
                     f"{member.name}: {member.dtype} {member.shape} differs from {first.name}"
                 )
-            if any(member.shape[d] < n for d, n in zip(self._dims, self._inner, strict=True)):
-                raise UnsupportedSourceError(f"{member.name} {member.shape} is smaller than {self._inner}")
+            if any(member.shape[d] < n for d, n in zip(self._dims, inner, strict=True)):
+                raise UnsupportedSourceError(f"{member.name} {member.shape} is smaller than {inner}")
         self._first = first
-        self._raw = self._passthrough_format(present)
-
-    # -- Level ----------------------------------------------------------------------------
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._outer + self._inner
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return self._first.dtype
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]:
-        return (1,) * len(self._outer) + tuple(self._first.chunk_shape[d] for d in self._dims)
-
-    @property
-    def fill_value(self) -> int | float:
-        return self._first.fill_value
+        super().__init__(
+            shape=outer + inner,
+            dtype=first.dtype,
+            tile_shape=(1,) * len(outer) + tuple(first.tile_shape[d] for d in self._dims),
+            fill_value=first.fill_value,
+            raw_chunk_format=self._passthrough_format(present),
+        )
 
     @property
     def members(self) -> tuple[Hdf5Array, ...]:
@@ -88,10 +79,8 @@ class StackedLevel:
         return sum(m.parsed_bytes() for m in self.members if isinstance(m, Measured))
 
     def read(self, region: Region) -> np.ndarray:
-        if len(region) != len(self.shape):
-            raise ValueError(f"region {region} does not match shape {self.shape}")
-        n_outer = len(self._outer)
-        out_shape = tuple(s.stop - s.start for s in region)
+        out_shape = self._check_region(region)
+        n_outer = self._n_outer
         inner_region = region[n_outer:]
         ndim = len(self._first.shape)
         stored_region = [slice(0, 1)] * ndim
@@ -119,7 +108,7 @@ class StackedLevel:
     def any_stored(self, region: Region) -> bool:
         """Whether any dataset stores a chunk holding part of ``region`` (False: all fill,
         known without reading). Datasets read through h5py answer True (unknown)."""
-        n_outer = len(self._outer)
+        n_outer = self._n_outer
         if any(s.stop <= s.start for s in region):
             return False
         stored_region = [slice(0, 1)] * len(self._first.shape)
@@ -129,33 +118,25 @@ class StackedLevel:
             member = self._members.get(tuple(outer))
             if member is None:
                 continue
-            query = getattr(member, "any_stored", None)
-            if query is None or query(tuple(stored_region)):
+            if member.any_stored(tuple(stored_region)):
                 return True
         return False
 
-    # -- PassThroughLevel -----------------------------------------------------------------
-
-    @property
-    def raw_chunk_format(self) -> RawChunkFormat | None:
-        return self._raw
-
     def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
-        if self._raw is None:
+        if self.raw_chunk_format is None:
             return None
-        n_outer = len(self._outer)
-        member = self._members.get(tuple(coords[:n_outer]))
+        member = self._members.get(tuple(coords[: self._n_outer]))
         if member is None:
             return None
         stored = [0] * len(member.shape)
-        for d, index in zip(self._dims, coords[n_outer:], strict=True):
+        for d, index in zip(self._dims, coords[self._n_outer :], strict=True):
             stored[d] = index
-        return member.read_raw(tuple(stored))
+        return member.read_raw_chunk(tuple(stored))
 
     def _passthrough_format(self, present: Sequence[Hdf5Array]) -> RawChunkFormat | None:
         """The chunk format to pass through: every dataset has the same one, the mapping
         keeps the stored order, and dropped dimensions are chunked by one."""
-        formats = {m.raw_format for m in present}
+        formats = {m.raw_chunk_format for m in present}
         if len(formats) != 1:
             return None
         (raw,) = formats
@@ -163,9 +144,9 @@ class StackedLevel:
             return None
         if any(raw.chunk_shape[d] != 1 for d in self._unmapped):
             return None
-        if any(m.chunk_shape != raw.chunk_shape for m in present):
+        if any(m.tile_shape != raw.chunk_shape for m in present):
             return None
-        chunk = (1,) * len(self._outer) + tuple(raw.chunk_shape[d] for d in self._dims)
+        chunk = (1,) * self._n_outer + tuple(raw.chunk_shape[d] for d in self._dims)
         return RawChunkFormat(
             chunk_shape=chunk,
             compressor=raw.compressor,

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from adapters.base import DEFAULT_MAX_CHUNK_BYTES, Region, SourceReadError, TileCache
+from adapters.base import DEFAULT_MAX_CHUNK_BYTES, Level, Region, SourceReadError, TileCache
 from adapters.io.files import PositionalFile
 from adapters.io.frames import passthrough_problem
 
@@ -259,13 +259,15 @@ def _coalesce(
     return runs
 
 
-class MappedLevel:
+class MappedLevel(Level):
     """A stored array seen in image axis order.
 
     ``groups[i]`` lists the storage dimensions that make output axis ``i``, major first
     (one dimension: a transpose; several: a merge, e.g. TIFF channel pages x RGB samples).
     Storage dimensions in no group must have size 1.
     """
+
+    __slots__ = ("_groups", "_perm", "_stored")
 
     def __init__(
         self,
@@ -282,27 +284,15 @@ class MappedLevel:
         self._stored = stored
         self._groups = tuple(tuple(g) for g in groups)
         self._perm = tuple(used) + tuple(d for d in range(len(stored.shape)) if d not in used)
-        self._shape = tuple(math.prod(stored.shape[d] for d in g) for g in self._groups)
         natural = tuple(
             math.prod(stored.chunk_shape[d] if d == g[-1] else 1 for d in g) if g else 1 for g in self._groups
         )
-        self._tile_shape = tuple(tile_shape) if tile_shape is not None else natural
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return self._stored.dtype
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]:
-        return self._tile_shape
-
-    @property
-    def fill_value(self) -> int | float:
-        return self._stored.fill_value
+        super().__init__(
+            shape=tuple(math.prod(stored.shape[d] for d in g) for g in self._groups),
+            dtype=stored.dtype,
+            tile_shape=natural if tile_shape is None else tile_shape,
+            fill_value=stored.fill_value,
+        )
 
     @property
     def stored(self) -> StoredArray:
@@ -329,9 +319,7 @@ class MappedLevel:
 
     def read(self, region: Region) -> np.ndarray:
         """The region in image axis order (read-only when it is a view of one cached chunk)."""
-        if len(region) != len(self._shape):
-            raise ValueError(f"region {region} does not match shape {self._shape}")
-        out_shape = tuple(s.stop - s.start for s in region)
+        out_shape = self._check_region(region)
         if 0 in out_shape:
             return np.empty(out_shape, dtype=self.dtype)
         pieces_per_axis = [
@@ -349,9 +337,7 @@ class MappedLevel:
     def any_stored(self, region: Region) -> bool:
         """Whether any stored chunk holds part of ``region`` (False: the region is all
         fill, known without reading; see ``StoredArray.any_stored``)."""
-        if len(region) != len(self._shape):
-            raise ValueError(f"region {region} does not match shape {self._shape}")
-        if any(s.stop <= s.start for s in region):
+        if any(n <= 0 for n in self._check_region(region)):
             return False
         pieces_per_axis = [
             _split_merged(s, [self._stored.shape[d] for d in g]) if g else [((), s, slice(0, 1))]

@@ -355,25 +355,23 @@ def _raw_format(series: tifffile.TiffPageSeries, stored: StoredArray) -> _PassTh
 class TiffLevel(MappedLevel):
     """A TIFF level; its tiles are passed through untouched where they are zarr chunks."""
 
+    __slots__ = ()
+
     def __init__(
         self, stored: StoredArray, groups: Sequence[Sequence[int]], raw: _PassThrough | None
     ) -> None:
         super().__init__(stored, groups)
-        self._raw: RawChunkFormat | None = None
         if raw is not None and self.is_plain_view():
             compressor, endian = raw
-            self._raw = RawChunkFormat(self.plain_chunk_shape(), compressor, endian)
-
-    @property
-    def raw_chunk_format(self) -> RawChunkFormat | None:
-        return self._raw
+            self._raw_chunk_format = RawChunkFormat(self.plain_chunk_shape(), compressor, endian)
 
     def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
-        if self._raw is None:
+        raw = self.raw_chunk_format
+        if raw is None:
             return None
         # sent only if the tile is one frame declaring exactly its size (else decoded, bounded)
         stored = self.stored
-        return stored.read_passthrough(self.storage_coords(coords), self._raw.compressor, stored.chunk_nbytes)
+        return stored.read_passthrough(self.storage_coords(coords), raw.compressor, stored.chunk_nbytes)
 
 
 def _fill_value(keyframe: tifffile.TiffPage, dtype: np.dtype[Any]) -> int | float:

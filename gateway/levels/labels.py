@@ -27,7 +27,6 @@ import adapters
 from adapters.base import AdapterError, Image, OpenOptions, Source, TileCache
 from gateway.config.settings import LabelSettings
 from gateway.levels import variants
-from gateway.ngff.layout import LabelAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +62,17 @@ class KeyedTiles:
 class ResolvedLabels:
     attachments: list[LabelAttachment] = field(default_factory=list)
     label_groups: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelAttachment:
+    """A label image (``image``: its level 0 is used) to serve as ``labels/<name>`` of
+    the image group at ``image_path`` of this source; ``origin`` names it in logs."""
+
+    image_path: str
+    name: str
+    image: Image
+    origin: str
 
 
 def _inside(url_path: str, dataset: str) -> str | None:

@@ -11,7 +11,7 @@ Bounded work: a block whose finer region holds no stored data at all (absent TIF
 unallocated HDF5 chunks: ``adapters.base.may_hold_data``) is fill at once, without reading,
 and the question goes down the chain of synthesized levels to the source in one step, so
 an empty giant costs a look at its tile table, not a pass over its pixels. Between blocks
-the computation checks its work token (``gateway.store.budget.checkpoint``): it stops when its
+the computation checks its work token (``gateway.levels.budget.checkpoint``): it stops when its
 requests went away or its time budget ran out.
 
 The rules (the README and the tests' numpy reference use exactly these):
@@ -50,7 +50,7 @@ import numpy as np
 
 from adapters.base import Level, Region, TileCache, may_hold_data
 from adapters.units import to_micrometers
-from gateway.store.budget import checkpoint
+from gateway.levels.budget import checkpoint
 
 Method = Literal["mean", "mode", "nearest"]
 #: Methods whose pixels stand for the centre of their block (a half-pixel translation).
@@ -205,10 +205,12 @@ def _sorted(values: list[np.ndarray]) -> list[np.ndarray]:
 # A level computed from the next finer one
 
 
-class DownsampledLevel:
+class DownsampledLevel(Level):
     """A ``Level`` reduced from ``finer`` by ``factors`` with ``method``, computed by
-    blocks of ``block_shape`` (its served chunks) through the tile cache ``tiles`` under
-    keys ``(key, block coordinates)``. Blocks are read-only arrays."""
+    blocks of ``block_shape`` (its served chunks, and its ``tile_shape``) through the tile
+    cache ``tiles`` under keys ``(key, block coordinates)``. Blocks are read-only arrays."""
+
+    __slots__ = ("_key", "_tiles", "factors", "finer", "method")
 
     def __init__(
         self,
@@ -224,47 +226,34 @@ class DownsampledLevel:
         self.finer = finer
         self.factors = tuple(int(f) for f in factors)
         self.method: Method = method
-        self._shape = reduced_shape(finer.shape, self.factors)
-        self._block = tuple(max(1, int(b)) for b in block_shape)
         self._tiles = tiles
         self._key = key
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return self.finer.dtype
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]:
-        return self._block
-
-    @property
-    def fill_value(self) -> int | float:
-        return self.finer.fill_value  # the mean, mode or sample of fill is fill
+        super().__init__(
+            shape=reduced_shape(finer.shape, self.factors),
+            dtype=finer.dtype,
+            tile_shape=tuple(max(1, int(b)) for b in block_shape),
+            fill_value=finer.fill_value,  # the mean, mode or sample of fill is fill
+        )
 
     def read(self, region: Region) -> np.ndarray:
-        if len(region) != len(self._shape):
-            raise ValueError(f"region {region} does not match shape {self._shape}")
-        out_shape = tuple(s.stop - s.start for s in region)
+        out_shape = self._check_region(region)
         if 0 in out_shape:
             return np.empty(out_shape, dtype=self.dtype)
+        block_shape = self.tile_shape
         ranges = [
-            range(s.start // b, (s.stop - 1) // b + 1) for s, b in zip(region, self._block, strict=True)
+            range(s.start // b, (s.stop - 1) // b + 1) for s, b in zip(region, block_shape, strict=True)
         ]
         grid = [tuple(p) for p in itertools.product(*ranges)]
         blocks = self._tiles.get_many([(self._key, g) for g in grid], self._compute)
         if len(grid) == 1:
-            origin = [i * b for i, b in zip(grid[0], self._block, strict=True)]
+            origin = [i * b for i, b in zip(grid[0], block_shape, strict=True)]
             return blocks[0][
                 tuple(slice(s.start - o, s.stop - o) for s, o in zip(region, origin, strict=True))
             ]
         out = np.empty(out_shape, dtype=self.dtype)
         for coords, block in zip(grid, blocks, strict=True):
             src, dst = [], []
-            for s, b, i in zip(region, self._block, coords, strict=True):
+            for s, b, i in zip(region, block_shape, coords, strict=True):
                 lo, hi = max(s.start, i * b), min(s.stop, (i + 1) * b)
                 src.append(slice(lo - i * b, hi - i * b))
                 dst.append(slice(lo - s.start, hi - s.start))
@@ -280,7 +269,7 @@ class DownsampledLevel:
         """The region of this level that block ``coords`` covers (clipped at the edges)."""
         return tuple(
             slice(i * b, min((i + 1) * b, n))
-            for i, b, n in zip(coords, self._block, self._shape, strict=True)
+            for i, b, n in zip(coords, self.tile_shape, self.shape, strict=True)
         )
 
     def finer_region(self, region: Region) -> Region:
@@ -338,14 +327,10 @@ class LevelTransform:
         return LevelTransform(scale, translation)
 
 
-@dataclass(frozen=True, slots=True)
-class LevelProbe:
+class LevelProbe(Level):
     """The shape and tiling a level would have, for choosing its chunks before it exists."""
 
-    shape: tuple[int, ...]
-    tile_shape: tuple[int, ...]
-    dtype: np.dtype[np.generic]
-    fill_value: int | float = 0
+    __slots__ = ()
 
     def read(self, region: Region) -> np.ndarray:
         raise NotImplementedError("a probe holds no data")
@@ -423,7 +408,9 @@ def extend(
         factors = step_factors(axis_names, units, coarsest.shape, transforms[-1].scale)
         if all(f == 1 for f in factors):
             break
-        probe = LevelProbe(reduced_shape(coarsest.shape, factors), chunks, coarsest.dtype)
+        probe = LevelProbe(
+            shape=reduced_shape(coarsest.shape, factors), dtype=coarsest.dtype, tile_shape=chunks
+        )
         block = chunks_of(probe)
         levels.append(DownsampledLevel(coarsest, factors, method, block, tiles, (key, len(levels))))
         transforms.append(transforms[-1].reduced(factors, method in CENTRED))
@@ -468,5 +455,7 @@ def follow(
 def _reduced(
     finer: Level, factors: Sequence[int], method: Method, chunks_of: ChunksOf, tiles: TileCache, key: Hashable
 ) -> DownsampledLevel:
-    probe = LevelProbe(reduced_shape(finer.shape, factors), chunks_of(finer), finer.dtype)
+    probe = LevelProbe(
+        shape=reduced_shape(finer.shape, factors), dtype=finer.dtype, tile_shape=chunks_of(finer)
+    )
     return DownsampledLevel(finer, factors, method, chunks_of(probe), tiles, key)

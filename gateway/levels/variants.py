@@ -12,7 +12,7 @@ float32's range into ±inf. The original arrays are untouched.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,27 +34,19 @@ def needs_variant(dtype: np.dtype[Any]) -> bool:
     return dtype.newbyteorder("=") not in VIEWABLE and dtype.kind in "biuf"
 
 
-@dataclass(frozen=True, slots=True)
-class Float32Level:
-    """A level read as float32 (a ``Level``: same shape and tiles, converted on read)."""
+class Float32Level(Level):
+    """A level read as float32 (same shape and tiles as ``source``, converted on read)."""
 
-    source: Level
+    __slots__ = ("source",)
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.source.shape
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        return VARIANT_DTYPE
-
-    @property
-    def tile_shape(self) -> tuple[int, ...]:
-        return self.source.tile_shape
-
-    @property
-    def fill_value(self) -> float:
-        return float(np.float32(self.source.fill_value))
+    def __init__(self, source: Level) -> None:
+        super().__init__(
+            shape=source.shape,
+            dtype=VARIANT_DTYPE,
+            tile_shape=source.tile_shape,
+            fill_value=float(np.float32(source.fill_value)),
+        )
+        self.source = source
 
     def any_stored(self, region: Region) -> bool:
         return may_hold_data(self.source, region)  # fill converts to the variant's fill

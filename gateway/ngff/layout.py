@@ -22,6 +22,7 @@ import numpy as np
 from adapters.base import Image, Level, NoTileCache, PassThroughLevel, RawChunkFormat, Source, TileCache
 from gateway.config.settings import ChunkSettings, MetadataSettings, PyramidSettings, Settings
 from gateway.levels import pyramid, variants
+from gateway.levels.labels import LabelAttachment
 from gateway.levels.windows import with_estimated_windows
 from gateway.ngff import metadata, ome, rocrate, zarr_v2
 from gateway.ngff.codecs import ChunkEncoding
@@ -173,17 +174,6 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
 
 
 @dataclass(frozen=True, slots=True)
-class LabelAttachment:
-    """A label image (``image``: its level 0 is used) to serve as ``labels/<name>`` of
-    the image group at ``image_path`` of this source; ``origin`` names it in logs."""
-
-    image_path: str
-    name: str
-    image: Image
-    origin: str
-
-
-@dataclass(frozen=True, slots=True)
 class TreeOptions:
     """What besides chunking shapes a tree (the defaults add nothing: direct use, tests).
 
@@ -306,9 +296,7 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
         is_label = group in options.label_groups
         if options.metadata.estimate_windows and not is_label:
             image = with_estimated_windows(image, image.levels[-1], options.metadata.window_sample_bytes)
-        method = cast(
-            pyramid.Method, options.pyramids.label_method if is_label else options.pyramids.method
-        )
+        method: pyramid.Method = options.pyramids.label_method if is_label else options.pyramids.method
         levels = builder.pyramid_of(group, image, method)
         image = replace(image, levels=levels.levels)
         builder.add_image(prefix, image, levels.transforms, downsampling=downsampling_attributes(levels))

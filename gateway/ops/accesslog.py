@@ -1,7 +1,15 @@
 """Access logs (text or JSON lines) with credentials redacted.
 
-uvicorn's own access log is turned off (it would log signed URLs' tokens verbatim); this
-pure ASGI middleware logs one line per request to the ``gateway.access`` logger instead.
+uvicorn's own access log is turned off (it would log signed URLs' tokens verbatim); the
+gateway logs one line per request to the ``gateway.access`` logger instead (``AccessLog``,
+written by the observing middleware, ``gateway.ops.observe``).
+
+A line is written on every request, cached chunks included, so it is made cheaply: the
+raw headers are scanned for the two logged, the date is formatted once per second, and
+when the logger has the handler ``configure_access_logger`` installs (the CLI's case), the
+line goes straight to that handler's stream, without a ``LogRecord`` (the logging
+machinery costs more than a cached chunk's other work). Any other setup (a handler of
+your own, pytest's ``caplog``) gets the line through ``logging`` as usual.
 Tokens never reach it: ``/s/<token>/`` is logged as ``/s/<redacted>/``, query parameters
 that look like credentials are redacted, and no header but ``User-Agent`` and ``Referer``
 (the latter without its query and with tokens redacted) is logged.
@@ -15,14 +23,10 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from gateway.ops.metrics import classify
-from gateway.store.timing import current_timing
-from gateway.web.middleware import ResponseRecord
+from starlette.types import Scope
 
 ACCESS_LOGGER = "gateway.access"
 REDACTED = "<redacted>"
@@ -42,6 +46,25 @@ def redact_query(query: str) -> str:
     return urlencode([(k, REDACTED if k.lower() in _SECRET_PARAMS else v) for k, v in pairs])
 
 
+class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The access log's handler: a stream of lines, flushed per line (a crash loses none);
+    ``AccessLog`` writes through ``write_line`` without making a ``LogRecord``."""
+
+    terminator = "\n"
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def write_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]  # the stream is shared with emit()
+            try:
+                self.stream.write(line + self.terminator)
+                self.stream.flush()
+            except Exception:  # a full disk or a closed pipe must not fail the request
+                self.handleError(logging.makeLogRecord({"msg": line}))
+
+
 def configure_access_logger(fmt: str, stream: object = None) -> None:
     """Access lines go, unprefixed, to stdout (journald and container runtimes collect it);
     everything else keeps the root logger's format on stderr."""
@@ -52,62 +75,105 @@ def configure_access_logger(fmt: str, stream: object = None) -> None:
     if fmt == "off":
         logger.disabled = True
         return
-    handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
+    logger.addHandler(AccessLineHandler(stream or sys.stdout))
     logger.setLevel(logging.INFO)
     logger.disabled = False
 
 
-class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp, fmt: str = "text", instance: str = "") -> None:
-        self.app = app
+class _Clock:
+    """ISO 8601 UTC timestamps with milliseconds; the part up to the second is formatted
+    once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int((now - second) * 1000):03d}+00:00"
+
+
+def _logged_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """(User-Agent, Referer) of the request: the only headers logged."""
+    agent = referer = None
+    for name, value in scope.get("headers", ()):
+        if name == b"user-agent":
+            agent = value.decode("latin-1")
+        elif name == b"referer":
+            referer = value.decode("latin-1")
+    return agent, referer
+
+
+def _string(value: str | None) -> str:
+    """A JSON string (or null), ASCII-escaped."""
+    return "null" if value is None else _encode_string(value)
+
+
+_encode_string: Any = json.encoder.encode_basestring_ascii
+
+
+class AccessLog:
+    """Writes one line per request to the ``gateway.access`` logger (``fmt``: text or json).
+
+    Called by ``gateway.ops.observe.ObserveMiddleware`` once the response is over; the
+    text format reads nothing it does not print (no header parsing, no wall-clock date)."""
+
+    def __init__(self, fmt: str = "text", instance: str = "") -> None:
         self.json = fmt == "json"
         self.instance = instance
         self.logger = logging.getLogger(ACCESS_LOGGER)
+        self._clock = _Clock()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def _emit(self, line: str) -> None:
+        handlers = self.logger.handlers
+        if len(handlers) == 1 and type(handlers[0]) is AccessLineHandler and not self.logger.propagate:
+            handlers[0].write_line(line)
+        else:
+            self.logger.info("%s", line)
+
+    def write(
+        self,
+        scope: Scope,
+        status: int,
+        body_bytes: int,
+        seconds: float,
+        kind: str,
+        request_id: str | None = None,
+    ) -> None:
+        """Log one request; ``request_id`` when one was assigned (an unexpected error)."""
+        if not self.logger.isEnabledFor(logging.INFO):
             return
-        started = time.perf_counter()
-        response = ResponseRecord()
-        try:
-            await self.app(scope, receive, response.observing(send))
-        finally:
-            if self.logger.isEnabledFor(logging.INFO):
-                self._log(scope, response.status, response.body_bytes, time.perf_counter() - started)
-
-    def _log(self, scope: Scope, status: int, body_bytes: int, seconds: float) -> None:
-        headers = Headers(scope=scope)
-        timing = current_timing()
         client = scope.get("client")
+        address = client[0] if client else None
         path = redact_path(scope["path"])
-        query = redact_query(scope.get("query_string", b"").decode("latin-1"))
-        record = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "client": client[0] if client else None,
-            "method": scope["method"],
-            "path": path + (f"?{query}" if query else ""),
-            "status": status,
-            "bytes": body_bytes,
-            "duration_ms": round(seconds * 1000, 3),
-            "kind": classify(scope["path"], timing.kind if timing else None),
-            "user_agent": headers.get("user-agent"),
-            "referer": redact_path(headers.get("referer", "").split("?", 1)[0]) or None,
-        }
-        if self.instance:
-            record["instance"] = self.instance
-        if self.json:
-            self.logger.info(json.dumps(record, separators=(",", ":")))
+        query = scope.get("query_string", b"")
+        if query:
+            path = f"{path}?{redact_query(query.decode('latin-1'))}"
+        if not self.json:
+            suffix = f" request_id={request_id}" if request_id else ""
+            line = (
+                f'{address or "-"} "{scope["method"]} {path}" {status} {body_bytes} '
+                f"{seconds * 1000:.1f}ms {kind}{suffix}"
+            )
+            self._emit(line)
             return
-        self.logger.info(
-            '%s "%s %s" %d %d %.1fms %s',
-            record["client"] or "-",
-            record["method"],
-            record["path"],
-            status,
-            body_bytes,
-            seconds * 1000,
-            record["kind"],
+        agent, referer = _logged_headers(scope)
+        if referer:
+            referer = redact_path(referer.split("?", 1)[0]) or None
+        # a JSON object written field by field (json.dumps of a dict costs more than the
+        # rest of a cached chunk's line); strings are escaped by json's own C encoder
+        line = (
+            f'{{"time":"{self._clock.now()}","client":{_string(address)},'
+            f'"method":{_string(scope["method"])},"path":{_string(path)},"status":{status},'
+            f'"bytes":{body_bytes},"duration_ms":{round(seconds * 1000, 3)!r},"kind":{_string(kind)},'
+            f'"user_agent":{_string(agent)},"referer":{_string(referer)}'
         )
+        if self.instance:
+            line += f',"instance":{_string(self.instance)}'
+        if request_id:
+            line += f',"request_id":{_string(request_id)}'
+        self._emit(line + "}")

@@ -6,8 +6,8 @@ checks what serving needs: every root is a readable directory, checked *in the t
 pool* with a deadline, which also proves the pool runs work (a hung network filesystem or a
 saturated pool makes the instance not ready — taken out of rotation, not restarted).
 The pool probed is the read pool that serves metadata and native chunks
-(``store.executor``); chunks of synthesized levels run in a pool of their own
-(``store.heavy``), so a burst of heavy pyramid work cannot make ``/ready`` lie: while the
+(``Workers.io``); chunks of synthesized levels run in a pool of their own
+(``Workers.heavy``), so a burst of heavy pyramid work cannot make ``/ready`` lie: while the
 read pool answers, healthy files are served.
 """
 
@@ -23,11 +23,10 @@ from starlette.responses import JSONResponse
 
 from gateway import __version__
 from gateway.config.settings import AuthSettings
-from gateway.store.dataset import GatewayStore
-from gateway.web.http import ERROR_CACHE_CONTROL
+from gateway.store.mounts import Mounts
 
 READY_TIMEOUT_SECONDS = 5.0
-_NO_STORE = {"Cache-Control": ERROR_CACHE_CONTROL}
+_NO_STORE = {"Cache-Control": "no-store"}  # never cache a probe's answer
 
 
 def check_roots(roots: Mapping[str, Path]) -> dict[str, str]:
@@ -63,12 +62,9 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    store: GatewayStore = request.app.state.store
-    loop = asyncio.get_running_loop()
+    mounts: Mounts = request.app.state.mounts
     try:
-        roots = await asyncio.wait_for(
-            loop.run_in_executor(store.executor, check_roots, store.catalog.roots), READY_TIMEOUT_SECONDS
-        )
+        roots = await asyncio.wait_for(mounts.run(check_roots, mounts.catalog.roots), READY_TIMEOUT_SECONDS)
     except TimeoutError:
         detail = f"the read pool did not answer in {READY_TIMEOUT_SECONDS:g} s"
         return JSONResponse({"status": "not_ready", "detail": detail}, status_code=503, headers=_NO_STORE)
@@ -76,5 +72,5 @@ async def ready(request: Request) -> JSONResponse:
         return JSONResponse({"status": "not_ready", "detail": str(exc)}, status_code=503, headers=_NO_STORE)
     ok = all(result == "ok" for result in roots.values())
     document: dict[str, object] = {"status": "ready" if ok else "not_ready"}
-    document.update(visible_roots(roots, store.settings.auth))
+    document.update(visible_roots(roots, mounts.settings.auth))
     return JSONResponse(document, status_code=200 if ok else 503, headers=_NO_STORE)

@@ -14,15 +14,17 @@ descriptors among them) exist only in single-process mode, which the deployments
 consistent hashing gives each dataset's cache one home).
 
 Cache and source statistics are counted where they happen (``CacheStats``) and copied into
-counters after every request and before every scrape (``sync``), so the hot path pays for
-an integer increment only.
+counters before every scrape (``sync``), so the hot path pays for an integer increment only;
+in multiprocess mode also after every request, as the scrape that reaches one worker reads
+every worker's files. Per request, ``gateway.ops.observe`` calls ``observe_request``, which
+reuses the labelled children of each (kind, method, status) it has seen.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -31,13 +33,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.store.cache import CacheStats
-from gateway.store.timing import current_timing
-from gateway.web.http import ERROR_CACHE_CONTROL
-from gateway.web.middleware import ResponseRecord
 
 #: Route kinds (the only values of the ``kind`` label).
 KINDS = ("listing", "page", "metadata", "chunk", "document", "health", "ready", "metrics", "other")
@@ -95,6 +93,11 @@ class Metrics:
         self.in_flight = Gauge(
             "gateway_requests_in_flight", "Requests being handled", registry=r, multiprocess_mode="livesum"
         )
+        #: Requests being handled, counted by the observing middleware on the event loop: a
+        #: plain int (no lock per request), read by the gauge at a scrape, or set at a sync.
+        self.active_requests = 0
+        if multiprocess_dir is None:
+            self.in_flight.set_function(lambda: self.active_requests)
         self.cache_lookups = Counter(
             "gateway_cache_lookups",
             "Cache lookups by cache (chunks: encoded chunks; tiles: decoded source tiles) and "
@@ -149,6 +152,10 @@ class Metrics:
         build.labels(__version__).set(1)
         self._source: StatsSource | None = None
         self._seen: dict[tuple[str, str], float] = {}
+        #: (kind, method class, status) -> its children of requests, latency, response_bytes.
+        #: Bounded: kinds, method classes and statuses are small fixed sets.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter]] = {}
+        self.sync_per_request = multiprocess_dir is not None
 
     def attach(self, source: StatsSource | None) -> None:
         """Read cache statistics from ``source`` (the lifespan's store) from now on."""
@@ -163,6 +170,8 @@ class Metrics:
 
     def sync(self) -> None:
         """Copy the store's statistics into the metrics (called from the event loop only)."""
+        if self.multiprocess_dir is not None:
+            self.in_flight.set(self.active_requests)
         source = self._source
         if source is None:
             return
@@ -188,10 +197,43 @@ class Metrics:
         self.open_datasets.set(source.open_datasets())
 
     def observe(self, kind: str, method: str, status: int, seconds: float, body_bytes: int) -> None:
-        self.requests.labels(kind, method if method in METHODS else "other", str(status)).inc()
-        self.latency.labels(kind).observe(seconds)
+        """Count one answered request (``kind``: one of ``KINDS``)."""
+        method = method if method in METHODS else "other"
+        children = self._children.get((kind, method, status))
+        if children is None:
+            children = (
+                self.requests.labels(kind, method, str(status)),
+                self.latency.labels(kind),
+                self.response_bytes.labels(kind),
+            )
+            self._children[kind, method, status] = children
+        requests, latency, sent = children
+        requests.inc()
+        latency.observe(seconds)
         if body_bytes:
-            self.response_bytes.labels(kind).inc(body_bytes)
+            sent.inc(body_bytes)
+
+    def observe_request(
+        self,
+        kind: str,
+        method: str,
+        status: int,
+        seconds: float,
+        body_bytes: int,
+        work_seconds: Mapping[str, float],
+    ) -> None:
+        """Everything one request adds: ``observe``, then the store's per-phase seconds
+        (``RequestTiming.seconds``), then, in multiprocess mode, a ``sync``."""
+        self.observe(kind, method, status, seconds, body_bytes)
+        if work_seconds:
+            if "locate" in work_seconds:
+                self.locate.observe(work_seconds["locate"])
+            if "read" in work_seconds:
+                self.chunk_read.observe(work_seconds["read"])
+            if "encode" in work_seconds:
+                self.chunk_encode.observe(work_seconds["encode"])
+        if self.sync_per_request:
+            self.sync()
 
     def render(self) -> bytes:
         self.sync()
@@ -208,42 +250,7 @@ class Metrics:
             mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
-class MetricsMiddleware:
-    """Counts and times every request (pure ASGI, inside CORS, outside the app)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        response = ResponseRecord()
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, response.observing(send))
-        finally:
-            self.metrics.in_flight.dec()
-            timing = current_timing()
-            kind = classify(scope["path"], timing.kind if timing else None)
-            seconds = time.perf_counter() - started
-            self.metrics.observe(kind, scope["method"], response.status, seconds, response.body_bytes)
-            if timing is not None:
-                self._observe_work(timing.seconds)
-            self.metrics.sync()
-
-    def _observe_work(self, seconds: dict[str, float]) -> None:
-        if "locate" in seconds:
-            self.metrics.locate.observe(seconds["locate"])
-        if "read" in seconds:
-            self.metrics.chunk_read.observe(seconds["read"])
-        if "encode" in seconds:
-            self.metrics.chunk_encode.observe(seconds["encode"])
-
-
 async def metrics_endpoint(request: Request) -> Response:
     metrics: Metrics = request.app.state.metrics
-    headers = {"Cache-Control": ERROR_CACHE_CONTROL}
+    headers = {"Cache-Control": "no-store"}
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=headers)

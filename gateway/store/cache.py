@@ -6,7 +6,7 @@ share). Identical concurrent requests share one computation: the first caller co
 the others wait on its future — in a worker thread (``get_many``, used by adapters) or
 without holding a thread (``get_or_compute``, used from the event loop).
 
-Shared work and cancellation (``gateway.store.budget``): a computation started for requests
+Shared work and cancellation (``gateway.levels.budget``): a computation started for requests
 from the event loop is abandoned (its ``abandon`` callback, which cancels its work token)
 only when the last request waiting for it has gone; a worker thread that waits for a
 value another computation was producing, and sees that computation stop, takes the work
@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from cachetools import LRUCache
 
-from gateway.store.budget import WorkCancelled, WorkStopped, checkpoint
+from gateway.levels.budget import WorkCancelled, WorkStopped, checkpoint
 
 V = TypeVar("V")
 

@@ -1,9 +1,11 @@
-"""URL paths → opened sources, kept safely inside the configured roots.
+"""The mount table: URL paths → opened sources and their stores, kept inside the roots.
 
 A dataset's URL path mirrors its file path under its root: ``<root>/<sub/dir/file.tif>``,
-followed by a key inside the dataset (``zarr.json``, ``0/c/0/0``). Files are opened lazily
-on first request and kept in a pool bounded by count and by the bytes their parsed state
-pins (``gateway.store.pool``). A file whose identity (device, inode, mtime, size) or status change
+followed by a key inside the dataset (``zarr.json``, ``0/c/0/0``) that the dataset's store
+parses (the catalog only finds the file). Which adapter opens a file is the injected
+``Registry``'s decision; what an opened source is served as is the injected ``build``'s
+(``gateway.store.mounts``). Files are opened lazily on first request and kept in a pool
+bounded by count and by the bytes their parsed state pins (``gateway.store.pool``). A file whose identity (device, inode, mtime, size) or status change
 time (ctime: permissions, owner, links, a rewrite with its mtime put back) changed is
 reopened, and everything cached for its old version is dropped.
 
@@ -16,8 +18,8 @@ Readability: a file with no read permission bit for anyone is refused as "permis
 denied" even where the process could read it (root ignores permissions; ``chmod 000`` is
 how an operator withdraws a file), and so is a file the process cannot open.
 
-Containment: a path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL or a
-backslash is refused before touching the disk; the resolved file (symlinks followed) must
+Containment: a file path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL
+or a backslash is refused before touching the disk; the resolved file (symlinks followed) must
 lie inside the resolved root. A refusal is indistinguishable from a missing file (404).
 """
 
@@ -31,29 +33,31 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
 
-import adapters
 from adapters.base import AdapterError, Dependency, Source, SourceReadError
 from adapters.io.files import FileAccess
+from adapters.registry import Registry
 from gateway.config.settings import Settings
-from gateway.levels import labels
-from gateway.ngff import rocrate
-from gateway.ngff.layout import DatasetTree, TreeOptions, build_tree
-from gateway.ops.logs import LogLimiter
+from gateway.ngff.layout import DatasetTree
+from gateway.store.base import ServedStore
 from gateway.store.cache import ByteLRU, NamespacedTiles
+from gateway.store.entity import Identity
+from gateway.store.logs import LogLimiter
 from gateway.store.pool import OpenPool
 
 logger = logging.getLogger(__name__)
 
-#: st_dev, st_ino, st_mtime_ns, st_size of the file, then of each file it depends on
-#: (``Source.dependencies``: a BigDataViewer XML's HDF5 file)
-Identity = tuple[int, ...]
+#: Resolves a URL path to (dataset URL path, file, key inside it) without opening it.
+ResolveFile = Callable[[str], "tuple[str, Path, str] | None"]
+#: A lease on a dataset for the time a block runs (``with hold():``).
+Hold = Callable[[], AbstractContextManager[None]]
 #: st_ctime_ns of the file, then of each file it depends on: not part of ETags (a chmod
 #: does not change the bytes) but a change reopens the file (and re-checks readability)
 Status = tuple[int, ...]
@@ -64,6 +68,8 @@ SWEEP_BATCH = 64
 MIN_SWEEP_SECONDS = 0.25
 #: A released dataset is re-measured (its parsed state may grow) at most this often.
 MEASURE_INTERVAL_SECONDS = 0.25
+#: URL paths whose split into (dataset, key) the catalog remembers (~0.2 KiB each).
+SPLITS_REMEMBERED = 8192
 #: Said instead of the OS's message (which names the file's absolute path).
 PERMISSION_DENIED = "permission denied: the gateway may not read this file"
 
@@ -77,15 +83,25 @@ class SourceUnavailableError(Exception):
         self.cause = cause
 
 
+@dataclass(frozen=True, slots=True)
+class DatasetStores:
+    """What one opened source is served as: its tree, its store stack, and the Zarr v2
+    view's."""
+
+    tree: DatasetTree
+    v3: ServedStore
+    v2: ServedStore | None = None
+
+
 @dataclass(slots=True)
 class Dataset:
-    """An opened source and the tree it serves, valid for one file identity."""
+    """An opened source and the stores it is served as, valid for one file identity."""
 
     url_path: str
     path: Path
     identity: Identity
     source: Source
-    tree: DatasetTree
+    stores: DatasetStores | None = None  # set right after opening (``Catalog`` ``build``)
     #: Prefix of every cache key that belongs to this opening of the file (unique per
     #: opening: reads in flight on a replaced version never feed the new one)
     namespace: Hashable = None
@@ -97,6 +113,11 @@ class Dataset:
     closed: bool = False  # closed, or about to be: no new lease
     measured_at: float = 0.0
 
+    @property
+    def tree(self) -> DatasetTree:
+        assert self.stores is not None, "a dataset is built before the catalog hands it out"
+        return self.stores.tree
+
 
 @dataclass(frozen=True, slots=True)
 class Located:
@@ -104,7 +125,7 @@ class Located:
     key: str  # key inside the dataset
 
 
-def _identity(stat: os.stat_result) -> Identity:
+def identity_of(stat: os.stat_result) -> Identity:
     return (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
@@ -137,10 +158,10 @@ def _dependency_identity(dependencies: Iterable[Dependency], *, current: bool) -
     identity: Identity = ()
     for dependency in dependencies:
         if not current:
-            identity += _identity(dependency.stat)
+            identity += identity_of(dependency.stat)
             continue
         try:
-            identity += _identity(os.stat(dependency.path))
+            identity += identity_of(os.stat(dependency.path))
         except OSError:
             identity += (0, 0, 0, 0)
     return identity
@@ -148,13 +169,23 @@ def _dependency_identity(dependencies: Iterable[Dependency], *, current: bool) -
 
 def split_url_path(path: str) -> list[str] | None:
     """Segments of a request path, or None if any segment is unsafe or empty."""
+    segments = _split(path)
+    return segments if segments is not None and _safe(segments) else None
+
+
+def _split(path: str) -> list[str] | None:
+    """Segments of a request path; None for a path with a NUL, a backslash, or an empty,
+    ``.`` or ``..`` segment anywhere (no key has one either)."""
     if not path or "\x00" in path or "\\" in path:
         return None
     segments = path.split("/")
-    for segment in segments:
-        if segment in ("", ".", "..") or segment.startswith("."):
-            return None
-    return segments
+    return None if any(segment in ("", ".", "..") for segment in segments) else segments
+
+
+def _safe(segments: Iterable[str]) -> bool:
+    """Whether segments may name a file under a root: none empty, ``.``, ``..`` or hidden.
+    (Only the file's segments: the key inside a dataset is the dataset store's to parse.)"""
+    return not any(segment in ("", ".", "..") or segment.startswith(".") for segment in segments)
 
 
 class _ClosedMeanwhileError(Exception):
@@ -163,18 +194,29 @@ class _ClosedMeanwhileError(Exception):
 
 
 class Catalog:
+    """URL paths → leased datasets. ``build`` makes the stores of a dataset just opened,
+    given it, ``resolve_file`` (declared labels find their files with it) and a ``Hold``
+    on it (a chunk computation holds the source open while it runs)."""
+
     def __init__(
         self,
         settings: Settings,
         tiles: ByteLRU[Any],
+        registry: Registry,
+        build: Callable[[Dataset, ResolveFile, Hold], DatasetStores],
         on_stale: Callable[[Hashable], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.registry = registry
+        self._build = build
         self.roots = {name: Path(os.path.realpath(path)) for name, path in settings.roots.items()}
         self._tiles = tiles
         self._on_stale = on_stale
         cache = settings.cache
         self._pool: OpenPool[str, Dataset] = OpenPool(cache.open_files, cache.open_file_bytes)
+        self._stat_interval = cache.stat_interval_seconds
+        #: URL path → (dataset URL path, key): hot keys split once (see ``_split_pooled``)
+        self._splits: LRUCache[str, tuple[str, str]] = LRUCache(maxsize=SPLITS_REMEMBERED)
         self._opening: dict[str, Future[Dataset]] = {}
         self._failures: LRUCache[str, tuple[Identity, Exception, float]] = LRUCache(maxsize=1024)
         self._openings = itertools.count()
@@ -187,12 +229,14 @@ class Catalog:
 
     # -- lookup ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _candidates(segments: list[str]) -> Iterator[int]:
-        """Numbers of leading segments that could name a dataset file, by suffix (no I/O).
-        Several when a directory is named like a file (``run.tif/image.tif``)."""
+    def _candidates(self, segments: list[str]) -> Iterator[int]:
+        """Numbers of leading segments that could name a dataset file, by suffix (no I/O):
+        several when a directory is named like a file (``run.tif/image.tif``). Stops at
+        the first unsafe segment: no file lies beyond it."""
         for index, segment in enumerate(segments[1:], start=2):
-            if adapters.is_candidate(Path(segment)):
+            if not _safe((segment,)):
+                return
+            if self.registry.is_candidate_name(segment):
                 yield index
 
     def locate_cached(self, url_path: str) -> Located | None:
@@ -205,19 +249,37 @@ class Catalog:
         return self._cached(url_path, lease=True)
 
     def _cached(self, url_path: str, *, lease: bool) -> Located | None:
-        segments = split_url_path(url_path)
-        if not segments:
+        with self._lock:
+            split = self._splits.get(url_path)
+        if split is None:
+            split = self._split_pooled(url_path)
+            if split is None:
+                return None
+        dataset_path, key = split
+        with self._lock:
+            dataset = self._pool.get(dataset_path)
+            if dataset is None:
+                return None
+            stale = time.monotonic() - dataset.checked_at >= self._stat_interval
+            if stale or (lease and not self._acquire(dataset)):
+                return None
+        return Located(dataset, key)
+
+    def _split_pooled(self, url_path: str) -> tuple[str, str] | None:
+        """(dataset URL path, key inside it) of a URL path whose dataset is in the pool,
+        remembered (``_splits``: bounded) so that a hot key is split once. What it
+        remembers is checked against the pool at each use: a dataset that left the pool
+        sends the request down the slow path (stat, open) again."""
+        segments = _split(url_path)
+        if not segments or not _safe(segments[:1]):
             return None
-        interval = self.settings.cache.stat_interval_seconds
         for count in self._candidates(segments):
+            dataset_path = "/".join(segments[:count])
             with self._lock:
-                dataset = self._pool.get("/".join(segments[:count]))
-                if dataset is None:
-                    continue
-                stale = time.monotonic() - dataset.checked_at >= interval
-                if stale or (lease and not self._acquire(dataset)):
-                    return None
-            return Located(dataset, "/".join(segments[count:]))
+                if dataset_path in self._pool:
+                    split = (dataset_path, "/".join(segments[count:]))
+                    self._splits[url_path] = split
+                    return split
         return None
 
     def locate(self, url_path: str) -> Located | None:
@@ -266,8 +328,14 @@ class Catalog:
         by bytes."""
         now = time.monotonic()
         nbytes = None
-        if dataset.pooled and now - dataset.measured_at >= MEASURE_INTERVAL_SECONDS:
-            nbytes = dataset.source.parsed_bytes()
+        if dataset.pooled:
+            if now - dataset.measured_at < MEASURE_INTERVAL_SECONDS:
+                with self._lock:
+                    if dataset.pooled:  # still: nothing to close, nothing to measure
+                        dataset.leases -= 1
+                        return
+            else:
+                nbytes = dataset.source.parsed_bytes()
         with self._lock:
             dataset.leases -= 1
             left: list[Dataset] = []
@@ -341,7 +409,7 @@ class Catalog:
         if not _readable(stat):
             raise PermissionError(PERMISSION_DENIED)
         dependencies = tuple(dependencies)
-        identity = _identity(stat) + _dependency_identity(dependencies, current=True)
+        identity = identity_of(stat) + _dependency_identity(dependencies, current=True)
         return identity, (stat.st_ctime_ns, *_dependency_status(dependencies, current=True))
 
     def _dataset(self, url_path: str, file_path: Path, *, lease: bool = False) -> Dataset | None:
@@ -448,7 +516,7 @@ class Catalog:
             # another root (a public root must not reach a protected root's files)
             root = FileAccess.under(self.roots[url_path.split("/", 1)[0]])
             options = replace(self.settings.open_options(), access=root)
-            source = adapters.open_source(file_path, tiles, options)
+            source = self.registry.open(file_path, tiles, options)
         except AdapterError as exc:
             self._log.log(logger, logging.WARNING, (url_path, "open"), f"cannot open {url_path}: {exc}")
             raise SourceUnavailableError(url_path, exc) from exc
@@ -456,55 +524,34 @@ class Catalog:
             raise _denied(url_path) from None
         except OSError as exc:
             raise SourceUnavailableError(url_path, exc) from exc
+        identity += _dependency_identity(source.dependencies, current=False)
+        status += _dependency_status(source.dependencies, current=False)
+        dataset = Dataset(
+            url_path=url_path,
+            path=file_path,
+            identity=identity,
+            source=source,
+            namespace=namespace,
+            status=status,
+        )
         try:
-            tree = build_tree(source, self.settings.chunks, self._tree_options(url_path, source, tiles))
+            dataset.stores = self._build(dataset, self.resolve_file, partial(self.hold, dataset))
         except Exception as exc:
             source.close()
             self._log.log(logger, logging.ERROR, (url_path, "describe"), f"cannot describe {url_path}", exc)
             raise SourceUnavailableError(url_path, exc) from exc
         logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
-        identity += _dependency_identity(source.dependencies, current=False)
-        status += _dependency_status(source.dependencies, current=False)
-        return Dataset(
-            url_path=url_path,
-            path=file_path,
-            identity=identity,
-            source=source,
-            tree=tree,
-            namespace=namespace,
-            status=status,
-        )
-
-    def _tree_options(self, url_path: str, source: Source, tiles: NamespacedTiles) -> TreeOptions:
-        """Pyramids, windows, the v2 view, declared labels (their sources opened and
-        attached to ``source``) and the RO-Crate of the dataset at ``url_path``."""
-        settings = self.settings
-        found = labels.resolve(
-            url_path,
-            source,
-            settings.labels,
-            resolve_file=self.resolve_file,
-            tiles=tiles,
-            options=settings.open_options(),
-        )
-        entry = rocrate.entry_for(url_path, settings.rocrate)
-        return TreeOptions.from_settings(
-            settings,
-            tiles,
-            labels=tuple(found.attachments),
-            label_groups=frozenset(found.label_groups),
-            rocrate=rocrate.crate(entry, url_path.rpartition("/")[2]) if entry else None,
-        )
+        return dataset
 
     def resolve_file(self, url_path: str) -> tuple[str, Path, str] | None:
         """(dataset URL path, file, key inside it) of a URL path, without opening the file;
         None when no dataset file under a root holds it. Blocking (stat)."""
-        segments = split_url_path(url_path)
+        segments = _split(url_path)
         if not segments or segments[0] not in self.roots:
             return None
         for count in self._candidates(segments):
             file_path = self._contained_file(segments[0], segments[1:count])
-            if file_path is not None and adapters.is_dataset_file(file_path):
+            if file_path is not None and self.registry.is_dataset_file(file_path):
                 return "/".join(segments[:count]), file_path, "/".join(segments[count:])
         return None
 
@@ -520,7 +567,7 @@ class Catalog:
                 subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
                 for filename in sorted(files):
                     path = Path(directory, filename)
-                    if filename.startswith(".") or not adapters.is_dataset_file(path):
+                    if filename.startswith(".") or not self.registry.is_dataset_file(path):
                         continue
                     resolved = os.path.realpath(path)
                     if os.path.commonpath([root, resolved]) != str(root):
@@ -548,7 +595,7 @@ class Catalog:
             resolved = os.path.realpath(entry)
             if os.path.commonpath([root, resolved]) != str(root):
                 continue
-            if entry.is_dir() or (entry.is_file() and adapters.is_dataset_file(entry)):
+            if entry.is_dir() or (entry.is_file() and self.registry.is_dataset_file(entry)):
                 entries.append(entry.name)
         return entries
 

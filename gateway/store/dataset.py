@@ -1,316 +1,219 @@
-"""The gateway store: zarr key → bytes (a metadata document or an encoded chunk).
+"""``DatasetStore``: one opened source as a read-only zarr Store — the spine of the data path.
 
-``GatewayStore`` is the one data path: HTTP routes call it, and ``VirtualStore`` wraps it
-as a read-only zarr-python ``Store`` for in-process users. Blocking work (stat, open,
-read, decode, encode) runs in a bounded executor; encoded chunks are cached in bytes
-and computed once for identical concurrent requests.
+A dataset store owns the tree of one source (``gateway.ngff.layout``): its documents and
+its arrays. A key is parsed once, into a ``Target``: a document, or one chunk of one array.
+``describe`` answers from the target alone (no pixel read); ``item`` produces the bytes —
+a document as it is, a chunk read, padded and encoded in a worker thread
+(``gateway.store.render``) within the work budget (``server.request_seconds``).
+
+Cross-cutting behaviour stacks on it as wrappers (``gateway.store.wrappers``): the chunk
+cache, the Zarr v2 view, request timing. The mount table (``gateway.store.mounts``) builds
+one stack per opened file; HTTP serves it, and ``open_store`` gives it to in-process users.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import TypeVar
 
-import numpy as np
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
+from cachetools import LRUCache
 
-from adapters.base import PassThroughLevel, may_hold_data
-from gateway.config.settings import Settings
+from gateway import __version__
+from gateway.levels.budget import BudgetExceeded, WorkToken, bound
 from gateway.levels.pyramid import is_synthesized
 from gateway.ngff import zarr_v2
-from gateway.ngff.keys import chunk_region, may_be_key, may_be_v2_key, parse_chunk_key
-from gateway.ngff.layout import ArrayNode
-from gateway.store.budget import BudgetExceeded, WorkToken, bound
-from gateway.store.cache import ByteLRU, CacheStats
-from gateway.store.catalog import Catalog, Dataset, Identity, Located
-from gateway.store.timing import RequestTiming, current_timing
-from gateway.web.http import content_digest
+from gateway.ngff.keys import parse_chunk_key
+from gateway.ngff.layout import ArrayNode, DatasetTree
+from gateway.store.base import NOT_READY, Ready, ServedStore
+from gateway.store.entity import (
+    Description,
+    Identity,
+    Kind,
+    StoreItem,
+    content_digest,
+    entity_tag,
+    media_type_for,
+    modified_seconds,
+)
+from gateway.store.render import chunk_configuration, render_chunk
+from gateway.store.timing import current_timing
 
 V = TypeVar("V")
-Kind = Literal["metadata", "chunk", "document"]
+#: Parsed keys a dataset store remembers (each ~0.3 KiB: 1024 keys ≈ 0.3 MiB per store).
+TARGETS_PER_STORE = 1024
 #: Documents that are zarr metadata (the others: OME-XML, the RO-Crate).
 METADATA_NAMES = ("zarr.json", *zarr_v2.METADATA_NAMES)
+#: How a chunk is computed once for every request that wants it: a cache's single flight
+#: (``ByteLRU.get_or_compute``), given the cache key, the work, its pool and how to stop it.
+Share = Callable[[Hashable, Callable[[], V], Executor, Callable[[], None]], Awaitable[V]]
 
 
 @dataclass(frozen=True, slots=True)
-class Description:
-    """What HTTP needs to describe a value without its bytes: enough for an entity tag, so
-    that a conditional request (``If-None-Match``) is answered without reading pixels."""
+class Workers:
+    """Where a store's blocking work runs, and how long one chunk may take."""
 
-    kind: Kind
-    media_type: str
-    identity: Identity  # of the source file version the bytes come from
-    #: what else decides the bytes (codecs and chunk shape; a digest for documents): ETags
-    configuration: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StoreItem:
-    """A value of the store, with what HTTP needs to describe it."""
-
-    data: bytes
-    kind: Kind
-    media_type: str
-    identity: Identity  # of the source file version the bytes come from
-    #: what else decides the bytes (codecs and chunk shape; a digest for documents): ETags
-    configuration: str = ""
-
-    @classmethod
-    def described(cls, data: bytes, description: Description) -> StoreItem:
-        d = description
-        return cls(data, d.kind, d.media_type, d.identity, d.configuration)
+    io: Executor  # file reads, codecs: cheap, bounded work
+    #: chunks of synthesized levels (one may read a pyramid): a pool of their own, so
+    #: that they never hold every thread of ``io``
+    heavy: Executor
+    request_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    """What a key inside a dataset names: a document, or one chunk of an array."""
+class Target:
+    """What a key of a dataset names: a document, or one chunk of one array."""
 
-    inner: str
+    key: str
+    description: Description
     document: bytes | None = None
     node: ArrayNode | None = None
     coords: tuple[int, ...] = ()
 
-    def description(self, dataset: Dataset) -> Description:
-        if self.document is not None:
-            kind: Kind = "metadata" if self.inner.endswith(METADATA_NAMES) else "document"
-            return Description(
-                kind, media_type_for(self.inner), dataset.identity, content_digest(self.document)
-            )
-        assert self.node is not None
-        return Description(
-            "chunk", "application/octet-stream", dataset.identity, chunk_configuration(self.node)
+
+def document_description(key: str, data: bytes, identity: Identity) -> Description:
+    """A document's description: its entity tag covers its bytes (a digest)."""
+    kind: Kind = "metadata" if key.endswith(METADATA_NAMES) else "document"
+    etag = entity_tag(identity, key, content_digest(data), __version__)
+    return Description(kind, media_type_for(key), etag, modified_seconds(identity))
+
+
+class DatasetStore(ServedStore):
+    """The documents and chunks of one source, for one version of its file(s).
+
+    ``identity``: the file version the bytes come from (entity tags); ``namespace``: the
+    prefix of this opening's cache keys; ``hold``: a lease on the source for the time a
+    chunk computation runs (it may outlive the request that started it); ``on_close``:
+    what closing the store releases (an in-process store's source and pools; a mounted
+    store's source is the mount table's to close)."""
+
+    def __init__(
+        self,
+        tree: DatasetTree,
+        identity: Identity,
+        workers: Workers,
+        *,
+        namespace: Hashable = None,
+        omit_empty: bool = True,
+        hold: Callable[[], AbstractContextManager[object]] = nullcontext,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.tree = tree
+        self.identity = identity
+        self.workers = workers
+        self.namespace = namespace
+        self.omit_empty = omit_empty
+        self._hold = hold
+        self._on_close = on_close
+        self._modified = modified_seconds(identity)
+        #: per array: what decides its chunks' bytes besides the key (computed once)
+        self._configurations = {path: chunk_configuration(node) for path, node in tree.arrays.items()}
+        #: parsed keys, bounded (touched from the event loop only)
+        self._targets: LRUCache[str, Target] = LRUCache(maxsize=TARGETS_PER_STORE)
+
+    def __repr__(self) -> str:
+        return f"DatasetStore(namespace={self.namespace!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal stores serve the same bytes for every key: the same tree, of the same file
+        version, under the same cache namespace (zarr compares stores by what they hold)."""
+        return (
+            isinstance(other, type(self))
+            and other.tree is self.tree
+            and other.identity == self.identity
+            and other.namespace == self.namespace
+            and other.omit_empty == self.omit_empty
         )
 
+    def __hash__(self) -> int:
+        return hash((id(self.tree), self.identity, self.namespace, self.omit_empty))
 
-def media_type_for(key: str) -> str:
-    if key.endswith(".json"):
-        return "application/json"
-    if key.endswith(".xml"):
-        return "application/xml"
-    return "application/octet-stream"
+    # -- keys -----------------------------------------------------------------------------------
 
+    def resolve(self, key: str) -> Target | None:
+        """The document or chunk ``key`` names, parsed once; None when none. Hot keys
+        (a viewer asks for the same chunks again and again) are remembered."""
+        target = self._targets.get(key)
+        if target is None:
+            target = self._resolve(key)
+            if target is not None:
+                self._targets[key] = target
+        return target
 
-def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
-    """Whether every element has exactly the fill value's bits.
-
-    Bitwise, because a client fills an absent chunk with exactly those bits: ``-0.0`` is
-    not the fill value 0, nor is a NaN with another payload the fill value NaN.
-    """
-    if data.dtype.kind in "fc":
-        unsigned = np.dtype(f"u{data.dtype.itemsize}")
-        fill_bits = np.array(fill_value, dtype=data.dtype).view(unsigned)
-        bits = data.view(unsigned)
-        return not bits.any() if fill_bits == 0 else bool((bits == fill_bits).all())
-    if fill_value == 0:
-        return not data.any()
-    return bool((data == fill_value).all())
-
-
-def chunk_configuration(node: ArrayNode) -> str:
-    """What decides a chunk's bytes besides the source and the key (for ETags)."""
-    mode = "passthrough" if node.passthrough else "encoded"
-    return f"{node.encoding.identity};{node.chunk_shape};{mode}"
-
-
-def render_chunk(
-    node: ArrayNode, coords: tuple[int, ...], omit_empty: bool, timing: RequestTiming | None = None
-) -> bytes | None:
-    """Read, pad and encode one chunk; None when it holds only the fill value.
-
-    A pass-through array first asks for the stored bytes of the chunk as they are.
-    ``timing`` (of the request that computes the chunk) receives the read and encode times."""
-    timing = timing or RequestTiming()
-    started = time.perf_counter()
-    if node.passthrough:  # the layout only sets it for a PassThroughLevel
-        raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
-        if raw is not None:
-            timing.since("read", started)
-            return raw
-    region = chunk_region(coords, node.chunk_shape, node.shape)
-    if omit_empty and not may_hold_data(node.level, region):
-        timing.since("read", started)
-        return None  # nothing stored under it (absent tiles, an empty pyramid block): fill
-    data = node.level.read(region)
-    started = timing.since("read", started)
-    if omit_empty and is_all_fill(data, node.fill_value):
-        return None
-    if data.shape != node.chunk_shape:
-        padded = np.full(node.chunk_shape, node.fill_value, dtype=data.dtype)
-        padded[tuple(slice(0, n) for n in data.shape)] = data
-        data = padded
-    encoded = node.encoding.encode(data)
-    timing.since("encode", started)
-    return encoded
-
-
-class GatewayStore:
-    """Keys are URL paths: ``<root>/<file path>/<key inside the dataset>``."""
-
-    def __init__(self, settings: Settings, executor: Executor, heavy: Executor | None = None) -> None:
-        self.settings = settings
-        self.executor = executor  # file reads, codecs, metadata: cheap, bounded work
-        #: chunks of synthesized levels (one may read a pyramid): a pool of their own, so
-        #: that they never hold every thread of ``executor`` (None: share ``executor``)
-        self.heavy = heavy or executor
-        self.tiles: ByteLRU[np.ndarray] = ByteLRU(settings.cache.tile_bytes)
-        self.chunks: ByteLRU[bytes | None] = ByteLRU(settings.cache.chunk_bytes)
-        self.catalog = Catalog(settings, self.tiles, on_stale=self._drop_chunks)
-
-    def _drop_chunks(self, namespace: Hashable) -> None:
-        self.chunks.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    async def locate(self, key: str) -> Located | None:
-        """The dataset at ``key``, unleased (its tree, not its source: see ``leased``)."""
-        located = self.catalog.locate_cached(key)
-        if located is None:
-            located = await self._run(self.catalog.locate, key)
-        return located
-
-    @asynccontextmanager
-    async def leased(self, key: str) -> AsyncIterator[Located | None]:
-        """The dataset at ``key`` with a lease held: its source is not closed (evicted
-        from the pool, replaced on disk) while the block runs."""
-        located = self.catalog.acquire_cached(key)
-        if located is None:
-            pending = asyncio.get_running_loop().run_in_executor(self.executor, self.catalog.acquire, key)
-            try:
-                located = await asyncio.shield(pending)
-            except asyncio.CancelledError:  # the lease taken after we left is given back
-                pending.add_done_callback(self._release_orphan)
-                raise
-        try:
-            yield located
-        finally:
-            if located is not None:
-                self.catalog.release(located.dataset, defer_close=True)
-
-    def _release_orphan(self, future: asyncio.Future[Located | None]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            located = future.result()
-            if located is not None:
-                self.catalog.release(located.dataset, defer_close=True)
-
-    def _holding(self, dataset: Dataset, compute: Callable[[], V]) -> Callable[[], V]:
-        """``compute`` holding a lease of its own while it runs in the executor: it may
-        outlive the request that started it (a client hanging up)."""
-
-        def run() -> V:
-            with self.catalog.hold(dataset):
-                return compute()
-
-        return run
-
-    @staticmethod
-    def _split_key(key: str, settings: Settings) -> tuple[str, str | None] | None:
-        """(lookup key, key of the Zarr v2 view or None); None for keys no dataset can
-        have (the probes of zarr v2, N5 and precomputed clients), before any file is
-        looked up."""
-        v2_key = zarr_v2.split_key(key, settings)  # the Zarr v2 view (gateway/zarr_v2.py)
-        if v2_key is not None:
-            return (zarr_v2.lookup_key(v2_key), v2_key) if may_be_v2_key(v2_key) else None
-        return (key, None) if may_be_key(key) else None
-
-    @staticmethod
-    def _target(located: Located, v2_key: str | None) -> _Target | None:
-        """The document or chunk a located key names, parsed once; None when none."""
-        inner = located.key
-        if v2_key is not None:
-            inner = zarr_v2.inner_key(inner, v2_key)
-        tree = located.dataset.tree if v2_key is None else located.dataset.tree.v2
-        if tree is None:
-            return None
-        document = tree.documents.get(inner)
+    def _resolve(self, key: str) -> Target | None:
+        document = self.tree.documents.get(key)
         if document is not None:
-            return _Target(inner, document=document)
-        found = tree.find_array(inner)
+            return Target(key, document_description(key, document, self.identity), document=document)
+        found = self.tree.find_array(key)
         if found is None:
             return None
         node, chunk_key = found
         coords = parse_chunk_key(chunk_key, node.grid)
-        return None if coords is None else _Target(inner, node=node, coords=coords)
-
-    async def describe(self, key: str) -> Description | None:
-        """Kind, media type and what decides the bytes of the value at ``key``, without
-        producing them (no pixel is read). None when the key names no document or chunk
-        of the grid; a chunk described here may still be absent (all fill) for ``get``."""
-        parts = self._split_key(key, self.settings)
-        if parts is None:
+        if coords is None:
             return None
-        async with self.leased(parts[0]) as located:
-            target = None if located is None else self._target(located, parts[1])
-            if located is None or target is None:
-                return None
-            description = target.description(located.dataset)
-        timing = current_timing()
-        if timing is not None:
-            timing.kind = description.kind
-        return description
+        etag = entity_tag(self.identity, key, self._configurations[node.path], __version__)
+        description = Description("chunk", "application/octet-stream", etag, self._modified)
+        return Target(key, description, node=node, coords=coords)
 
-    async def get(self, key: str) -> StoreItem | None:
-        """The value at ``key``, or None when the key does not exist (→ 404)."""
-        parts = self._split_key(key, self.settings)
-        if parts is None:
+    def describe(self, key: str) -> Description | None:
+        target = self.resolve(key)
+        return None if target is None else target.description
+
+    def item_now(self, key: str) -> Ready:
+        target = self.resolve(key)
+        if target is None:
             return None
-        timing = current_timing()
-        started = time.perf_counter()
-        async with self.leased(parts[0]) as located:
-            if timing is not None:
-                timing.since("locate", started)
-            target = None if located is None else self._target(located, parts[1])
-            if located is None or target is None:
-                return None
-            return await self._item(located.dataset, target, timing)
+        return StoreItem(target.document, target.description) if target.document is not None else NOT_READY
 
-    async def _item(
-        self, dataset: Dataset, target: _Target, timing: RequestTiming | None
-    ) -> StoreItem | None:
-        """The document or chunk ``target`` names (the caller holds the lease)."""
-        description = target.description(dataset)
+    def document_keys(self) -> Iterable[str]:
+        return self.tree.documents.keys()
+
+    # -- values ---------------------------------------------------------------------------------
+
+    async def item(self, key: str) -> StoreItem | None:
+        target = self.resolve(key)
+        if target is None:
+            return None
         if target.document is not None:
-            data: bytes | None = target.document
-        else:
-            assert target.node is not None
-            cache_key = (dataset.namespace, target.node.path, target.coords)
-            cached, data = self.chunks.hit(cache_key)
-            if not cached:
-                data = await self._render(dataset, target.node, target.coords, cache_key, timing)
-        if data is None:
-            return None  # an absent chunk (all fill): no kind is recorded for a 404
-        if timing is not None:
-            timing.kind = description.kind
-        return StoreItem.described(data, description)
+            return StoreItem(target.document, target.description)
+        data = await self.render(target)
+        return None if data is None else StoreItem(data, target.description)
 
-    async def _render(
-        self,
-        dataset: Dataset,
-        node: ArrayNode,
-        coords: tuple[int, ...],
-        cache_key: Hashable,
-        timing: RequestTiming | None,
-    ) -> bytes | None:
-        """Compute a chunk once for every request that wants it, within the work budget
-        (``server.request_seconds``), in the pool its level's cost calls for."""
-        omit_empty = self.settings.chunks.omit_empty
-        token = WorkToken(self.settings.server.request_seconds)  # checked by the worker
-        render = bound(token, lambda: render_chunk(node, coords, omit_empty, timing))
+    def cache_key(self, target: Target) -> Hashable:
+        """The key of a chunk in a cache shared by every dataset (and by both views)."""
+        assert target.node is not None
+        return (self.namespace, target.node.path, target.coords)
+
+    async def render(self, target: Target, share: Share[bytes | None] | None = None) -> bytes | None:
+        """The encoded bytes of the chunk ``target`` names (None: all fill), computed in
+        the pool its level's cost calls for, within the work budget. ``share``: a cache's
+        single flight, so that identical concurrent requests compute it once."""
+        node = target.node
+        assert node is not None
+        token = WorkToken(self.workers.request_seconds)  # checked by the worker
+        timing = current_timing()
+        omit_empty = self.omit_empty
+
+        def compute() -> bytes | None:
+            with self._hold():
+                return render_chunk(node, target.coords, omit_empty, timing)
+
+        work = bound(token, compute)
+        pool = self.workers.heavy if is_synthesized(node.level) else self.workers.io
         try:
             async with asyncio.timeout(token.seconds) as scope:
-                return await self.chunks.get_or_compute(
-                    cache_key,
-                    self._holding(dataset, render),
-                    self.heavy if is_synthesized(node.level) else self.executor,
-                    abandon=token.cancel,  # when no request waits any more
-                )
+                if share is not None:
+                    return await share(self.cache_key(target), work, pool, token.cancel)
+                pending = asyncio.get_running_loop().run_in_executor(pool, work)
+                try:
+                    return await pending
+                except asyncio.CancelledError:
+                    token.cancel()  # nobody waits any more: the worker stops at its next check
+                    raise
         except TimeoutError:
             # ours only if this timeout fired (not by comparing clocks: uvloop's timers
             # fire by the loop's cached time, a little before time.monotonic() says so)
@@ -318,143 +221,8 @@ class GatewayStore:
                 raise BudgetExceeded(token.seconds) from None
             raise
 
-    async def list_dir(self, prefix: str) -> list[tuple[str, bool]]:
-        """Immediate children of ``prefix`` as (name, is_key): roots, directories and
-        datasets (not keys: they have children), then keys and groups inside a dataset."""
-        children: list[tuple[str, bool]] = await self._run(self._list_dir_sync, prefix.rstrip("/"))
-        return children
-
-    def _list_dir_sync(self, prefix: str) -> list[tuple[str, bool]]:
-        if not prefix:
-            return [(name, False) for name in sorted(self.catalog.roots)]
-        with self.catalog.lease(prefix) as located:
-            if located is None:
-                return [(name, False) for name in self.catalog.directory_entries(prefix)]
-            inner = f"{located.key}/" if located.key else ""
-            children: dict[str, bool] = {}
-            for key in located.dataset.tree.documents:
-                if key.startswith(inner):
-                    name, sep, _ = key[len(inner) :].partition("/")
-                    children[name] = children.get(name, False) or not sep
-            return sorted(children.items())
-
-    def cache_stats(self) -> dict[str, tuple[CacheStats, int, int]]:
-        """(statistics, bytes held, entries) of each cache, for metrics."""
-        return {
-            "chunks": (self.chunks.stats, self.chunks.current_bytes, len(self.chunks)),
-            "tiles": (self.tiles.stats, self.tiles.current_bytes, len(self.tiles)),
-        }
-
-    def open_datasets(self) -> int:
-        return self.catalog.open_count
-
-    def close(self) -> None:
-        self.catalog.close()
-
-
-def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
-    if byte_range is None:
-        return data
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start : byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset :]
-    if isinstance(byte_range, SuffixByteRequest):
-        return data[-byte_range.suffix :] if byte_range.suffix else b""
-    raise TypeError(f"unexpected byte range {byte_range!r}")
-
-
-class VirtualStore(Store):
-    """A read-only zarr-python Store over the gateway: the same bytes HTTP serves.
-
-    >>> store = VirtualStore.for_file("cells.ome.tif")
-    >>> group = zarr.open_group(store=store, mode="r")
-    """
-
-    supports_writes = False
-    supports_deletes = False
-    supports_partial_writes = False
-    supports_listing = True
-
-    def __init__(self, gateway: GatewayStore, prefix: str = "", *, owns_gateway: bool = False) -> None:
-        super().__init__(read_only=True)
-        self.gateway = gateway
-        self.prefix = prefix.strip("/")
-        self._owns_gateway = owns_gateway
-
-    @classmethod
-    def for_settings(cls, settings: Settings, threads: int | None = None) -> VirtualStore:
-        executor = ThreadPoolExecutor(max_workers=threads or settings.server.threads)
-        return cls(GatewayStore(settings, executor), owns_gateway=True)
-
-    @classmethod
-    def for_file(cls, path: str | Path, settings: Settings | None = None) -> VirtualStore:
-        """A store whose root is the dataset one file becomes."""
-        file = Path(path).expanduser().resolve()
-        base = settings or Settings()
-        local = Settings(
-            roots={"file": file.parent}, server=base.server, chunks=base.chunks, cache=base.cache
-        )
-        store = cls.for_settings(local)
-        store.prefix = f"file/{file.name}"
-        return store
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, VirtualStore) and other.gateway is self.gateway and other.prefix == self.prefix
-        )
-
-    def __hash__(self) -> int:
-        return hash((id(self.gateway), self.prefix))
-
-    async def get(
-        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
-    ) -> Buffer | None:
-        item = await self.gateway.get(self._key(key))
-        if item is None:
-            return None
-        return prototype.buffer.from_bytes(_slice(item.data, byte_range))
-
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
-
-    async def exists(self, key: str) -> bool:
-        return await self.gateway.get(self._key(key)) is not None
-
-    async def set(self, key: str, value: Buffer) -> None:
-        self._check_writable()
-
-    async def delete(self, key: str) -> None:
-        self._check_writable()
-
-    async def list(self) -> AsyncIterator[str]:
-        async for key in self.list_prefix(""):
-            yield key
-
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        """Metadata keys under ``prefix`` (chunk keys are not enumerated: they are virtual)."""
-        pending = [prefix.strip("/")]
-        while pending:
-            current = pending.pop()
-            for child, is_key in await self.gateway.list_dir(self._key(current)):
-                key = f"{current}/{child}" if current else child
-                if is_key:
-                    yield key
-                else:
-                    pending.append(key)
-
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        for child, _is_key in await self.gateway.list_dir(self._key(prefix.strip("/"))):
-            yield child
-
     def close(self) -> None:
         super().close()
-        if self._owns_gateway:
-            self.gateway.close()
-            if isinstance(self.gateway.executor, ThreadPoolExecutor):
-                self.gateway.executor.shutdown(wait=False)
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()

@@ -1,11 +1,11 @@
 """Per-request timings: what the store spent locating, reading and encoding.
 
-No HTTP here: ``gateway.web.timing`` turns a ``RequestTiming`` into ``Server-Timing``.
+No HTTP here: ``gateway.ops.observe`` turns a ``RequestTiming`` into ``Server-Timing``.
 
-``ServerTimingMiddleware`` (pure ASGI) gives each request a ``RequestTiming`` through a
-context variable: request-scoped, set and reset around each request, so nothing outlives
-it. The store records into it (``current_timing()``) without knowing about HTTP; the
-metrics and access-log middlewares read it (the kind of what was served). Work done in the
+The observing middleware (``gateway.ops.observe``) gives each request a ``RequestTiming``
+through a context variable: request-scoped, set and reset around each request, so nothing
+outlives it. The store records into it (``current_timing()``) without knowing about HTTP;
+the metrics and the access log read it (the kind of what was served). Work done in the
 thread pool records into the object captured by its closure: the request that computes a
 chunk reports its read and encode times; one served from the chunk cache reports
 ``chunk-cache;desc=hit``.

@@ -13,21 +13,24 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.config.settings import Settings
+from adapters.registry import Registry
+from gateway.config.settings import ServerSettings, Settings
 from gateway.ops import health
-from gateway.ops.accesslog import AccessLogMiddleware, configure_access_logger
-from gateway.ops.auth import AccessControl
-from gateway.ops.logs import LogLimiter, RepeatFilter
-from gateway.ops.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from gateway.store.dataset import GatewayStore
-from gateway.web.errors import ErrorGuard, exception_handlers, unexpected_error_response
+from gateway.ops.accesslog import AccessLog, configure_access_logger
+from gateway.ops.metrics import Metrics, metrics_endpoint
+from gateway.ops.observe import ObserveMiddleware
+from gateway.store.base import ServedStore
+from gateway.store.dataset import Workers
+from gateway.store.logs import LogLimiter, RepeatFilter
+from gateway.store.mounts import Mounts, StoreMount
+from gateway.web.auth import AccessControl
+from gateway.web.errors import exception_handlers
+from gateway.web.hotpath import HotPath
 from gateway.web.links import OriginMiddleware
-from gateway.web.middleware import CORSWrapper, InstanceHeader, MountPath
-from gateway.web.routes import routes
-from gateway.web.timing import ServerTimingMiddleware
+from gateway.web.middleware import CORSWrapper, MountPath
+from gateway.web.routes import Endpoint, gateway_routes, store_routes
 
 logger = logging.getLogger(__name__)
 
@@ -42,30 +45,29 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    """The JSON 500 Starlette sends; not logged here: Starlette re-raises the exception
-    after answering, and ErrorGuard logs it once (rate-limited, with its traceback)."""
-    return unexpected_error_response(exc)
+    """Starlette answers an unknown exception before re-raising it; this leaves the answer
+    to ObserveMiddleware instead, which logs it once and answers with the request id."""
+    raise exc
 
 
-def _service_routes(settings: Settings) -> list[Route]:
-    """Probes and metrics, before the catch-all key route (no dataset key is one segment)."""
-    service = [
-        Route("/health", health.health, methods=["GET", "HEAD"]),
-        Route("/ready", health.ready, methods=["GET", "HEAD"]),
-    ]
+def _service_endpoints(settings: Settings) -> dict[str, Endpoint]:
+    """Probes and metrics, by path (no dataset key is one segment: the names are reserved)."""
+    service: dict[str, Endpoint] = {"health": health.health, "ready": health.ready}
     if settings.server.metrics:
-        service.append(Route("/metrics", metrics_endpoint, methods=["GET", "HEAD"]))
+        service["metrics"] = metrics_endpoint
     return service
 
 
-def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
+def create_app(settings: Settings, metrics_dir: str | None = None, registry: Registry | None = None) -> ASGIApp:
     """The gateway as an ASGI app. ``metrics_dir``: prometheus_client's multiprocess
-    directory, when this process is one of several workers (see gateway.ops.metrics).
+    directory, when this process is one of several workers (see gateway.ops.metrics);
+    ``registry``: the adapter families served (default: every family shipped).
 
     From the outside in: the link origin (gateway.web.links), CORS (so that every response,
-    errors included, carries it), the error guard (no exception escapes: a JSON 500, logged once), X-Gateway-Instance,
-    Server-Timing, the access log, metrics, the mount prefix, access control, then
-    Starlette's routes."""
+    errors included, carries it), the observing middleware (Server-Timing, X-Gateway-Instance,
+    metrics, the access log; no exception escapes it: a JSON 500 with a request id, logged
+    once), the mount prefix, access control, the hot path (gateway.web.hotpath: ready
+    values without conditions, in plain ASGI), then Starlette's routes."""
     key = settings.auth.key() if settings.auth.enabled else None  # a bad key fails here, early
     metrics = Metrics(metrics_dir)
 
@@ -76,16 +78,16 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
         executor = ThreadPoolExecutor(settings.server.threads, thread_name_prefix="gateway-io")
         # chunks of synthesized levels: a bounded pool of their own (gateway/budget.py)
         heavy = ThreadPoolExecutor(settings.server.heavy_pool_threads, thread_name_prefix="gateway-heavy")
-        store = GatewayStore(settings, executor, heavy)
-        app.state.store = store
-        metrics.attach(store)
+        mounts = Mounts(settings, Workers(executor, heavy, settings.server.request_seconds), registry)
+        app.state.mounts = app.state.keys = mounts
+        metrics.attach(mounts)
         try:
             yield
         finally:
             # uvicorn has let in-flight requests finish (or timed them out) by now
             metrics.close()
-            open_files = store.open_datasets()
-            store.close()
+            open_files = mounts.open_datasets()
+            mounts.close()
             executor.shutdown(wait=False, cancel_futures=True)
             heavy.shutdown(wait=False, cancel_futures=True)
             logger.info("closed %d open dataset(s) and the read pools", open_files)
@@ -95,27 +97,47 @@ def create_app(settings: Settings, metrics_dir: str | None = None) -> ASGIApp:
     repeats = RepeatFilter()
     handlers = exception_handlers(log_limiter)
     handlers[Exception] = _unexpected_error
-    app = Starlette(
-        routes=[*_service_routes(settings), *routes], lifespan=lifespan, exception_handlers=handlers
-    )
+    service = _service_endpoints(settings)
+    app = Starlette(routes=gateway_routes(service), lifespan=lifespan, exception_handlers=handlers)
     app.state.settings = settings
+    app.state.server = settings.server
     app.state.metrics = metrics
     server = settings.server
-    wrapped: ASGIApp = app
+    wrapped: ASGIApp = HotPath(app, reserved=frozenset(service))
     if key is not None:
         views = (settings.zarr_v2.prefix,) if settings.zarr_v2.enabled else ()
         wrapped = AccessControl(wrapped, key, settings.auth.protect, views)
     if server.root_path:
         wrapped = MountPath(wrapped, server.root_path)
-    wrapped = MetricsMiddleware(wrapped, metrics)
-    if server.access_log != "off":
-        wrapped = AccessLogMiddleware(wrapped, server.access_log, server.instance)
-    wrapped = ServerTimingMiddleware(wrapped, header=server.server_timing)
-    if server.instance:
-        wrapped = InstanceHeader(wrapped, server.instance)
-    wrapped = CORSWrapper(ErrorGuard(wrapped, log_limiter), server.cors_origins)
+    wrapped = ObserveMiddleware(
+        wrapped,
+        log_limiter,
+        metrics=metrics if server.metrics else None,
+        access_log=AccessLog(server.access_log, server.instance) if server.access_log != "off" else None,
+        server_timing=server.server_timing,
+        instance=server.instance,
+    )
+    wrapped = CORSWrapper(wrapped, server.cors_origins)
     # outermost: links' origin is decided on the real peer, before forwarded headers apply
     return OriginMiddleware(wrapped, server)
+
+
+def create_store_app(store: ServedStore, server: ServerSettings | None = None) -> ASGIApp:
+    """One store (any ``ServedStore``: ``open_store(path)``, a wrapper stack of your own)
+    served over HTTP at the root of the URL space, with the gateway's HTTP semantics
+    (ETags, 304, ranges, JSON errors, CORS, Server-Timing) and nothing else: no roots,
+    pages, metrics or access control. The caller owns the store (and closes it)."""
+    server = server or ServerSettings()
+    log_limiter = LogLimiter()
+    handlers = exception_handlers(log_limiter)
+    handlers[Exception] = _unexpected_error
+    app = Starlette(routes=store_routes, exception_handlers=handlers)
+    app.state.keys = StoreMount(store)
+    app.state.server = server
+    observed = ObserveMiddleware(
+        HotPath(app), log_limiter, metrics=None, access_log=None, server_timing=server.server_timing, instance=server.instance
+    )
+    return CORSWrapper(observed, server.cors_origins)
 
 
 def settings_to_env(settings: Settings) -> str:

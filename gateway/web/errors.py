@@ -1,11 +1,14 @@
 """The one table from errors to HTTP statuses, and JSON error bodies.
 
-Every error response is ``{"error": <code>, "detail": <text>}`` with the right status;
-handlers are registered for our own exception classes (so they run inside the CORS
-middleware). Logging stays readable under faults (``gateway.ops.logs``): a known source error
-(a broken or truncated file) is one line per (dataset, error kind) per interval, without a
-traceback; an error the gateway did not expect is logged by ``ErrorGuard`` with its
-traceback, also at most once per (dataset, exception class) per interval.
+Every error response is ``{"error": <code>, "detail": <text>}`` (plus ``request_id`` for an
+unexpected one) with the right status; handlers are registered for our own exception
+classes (so they run inside the CORS middleware). Logging stays readable under faults
+(``gateway.store.logs``): a known source error (a broken or truncated file) is one line per
+(dataset, error kind) per interval, without a traceback; an error the gateway did not
+expect (a bug) is logged once, with its traceback and a request id, also at most once per
+(dataset, exception class) per interval, and answered with a generic 500 that carries the
+same id and none of the exception's text (``gateway.ops.observe``, where every
+request's outcome is observed).
 """
 
 from __future__ import annotations
@@ -16,13 +19,11 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import AdapterError
-from gateway.ops.accesslog import redact_path
-from gateway.ops.logs import LogLimiter, dataset_label, one_line
-from gateway.store.budget import BudgetExceeded, WorkCancelled
+from gateway.levels.budget import BudgetExceeded, WorkCancelled
 from gateway.store.catalog import SourceUnavailableError
+from gateway.store.logs import LogLimiter, dataset_label, one_line
 from gateway.web.http import ERROR_CACHE_CONTROL
 from gateway.web.middleware import route_path
 
@@ -114,45 +115,3 @@ def exception_handlers(limiter: LogLimiter | None = None) -> dict[Any, Any]:
     for cls, _status, _code in STATUS_TABLE:
         handlers[cls] = handle_known_error
     return handlers
-
-
-def unexpected_error_response(exc: Exception) -> JSONResponse:
-    """The JSON 500 for an exception no handler knows (a bug, not a bad file)."""
-    return error_response(500, "internal_error", one_line(f"{type(exc).__name__}: {exc}"))
-
-
-class ErrorGuard:
-    """Nothing raises out of the gateway: the last resort, just inside CORS.
-
-    An exception from a pure ASGI middleware (access control, the access log...) happens
-    outside Starlette's handlers; unguarded, uvicorn answers a plain-text 500 without CORS
-    and logs a traceback per request. Starlette itself re-raises every unexpected exception
-    after answering it. Both arrive here: the exception is logged once (with its traceback,
-    rate-limited per dataset and exception class) and, if nothing was sent yet, answered
-    with a JSON 500 (which the CORS wrapper outside decorates)."""
-
-    def __init__(self, app: ASGIApp, limiter: LogLimiter) -> None:
-        self.app = app
-        self.limiter = limiter
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def observed(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed)
-        except Exception as exc:
-            path = redact_path(str(scope.get("path", "")))
-            message = f"{scope.get('method', '')} {path} failed: {type(exc).__name__}: {exc}"
-            key = ("unexpected", dataset_label(path), type(exc).__name__)
-            self.limiter.log(logger, logging.ERROR, key, message, exc_info=exc)
-            if not started:
-                await unexpected_error_response(exc)(scope, receive, send)

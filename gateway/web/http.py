@@ -22,10 +22,13 @@ Choices, where RFC 9110 leaves some:
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
+
+from gateway.config.settings import ServerSettings
+from gateway.store.entity import Description, StoreItem
 
 #: Never on a response: chunk sizes must be the stored sizes (zarr clients check them).
 FORBIDDEN_HEADERS = ("content-encoding",)
@@ -115,30 +118,16 @@ def _position(digits: str) -> int | None:
     return _HUGE if len(digits) > _MAX_DIGITS else int(digits)
 
 
-def entity_tag(identity: Sequence[int], key: str, configuration: str, version: str = "") -> str:
-    """A strong ETag: same source file version, key and encoding ⇒ same bytes.
-
-    ``identity`` is the file's (device, inode, mtime, size); ``configuration`` is what
-    else decides the bytes (codec, chunk shape; a digest for synthesized documents);
-    ``version`` the gateway's, whose code also decides them."""
-    material = "\x00".join([version, ",".join(str(n) for n in identity), key, configuration])
-    return '"' + hashlib.blake2b(material.encode(), digest_size=16).hexdigest() + '"'
-
-
-def modified_seconds(identity: Sequence[int]) -> float:
-    """Last-Modified of an entity: the newest mtime among the (device, inode, mtime_ns,
-    size) quadruples of the files it comes from."""
-    return max(identity[2::4]) / 1e9
-
-
-def content_digest(data: bytes) -> str:
-    """A short digest of bytes, for ETags of entities that are small documents."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 def http_date(seconds: float) -> str:
     """``Sun, 06 Nov 1994 08:49:37 GMT`` (IMF-fixdate), whole seconds."""
-    return formatdate(int(seconds), usegmt=True)
+    return _http_date(int(seconds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _http_date(seconds: int) -> str:
+    """Cached: every response about an entity carries its Last-Modified, and hot entities
+    are few (a source file's mtime)."""
+    return formatdate(seconds, usegmt=True)
 
 
 def parse_http_date(value: str | None) -> float | None:
@@ -205,6 +194,44 @@ def range_applies(entity: Entity, request_headers: Mapping[str, str]) -> bool:
         return condition == entity.etag  # strong comparison
     since = parse_http_date(condition)
     return since is not None and int(entity.modified) == int(since)
+
+
+#: The request headers that can change the answer about an entity; most requests have none.
+CONDITIONAL_HEADERS = frozenset({b"range", b"if-none-match", b"if-modified-since", b"if-range"})
+
+
+def conditional_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Those of ``CONDITIONAL_HEADERS`` a request has (lower-case names), from its raw
+    ASGI headers: ``{}`` means "the whole entity", decided without parsing every header."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if name in CONDITIONAL_HEADERS:
+            found[name.decode("latin-1")] = value.decode("latin-1")
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def whole_entity_headers(
+    etag: str, modified: float, cache_control: str, media_type: str
+) -> tuple[tuple[bytes, bytes], ...]:
+    """The raw headers of a 200 with the whole entity, Content-Length aside: the same for
+    every request of it, so built once per entity (hot chunks are asked for again and again)."""
+    entity = Entity(b"", media_type, etag, modified, cache_control)
+    headers = {**entity_headers(entity), "Content-Type": media_type}
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())
+
+
+def whole_response_headers(entity: Entity) -> list[tuple[bytes, bytes]]:
+    """The raw headers of a 200 with the whole entity (the hot path's answer)."""
+    cached = whole_entity_headers(entity.etag, entity.modified, entity.cache_control, entity.media_type)
+    return [*cached, (b"content-length", str(len(entity.data)).encode())]
+
+
+def entity_of(item: StoreItem | Description, server: ServerSettings) -> Entity:
+    """The HTTP entity of a store's value (a description alone: an entity without bytes)."""
+    data, d = (item.data, item.description) if isinstance(item, StoreItem) else (b"", item)
+    cache_control = server.cache_control_chunks if d.kind == "chunk" else server.cache_control_metadata
+    return Entity(data, d.media_type, d.etag, d.modified, cache_control)
 
 
 def entity_headers(entity: Entity) -> dict[str, str]:

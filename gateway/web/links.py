@@ -50,6 +50,8 @@ class TrustedPeers:
     def __contains__(self, peer: str | None) -> bool:
         if self.any:
             return True
+        if not self.networks:  # none trusted: no address to parse (every request asks)
+            return False
         try:
             address = ipaddress.ip_address(peer or "")
         except ValueError:  # no peer, or a unix socket path

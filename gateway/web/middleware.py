@@ -9,7 +9,6 @@ here too: viewers send ``Range`` and sometimes ``Authorization``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
@@ -17,15 +16,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 ALLOWED_HEADERS = "Range, Authorization, Content-Type, If-None-Match, If-Modified-Since"
-EXPOSED_HEADERS = "Content-Length, Content-Range, Content-Type, ETag, Last-Modified, Accept-Ranges"
+EXPOSED_HEADERS = (
+    "Content-Length, Content-Range, Content-Type, ETag, Last-Modified, Accept-Ranges, X-Request-ID"
+)
 PREFLIGHT_MAX_AGE = "86400"
 
 
 class CORSWrapper:
+    """``origins``: the allowed ones, or ``*`` for any. With any (the default), the headers
+    added do not depend on the request: they are encoded once, and no request header is read."""
+
     def __init__(self, app: ASGIApp, origins: Sequence[str] = ("*",)) -> None:
         self.app = app
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
+        self.any_origin_headers = (
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-expose-headers", EXPOSED_HEADERS.encode("latin-1")),
+        )
 
     def _allow_origin(self, origin: str | None) -> str | None:
         if self.any_origin:
@@ -35,6 +43,9 @@ class CORSWrapper:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.any_origin and scope["method"] != "OPTIONS":
+            await self.app(scope, receive, self._send_for_any_origin(send))
             return
         request_headers = Headers(scope=scope)
         allow_origin = self._allow_origin(request_headers.get("origin"))
@@ -53,6 +64,17 @@ class CORSWrapper:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def _send_for_any_origin(self, send: Send) -> Send:
+        added = self.any_origin_headers
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # a copy: the app's list may be shared (a response built once per node)
+                message["headers"] = [*message.get("headers", ()), *added]
+            await send(message)
+
+        return send_with_cors
 
     def _preflight(self, allow_origin: str | None, request_headers: Headers) -> Response:
         headers = {"Allow": ALLOWED_METHODS}
@@ -107,44 +129,3 @@ class MountPath:
             root_path = scope.get("root_path", "") + self.root_path
             scope = dict(scope, root_path=root_path, path=self.root_path + scope["path"])
         await self.app(scope, receive, send)
-
-
-class InstanceHeader:
-    """``X-Gateway-Instance: <name>`` on every response: which instance behind a load
-    balancer answered (``server.instance``)."""
-
-    def __init__(self, app: ASGIApp, instance: str) -> None:
-        self.app = app
-        self.header = (b"x-gateway-instance", instance.encode())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_instance(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), self.header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_instance)
-
-
-@dataclass(slots=True)
-class ResponseRecord:
-    """What an observing middleware learns of a response as it is sent (500 if none is)."""
-
-    status: int = 500
-    body_bytes: int = 0
-
-    def observing(self, send: Send) -> Send:
-        """``send``, noting the status and the body size on the way."""
-
-        async def observed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                self.status = int(message["status"])
-            elif message["type"] == "http.response.body":
-                self.body_bytes += len(message.get("body", b""))
-            await send(message)
-
-        return observed

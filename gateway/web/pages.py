@@ -3,7 +3,6 @@ dataset at ``/<root>/<file>/`` (the dataset URL with its trailing slash, never a
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 from typing import Any
@@ -14,15 +13,13 @@ import numpy as np
 from gateway.config.settings import ViewerSettings
 from gateway.levels import variants
 from gateway.store.catalog import Located
-from gateway.store.dataset import GatewayStore
+from gateway.store.mounts import Mounts
 from gateway.web import viewers as viewers_mod
 
 
-async def build_listing(store: GatewayStore, base_url: str) -> dict[str, Any]:
-    limit = store.settings.server.listing_limit
-    found = await asyncio.get_running_loop().run_in_executor(
-        store.executor, lambda: list(store.catalog.iter_datasets(limit=limit + 1))
-    )
+async def build_listing(mounts: Mounts, base_url: str) -> dict[str, Any]:
+    limit = mounts.settings.server.listing_limit
+    found = await mounts.run(lambda: list(mounts.catalog.iter_datasets(limit=limit + 1)))
     base = base_url.rstrip("/")
     datasets = [
         {
@@ -34,7 +31,7 @@ async def build_listing(store: GatewayStore, base_url: str) -> dict[str, Any]:
         for url_path, _file in found[:limit]
     ]
     return {
-        "roots": sorted(store.catalog.roots),
+        "roots": sorted(mounts.catalog.roots),
         "datasets": datasets,
         "truncated": len(found) > limit,
     }

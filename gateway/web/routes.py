@@ -7,13 +7,15 @@ has (keys never end in ``/``).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import __version__
 from gateway.config.settings import ServerSettings
-from gateway.store.dataset import Description, GatewayStore, StoreItem
+from gateway.store.base import NOT_READY
+from gateway.store.mounts import KeySpace, Mounts
 from gateway.web import http, links, pages
 from gateway.web.disconnect import ClientDisconnected, unless_disconnected
 from gateway.web.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
@@ -23,9 +25,19 @@ READ_METHODS = ("GET", "HEAD")
 CLIENT_CLOSED = 499
 
 
-def _store(request: Request) -> GatewayStore:
-    store: GatewayStore = request.app.state.store
-    return store
+def _mounts(request: Request) -> Mounts:
+    mounts: Mounts = request.app.state.mounts
+    return mounts
+
+
+def _keys(request: Request) -> KeySpace:
+    keys: KeySpace = request.app.state.keys
+    return keys
+
+
+def _server(request: Request) -> ServerSettings:
+    server: ServerSettings = request.app.state.server
+    return server
 
 
 def _require_read(request: Request) -> None:
@@ -46,32 +58,30 @@ def _wants_json(request: Request) -> bool:
 
 
 def _page(request: Request, document: dict[str, object], html: str) -> Response:
-    headers = {"Cache-Control": _store(request).settings.server.cache_control_pages, "Vary": "Accept"}
+    headers = {"Cache-Control": _server(request).cache_control_pages, "Vary": "Accept"}
     if _wants_json(request):
         return JSONResponse(document, headers=headers)
     return HTMLResponse(html, headers=headers)
 
 
-def _entity(path: str, item: StoreItem | Description, server: ServerSettings) -> http.Entity:
-    """The HTTP entity of a value (a description alone: an entity without its bytes)."""
-    cache_control = server.cache_control_chunks if item.kind == "chunk" else server.cache_control_metadata
-    etag = http.entity_tag(item.identity, path, item.configuration, __version__)
-    data = item.data if isinstance(item, StoreItem) else b""
-    return http.Entity(data, item.media_type, etag, http.modified_seconds(item.identity), cache_control)
+def _whole(method: str, entity: http.Entity) -> Response:
+    """A 200 with the whole entity, for a request with no conditional or range header:
+    its header set is built once per entity (``http.whole_response_headers``)."""
+    response = Response(b"" if method == "HEAD" else entity.data)
+    response.raw_headers = http.whole_response_headers(entity)
+    return response
 
 
-async def _revalidated(request: Request, path: str) -> Response | None:
+async def _revalidated(request: Request, path: str, condition: str | None) -> Response | None:
     """A 304 for an ``If-None-Match`` that names the current entity, decided from the
     store's description: no pixel is read or encoded. None: answer as usual (no such
     header, ``*``, which only the value itself can answer, or another entity)."""
-    condition = request.headers.get("if-none-match")
     if condition is None or condition.strip() == "*":
         return None
-    store = _store(request)
-    description = await store.describe(path)
+    description = await _keys(request).describe(path)
     if description is None:
         return None
-    entity = _entity(path, description, store.settings.server)
+    entity = http.entity_of(description, _server(request))
     if not http.etag_matches(condition, entity.etag):
         return None
     return Response(b"", status_code=304, headers=http.entity_headers(entity))
@@ -79,36 +89,51 @@ async def _revalidated(request: Request, path: str) -> Response | None:
 
 async def index(request: Request) -> Response:
     _require_read(request)
-    store = _store(request)
-    listing = await pages.build_listing(store, links.base_url(request, store.settings.server))
+    mounts = _mounts(request)
+    listing = await pages.build_listing(mounts, links.base_url(request, mounts.settings.server))
     return _page(request, listing, pages.render_listing_html(listing))
 
 
 async def dataset_page(request: Request, path: str) -> Response:
-    located = await _store(request).locate(path[:-1])
+    located = await _mounts(request).locate(path[:-1])
     if located is None or located.key:
         return not_found(path)
-    settings = _store(request).settings
+    settings = _mounts(request).settings
     description = pages.describe_dataset(located, links.base_url(request, settings.server), settings.viewers)
     return _page(request, description, pages.render_dataset_html(description))
 
 
 async def key(request: Request) -> Response:
-    _require_read(request)
+    """A dataset's page (a path ending in ``/``), else a value of the store."""
     path = request.path_params["path"]
     if path.endswith("/"):
+        _require_read(request)
         return await dataset_page(request, path)
-    revalidated = await _revalidated(request, path)
+    return await value(request)
+
+
+async def value(request: Request) -> Response:
+    """The value at the path: a metadata document or a chunk, with ETag, conditional
+    requests and byte ranges (``gateway.web.http``)."""
+    _require_read(request)
+    path = request.path_params["path"]
+    conditions = http.conditional_headers(request.scope["headers"])
+    revalidated = await _revalidated(request, path, conditions.get("if-none-match"))
     if revalidated is not None:
         return revalidated
-    try:  # a client hanging up stops waiting, and so frees the work (gateway/disconnect.py)
-        item = await unless_disconnected(request.receive, _store(request).get(path))
-    except ClientDisconnected:
-        return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")
+    keys = _keys(request)
+    item = keys.get_now(path)  # the hot path: a document or a cached chunk, no task
+    if item is NOT_READY:
+        try:  # a client hanging up stops waiting, and so frees the work (gateway/web/disconnect.py)
+            item = await unless_disconnected(request.receive, keys.get(path))
+        except ClientDisconnected:
+            return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")
     if item is None:
         return not_found(path)
-    entity = _entity(path, item, _store(request).settings.server)
-    reply = http.plan_response(request.method, request.headers, entity)
+    entity = http.entity_of(item, _server(request))
+    if not conditions:
+        return _whole(request.method, entity)
+    reply = http.plan_response(request.method, conditions, entity)
     if reply.status == 416:
         content_range = reply.headers["Content-Range"]
         detail = f"{path}: no such byte range ({content_range})"
@@ -118,7 +143,27 @@ async def key(request: Request) -> Response:
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
-routes = [
-    Route("/", index, methods=ALL_METHODS),
-    Route("/{path:path}", key, methods=ALL_METHODS),
-]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def gateway_routes(service: Mapping[str, Endpoint]) -> list[Route]:
+    """The gateway's URL space as one route: ``service`` endpoints by path (``health``,
+    ``ready``, ``metrics``: GET and HEAD only), the index at ``/``, then dataset pages
+    and keys. One route, because Starlette tries routes in turn, a regular expression
+    each, and on the hot path (a cached chunk) one match costs less than five."""
+
+    async def dispatch(request: Request) -> Response:
+        path = request.path_params["path"]
+        endpoint = service.get(path)
+        if endpoint is not None:
+            _require_read(request)
+            return await endpoint(request)
+        if not path:
+            return await index(request)
+        return await key(request)
+
+    return [Route("/{path:path}", dispatch, methods=ALL_METHODS)]
+
+
+#: The routes of one store served alone (``create_store_app``): its keys, nothing else.
+store_routes = [Route("/{path:path}", value, methods=ALL_METHODS)]

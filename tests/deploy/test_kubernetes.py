@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from gateway.config.env import mapping_from_env
+from gateway.config import load_settings
 from gateway.config.settings import Settings
 from tests.deploy.support import DEPLOY
 
@@ -64,7 +64,7 @@ def test_container_probes_limits_and_read_only_data():
     config = tomllib.loads(resources()["ConfigMap"]["data"]["config.toml"])
     assert data["mountPath"] in config["roots"].values()
     env = {e["name"]: "pod-name" for e in container["env"]}
-    mapping_from_env(env)  # every variable names a real setting
+    load_settings(environ=env)  # every variable names a real setting, with a valid value
 
 
 def test_service_targets_the_container_port():

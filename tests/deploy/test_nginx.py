@@ -117,7 +117,7 @@ def instance_of(response: httpx.Response) -> str:
 
 
 def chunk_requests(gateway: GatewayProcess) -> float:
-    return metric_total(gateway.ops.metrics(), "gateway_requests_total", kind="chunk")
+    return metric_total(gateway.metrics(), "gateway_requests_total", kind="chunk")
 
 
 # -- affinity --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pytest
 import zarr
 
 from gateway.config.settings import Settings, SettingsError
-from gateway.ops.auth import mint_token
+from gateway.web.auth import mint_token
 from tests.hdf5.writers import BdvSetup, ImarisSpec, smooth, write_bdv, write_imaris
 from tests.http.support import assert_json_error, new_client
 from tests.server import serve

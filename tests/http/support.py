@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -151,6 +152,19 @@ def running_gateway(root: Path, **sections: Any) -> Iterator[Gateway]:
     settings = Settings.from_mapping({"roots": {"data": str(root)}, **sections})
     with serve(settings) as base, new_client() as client:
         yield Gateway(base=base, root=root, client=client, healthy=healthy)
+
+
+def deleted_descriptors(path: Path) -> list[str]:
+    """This process's descriptors still open on ``path`` after it was deleted."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target == f"{path} (deleted)":
+            found.append(fd)
+    return found
 
 
 def new_client() -> httpx.Client:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gateway.ops.auth import mint_token, signed_path
+from gateway.web.auth import mint_token, signed_path
 from tests.http.support import assert_json_error, running_gateway, write_healthy
 
 KEY = b"k" * 32

@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from gateway.levels import pyramid
-from gateway.store.dataset import budget
+from gateway.levels import budget, pyramid
 from gateway.store import dataset as store
 from tests.http.support import assert_json_error, decode_chunk, running_gateway
 from tests.pyramid_reference import reduce_reference

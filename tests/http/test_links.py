@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gateway.ops.auth import mint_token, signed_path
+from gateway.web.auth import mint_token, signed_path
 from tests.http.support import Gateway, RawResponse, running_gateway, write_healthy
 
 HOSTILE = "evil-host.example"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from gateway.ops.logs import INTERVAL_SECONDS
+from gateway.store.logs import INTERVAL_SECONDS
 from tests.http.support import assert_json_error, fetch_chunk, raw_request, running_gateway, write_healthy
 
 REQUESTS = 300

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gateway.ops.auth import mint_token
+from gateway.web.auth import mint_token
 from tests.http.support import assert_json_error, running_gateway, write_healthy
 
 KEY = "k" * 32

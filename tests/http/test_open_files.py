@@ -1,68 +1,32 @@
 """The open-file pool under a real server: leases, replaced files, permissions, deleted files.
 
-- Pool pressure: more files than ``open_files`` read by many threads at once; evicting a
-  source never closes it under a request still using it.
 - A source replaced on disk while requests hold it is never served stale afterwards, and no
   response mixes versions.
 - ``chmod 000`` is refused as "permission denied" — also when the suite runs as root, which
   could still read the file: the gateway treats a file with no read bit for anyone as
   withdrawn. Without read bits the process cannot read it either unless it is root.
 - A deleted file's descriptor is closed by the pool's sweep, without a request for it.
+
+Pool pressure and a source replaced while a request holds it: ``tests/store``.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.http.support import assert_json_error, decode_chunk, new_client, write_healthy
+from tests.http.support import assert_json_error, decode_chunk, deleted_descriptors, new_client, write_healthy
 
 KEYS = ("c/0/0", "c/0/1", "c/1/0", "c/1/1")
-PRESSURE_SECONDS = 5.0
 
 
 def expected_chunk(pixels: np.ndarray, key: str) -> np.ndarray:
     row, column = (int(n) for n in key.split("/")[1:])
     return pixels[row * 128 : (row + 1) * 128, column * 128 : (column + 1) * 128]
-
-
-def test_pool_pressure_gives_no_errors_and_exact_bytes(serve_dir):
-    root, start = serve_dir
-    files = {f"f{i}.tif": write_healthy(root / f"f{i}.tif", offset=1000 * i + 1) for i in range(10)}
-    failures: list[str] = []
-    counts = [0] * 16
-    with start(cache={"open_files": 2}) as base:
-        with new_client() as client:
-            arrays = {name: client.get(f"{base}/data/{name}/0/zarr.json").json() for name in files}
-
-        def hammer(worker: int) -> None:
-            rng = random.Random(worker)
-            deadline = time.monotonic() + PRESSURE_SECONDS
-            with new_client() as client:
-                while time.monotonic() < deadline and len(failures) < 10:
-                    name, key = rng.choice(list(files)), rng.choice(KEYS)
-                    response = client.get(f"{base}/data/{name}/0/{key}")
-                    counts[worker] += 1
-                    if response.status_code != 200:
-                        failures.append(f"{name}/{key}: {response.status_code} {response.text[:200]}")
-                    elif not np.array_equal(
-                        decode_chunk(response.content, arrays[name]), expected_chunk(files[name], key)
-                    ):
-                        failures.append(f"{name}/{key}: wrong bytes")
-
-        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
-    assert sum(counts) >= 16  # every thread got through at least one request
 
 
 def test_replaced_source_is_never_served_stale_or_mixed(serve_dir):
@@ -131,19 +95,6 @@ def test_file_unreadable_at_open_says_permission_denied(serve_dir):
         document = assert_json_error(client.get(f"{base}/data/image.tif/zarr.json"), 500)
     assert "permission denied" in document["detail"]
     assert "no adapter" not in document["detail"]
-
-
-def deleted_descriptors(path: Path) -> list[str]:
-    """This process's descriptors still open on ``path`` after it was deleted."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target == f"{path} (deleted)":
-            found.append(fd)
-    return found
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")

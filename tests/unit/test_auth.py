@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ops.auth import Grant, TokenError, mint_token, private_cache_control, read_token, signed_path
+from gateway.web.auth import Grant, TokenError, mint_token, private_cache_control, read_token, signed_path
 
 KEY = b"s" * 32
 

@@ -1,4 +1,4 @@
-"""gateway.store.budget and the checks a synthesized level makes: work tokens, checkpoints
+"""gateway.levels.budget and the checks a synthesized level makes: work tokens, checkpoints
 between blocks, and blocks over nothing stored that are fill without reading."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ import pytest
 
 from adapters.base import NoTileCache, may_hold_data
 from gateway.config.settings import ServerSettings, SettingsError
+from gateway.levels.budget import BudgetExceeded, WorkCancelled, WorkToken, bound, checkpoint, current_token
 from gateway.levels.pyramid import DownsampledLevel, is_synthesized
 from gateway.levels.variants import Float32Level
-from gateway.store.budget import BudgetExceeded, WorkCancelled, WorkToken, bound, checkpoint, current_token
 from tests.levels import ArrayLevel
 
 
 class SparseLevel(ArrayLevel):
     """An ArrayLevel whose data lies only in ``stored`` (a region); it says so, cheaply."""
 
-    def __init__(self, data: np.ndarray, stored: tuple[slice, ...]) -> None:
-        super().__init__(data)
+    def __init__(self, data: np.ndarray, stored: tuple[slice, ...], fill_value: float = 0) -> None:
+        super().__init__(data, fill_value=fill_value)
         self.stored = stored
         self.asked: list[tuple[slice, ...]] = []
 
@@ -124,8 +124,7 @@ def test_unbounded_reads_compute_every_block():
 def test_a_block_over_nothing_stored_is_fill_without_reading():
     data = np.zeros((64, 64), np.uint16)
     data[40:48, 8:16] = 1000
-    finer = SparseLevel(data, (slice(40, 48), slice(8, 16)))
-    finer.fill_value = 0
+    finer = SparseLevel(data, (slice(40, 48), slice(8, 16)), fill_value=0)
     level = blocks_level(finer)
     out = level.read((slice(0, 32), slice(0, 32)))
     assert finer.reads == [(slice(32, 48), slice(0, 16))]  # the one block with data under it
@@ -135,8 +134,7 @@ def test_a_block_over_nothing_stored_is_fill_without_reading():
 
 
 def test_fill_blocks_carry_the_fill_value():
-    finer = SparseLevel(np.full((32, 32), 7, np.int16), (slice(0, 0), slice(0, 0)))
-    finer.fill_value = 7
+    finer = SparseLevel(np.full((32, 32), 7, np.int16), (slice(0, 0), slice(0, 0)), fill_value=7)
     out = blocks_level(finer).read((slice(0, 16), slice(0, 16)))
     assert finer.reads == []
     assert out.dtype == np.int16 and (out == 7).all()

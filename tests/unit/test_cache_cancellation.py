@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.store.budget import WorkCancelled, WorkToken, bound, checkpoint
+from gateway.levels.budget import WorkCancelled, WorkToken, bound, checkpoint
 from gateway.store.cache import ByteLRU
 
 KB = 1000

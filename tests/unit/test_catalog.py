@@ -10,7 +10,8 @@ import tifffile
 
 from gateway.config.settings import Settings
 from gateway.store.cache import ByteLRU
-from gateway.store.catalog import Catalog, SourceUnavailableError, split_url_path
+from gateway.store.catalog import SourceUnavailableError, split_url_path
+from tests.catalogs import make_catalog
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def tree(tmp_path):
     os.symlink(outside / "secret.tif", root / "out.tif")
     os.symlink(root / "a.tif", root / "in.tif")
     os.symlink(outside, root / "outdir")
-    catalog = Catalog(Settings(roots={"data": root}), ByteLRU(10**6))
+    catalog = make_catalog(Settings(roots={"data": root}), ByteLRU(10**6))
     yield catalog
     catalog.close()
 

@@ -15,6 +15,7 @@ from adapters.base import Source, SourceReadError, full_region
 from gateway.config.settings import Settings
 from gateway.store.cache import ByteLRU
 from gateway.store.catalog import Catalog, Dataset, SourceUnavailableError
+from tests.catalogs import make_catalog
 
 PIXELS = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
 
@@ -27,7 +28,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def new_catalog(root: Path, **cache: object) -> Catalog:
-    return Catalog(Settings.from_mapping({"roots": {"data": str(root)}, "cache": cache}), ByteLRU(0))
+    return make_catalog(Settings.from_mapping({"roots": {"data": str(root)}, "cache": cache}), ByteLRU(0))
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""gateway.cli: the listening socket the ``serve`` command binds."""
+"""gateway.cli: the listening socket the ``serve`` command binds, and where its settings come from."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
-from gateway.cli import _bind
+from gateway.cli import _bind, _settings_from_paths
 
 
 async def accepted_nodelay(sock: socket.socket) -> int:
@@ -41,3 +41,13 @@ def test_bound_socket_listens_where_asked():
 
 def test_accepted_connections_have_tcp_nodelay():
     assert asyncio.run(accepted_nodelay(_bind("127.0.0.1", 0))) != 0
+
+
+def test_serve_options_win_over_the_environment_which_wins_over_the_file(tmp_path, monkeypatch):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[roots]\nlab = "."\n[server]\nport = 7000\nthreads = 3\nworkers = 2\n')
+    monkeypatch.setenv("OME_ZARR_GATEWAY__SERVER__PORT", "7001")
+    monkeypatch.setenv("OME_ZARR_GATEWAY__SERVER__THREADS", "5")
+    options = {"server": {"port": 7002, "host": None, "workers": None, "threads": None}}  # --port only
+    server = _settings_from_paths([config], None, options).server
+    assert (server.port, server.threads, server.workers) == (7002, 5, 2)

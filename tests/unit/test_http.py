@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.store.entity import content_digest, entity_tag, modified_seconds
+from gateway.web import http
 from gateway.web.http import (
     ByteRange,
     Entity,
     Unsatisfiable,
-    content_digest,
-    entity_tag,
     etag_matches,
     http_date,
-    modified_seconds,
     not_modified,
     parse_http_date,
     parse_range,
@@ -344,3 +343,29 @@ def test_absurd_headers_plan_a_whole_reply():
         "if-none-match": ", ".join(['"x"'] * 1000),
     }
     assert plan_response("GET", headers, entity()).status == 200
+
+
+def test_conditional_headers_are_the_four_that_change_the_answer():
+    raw = [
+        (b"host", b"x"),
+        (b"range", b"bytes=0-1"),
+        (b"if-none-match", b'"a"'),
+        (b"if-modified-since", b"Sun, 06 Nov 1994 08:49:37 GMT"),
+        (b"if-range", b'"a"'),
+        (b"accept", b"*/*"),
+    ]
+    assert http.conditional_headers(raw) == {
+        "range": "bytes=0-1",
+        "if-none-match": '"a"',
+        "if-modified-since": "Sun, 06 Nov 1994 08:49:37 GMT",
+        "if-range": '"a"',
+    }
+    assert http.conditional_headers([(b"host", b"x"), (b"user-agent", b"wrk")]) == {}
+
+
+def test_whole_entity_headers_are_those_of_a_planned_200():
+    entity = Entity(b"0123456789", "application/octet-stream", '"t"', 784111777.0, "public, max-age=60")
+    planned = http.plan_response("GET", {}, entity)
+    cached = dict(http.whole_entity_headers(entity.etag, entity.modified, entity.cache_control, entity.media_type))
+    expected = {k.lower().encode(): v.encode() for k, v in planned.headers.items() if k != "Content-Length"}
+    assert cached == expected

@@ -1,4 +1,4 @@
-"""gateway.ops.logs: one line per key per interval, with the repeats counted; bounded keys."""
+"""gateway.store.logs: one line per key per interval, with the repeats counted; bounded keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from gateway.ops.logs import LogLimiter, RepeatFilter, dataset_label, one_line
+from gateway.store.logs import LogLimiter, RepeatFilter, dataset_label, one_line
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""gateway.config.settings: sizes, the example config, and rejection of bad values."""
+"""gateway.config.settings: sizes, the example config, and rejection of bad values (named)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config.settings import ChunkSettings, Settings, SettingsError, parse_size
+from gateway.config import Settings, SettingsError, load_settings, parse_size
+from gateway.config.settings import ChunkSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -48,7 +49,7 @@ def test_parse_size_returns_int():
 
 @pytest.fixture(scope="module")
 def example():
-    return Settings.from_toml(EXAMPLE)
+    return load_settings(EXAMPLE, environ={})
 
 
 def test_example_config_roots(example):
@@ -84,7 +85,7 @@ def test_example_config_chunk_shape(example):
 def test_relative_roots_are_relative_to_the_config_file(tmp_path):
     config = tmp_path / "gateway.toml"
     config.write_text('[roots]\nimages = "pictures"\n')
-    assert Settings.from_toml(config).roots["images"] == (tmp_path / "pictures").resolve()
+    assert load_settings(config, environ={}).roots["images"] == (tmp_path / "pictures").resolve()
 
 
 # -- rejection ------------------------------------------------------------------------------

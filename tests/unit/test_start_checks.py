@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config.settings import RESERVED_ROOT_NAMES, Settings, SettingsError
-from gateway.ops.auth import SIGNED_PREFIX
 from gateway.web import app as app_module
+from gateway.web.auth import SIGNED_PREFIX
 
 
 def roots_settings(**roots: Path) -> Settings:
@@ -72,7 +72,7 @@ def test_the_v2_prefix_is_refused_as_a_root_name(tree):
 
 
 def test_reserved_names_cover_every_route_of_the_gateway():
-    service = {route.path.strip("/") for route in app_module._service_routes(Settings())}
+    service = set(app_module._service_endpoints(Settings()))
     assert service | {SIGNED_PREFIX.strip("/")} <= RESERVED_ROOT_NAMES
 
 

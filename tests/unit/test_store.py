@@ -8,7 +8,8 @@ import pytest
 from gateway.ngff.codecs import ChunkEncoding
 from gateway.ngff.keys import chunk_grid
 from gateway.ngff.layout import ArrayNode
-from gateway.store.dataset import is_all_fill, media_type_for, render_chunk
+from gateway.store.entity import media_type_for
+from gateway.store.render import is_all_fill, render_chunk
 from tests.levels import ArrayLevel
 
 

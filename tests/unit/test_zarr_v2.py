@@ -12,7 +12,7 @@ from gateway.ngff.layout import ArrayNode
 
 
 def node(encoding: ChunkEncoding, dtype: str = "uint16") -> ArrayNode:
-    level = LevelProbe((3, 100, 80), (1, 64, 64), np.dtype(dtype))
+    level = LevelProbe(shape=(3, 100, 80), dtype=np.dtype(dtype), tile_shape=(1, 64, 64))
     return ArrayNode("0", level, (1, 64, 64), (3, 2, 2), encoding)
 
 

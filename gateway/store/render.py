@@ -1,0 +1,70 @@
+"""One chunk of an array node: read from its level, padded to the chunk shape, encoded.
+
+Sync and blocking: the store runs it in a worker thread. A pass-through array first asks
+its level for the stored bytes of the chunk as they are (no decode, no encode).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import numpy as np
+
+from adapters.base import PassThroughLevel, may_hold_data
+from gateway.ngff.keys import chunk_region
+from gateway.ngff.layout import ArrayNode
+from gateway.store.timing import RequestTiming
+
+
+def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
+    """Whether every element has exactly the fill value's bits.
+
+    Bitwise, because a client fills an absent chunk with exactly those bits: ``-0.0`` is
+    not the fill value 0, nor is a NaN with another payload the fill value NaN.
+    """
+    if data.dtype.kind in "fc":
+        unsigned = np.dtype(f"u{data.dtype.itemsize}")
+        fill_bits = np.array(fill_value, dtype=data.dtype).view(unsigned)
+        bits = data.view(unsigned)
+        return not bits.any() if fill_bits == 0 else bool((bits == fill_bits).all())
+    if fill_value == 0:
+        return not data.any()
+    return bool((data == fill_value).all())
+
+
+def chunk_configuration(node: ArrayNode) -> str:
+    """What decides a chunk's bytes besides the source and the key (for ETags)."""
+    mode = "passthrough" if node.passthrough else "encoded"
+    return f"{node.encoding.identity};{node.chunk_shape};{mode}"
+
+
+def render_chunk(
+    node: ArrayNode, coords: tuple[int, ...], omit_empty: bool, timing: RequestTiming | None = None
+) -> bytes | None:
+    """Read, pad and encode one chunk; None when it holds only the fill value.
+
+    A pass-through array first asks for the stored bytes of the chunk as they are.
+    ``timing`` (of the request that computes the chunk) receives the read and encode times."""
+    timing = timing or RequestTiming()
+    started = time.perf_counter()
+    if node.passthrough:  # the layout only sets it for a PassThroughLevel
+        raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
+        if raw is not None:
+            timing.since("read", started)
+            return raw
+    region = chunk_region(coords, node.chunk_shape, node.shape)
+    if omit_empty and not may_hold_data(node.level, region):
+        timing.since("read", started)
+        return None  # nothing stored under it (absent tiles, an empty pyramid block): fill
+    data = node.level.read(region)
+    started = timing.since("read", started)
+    if omit_empty and is_all_fill(data, node.fill_value):
+        return None
+    if data.shape != node.chunk_shape:
+        padded = np.full(node.chunk_shape, node.fill_value, dtype=data.dtype)
+        padded[tuple(slice(0, n) for n in data.shape)] = data
+        data = padded
+    encoded = node.encoding.encode(data)
+    timing.since("encode", started)
+    return encoded

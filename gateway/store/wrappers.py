@@ -1,0 +1,164 @@
+"""Cross-cutting behaviour as stores stacked on a ``DatasetStore`` (as zarr-python's
+``WrapperStore``): each wrapper adds one concern and delegates the rest.
+
+- ``ChunkCache``: encoded chunks in a byte-bounded LRU shared by every dataset, computed
+  once for identical concurrent requests;
+- ``ZarrV2View``: the same dataset as Zarr v2 / OME-Zarr 0.4 (``gateway.ngff.zarr_v2``);
+  its chunks are the v3 chunks, so one cache serves both views;
+- ``Timed``: what was served (and the store's phases) into the request's timing.
+
+The mount table stacks them once per opened file: ``Timed(ChunkCache(DatasetStore))``,
+and ``Timed(ZarrV2View(ChunkCache(DatasetStore)))`` for the v2 view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.ngff.layout import DatasetTree
+from gateway.store.base import NOT_READY, Ready, ServedStore
+from gateway.store.cache import ByteLRU
+from gateway.store.dataset import DatasetStore, document_description
+from gateway.store.entity import Description, StoreItem
+from gateway.store.timing import current_timing
+
+
+class StoreWrapper(ServedStore):
+    """Delegates everything to the wrapped store; subclasses override what they change."""
+
+    def __init__(self, store: ServedStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store!r})"
+
+    def __eq__(self, other: object) -> bool:
+        """The same wrapper on an equal store (as zarr's ``WrapperStore``)."""
+        return isinstance(other, type(self)) and other.store == self.store
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.store))
+
+    def describe(self, key: str) -> Description | None:
+        return self.store.describe(key)
+
+    async def item(self, key: str) -> StoreItem | None:
+        return await self.store.item(key)
+
+    def item_now(self, key: str) -> Ready:
+        return self.store.item_now(key)
+
+    def document_keys(self) -> Iterable[str]:
+        return self.store.document_keys()
+
+    def close(self) -> None:
+        super().close()
+        self.store.close()
+
+
+class ChunkCache(StoreWrapper):
+    """Encoded chunks (and "all fill", as None) of a dataset store, in a shared cache."""
+
+    store: DatasetStore
+
+    def __init__(self, store: DatasetStore, cache: ByteLRU[bytes | None]) -> None:
+        super().__init__(store)
+        self.cache = cache
+
+    async def item(self, key: str) -> StoreItem | None:
+        found = self.item_now(key)
+        if found is not NOT_READY:
+            return found
+        target = self.store.resolve(key)
+        assert target is not None  # item_now answers documents, absent keys and hits
+        data = await self.store.render(target, share=self.cache.get_or_compute)
+        return None if data is None else StoreItem(data, target.description)
+
+    def item_now(self, key: str) -> Ready:
+        target = self.store.resolve(key)
+        if target is None:
+            return None
+        if target.document is not None:
+            return StoreItem(target.document, target.description)
+        cached, data = self.cache.hit(self.store.cache_key(target))
+        if not cached:
+            return NOT_READY
+        return None if data is None else StoreItem(data, target.description)
+
+
+class ZarrV2View(StoreWrapper):
+    """A dataset as Zarr v2: its own documents (``.zgroup``, ``.zattrs``, ``.zarray``),
+    and chunk keys ``<array>/<i>/<j>...`` that name the v3 chunks ``<array>/c/<i>/<j>...``
+    of the wrapped store (same bytes, same entity tags)."""
+
+    def __init__(self, store: ServedStore, tree: DatasetTree, identity: tuple[int, ...]) -> None:
+        super().__init__(store)
+        self.tree = tree  # the v2 tree: documents, and arrays by v2 key style
+        self.identity = identity
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other) and isinstance(other, ZarrV2View) and other.tree is self.tree
+
+    def __hash__(self) -> int:
+        return super().__hash__()
+
+    def _v3_key(self, key: str) -> str | None:
+        found = self.tree.find_array(key)
+        if found is None:
+            return None
+        node, chunk_key = found
+        return f"{node.path}/{chunk_key}" if node.path else chunk_key
+
+    def describe(self, key: str) -> Description | None:
+        document = self.tree.documents.get(key)
+        if document is not None:
+            return document_description(key, document, self.identity)
+        v3_key = self._v3_key(key)
+        return None if v3_key is None else self.store.describe(v3_key)
+
+    async def item(self, key: str) -> StoreItem | None:
+        document = self.tree.documents.get(key)
+        if document is not None:
+            return StoreItem(document, document_description(key, document, self.identity))
+        v3_key = self._v3_key(key)
+        return None if v3_key is None else await self.store.item(v3_key)
+
+    def item_now(self, key: str) -> Ready:
+        document = self.tree.documents.get(key)
+        if document is not None:
+            return StoreItem(document, document_description(key, document, self.identity))
+        v3_key = self._v3_key(key)
+        return None if v3_key is None else self.store.item_now(v3_key)
+
+    def document_keys(self) -> Iterable[str]:
+        return self.tree.documents.keys()
+
+
+class Timed(StoreWrapper):
+    """Records what kind of value a request was served (for metrics, the access log and
+    ``Server-Timing``); the wrapped store records its read and encode phases itself."""
+
+    def describe(self, key: str) -> Description | None:
+        description = self.store.describe(key)
+        timing = current_timing()
+        if timing is not None and description is not None:
+            timing.kind = description.kind
+        return description
+
+    async def item(self, key: str) -> StoreItem | None:
+        found = await self.store.item(key)
+        _record_kind(found)
+        return found
+
+    def item_now(self, key: str) -> Ready:
+        found = self.store.item_now(key)
+        if isinstance(found, StoreItem):
+            _record_kind(found)
+        return found
+
+
+def _record_kind(found: StoreItem | None) -> None:
+    timing = current_timing()
+    if timing is not None and found is not None:
+        timing.kind = found.kind  # an absent chunk (all fill): no kind for a 404

@@ -1,0 +1,56 @@
+"""``HotPath``: values a store has at once, answered before Starlette's routing.
+
+Most requests of a viewer or a dask job ask for chunks the cache holds, without
+conditions. For those, Starlette's error middlewares, router, ``Request`` and
+``Response`` cost about as much as the rest of the answer; this layer answers them in
+plain ASGI, with the header set built once per entity. Everything else — pages, service
+paths, conditional and range requests, values that need work, absent values and errors —
+goes to the app unchanged, which answers it as ``routes.value`` does (the answers are the
+same: tests/web/test_hot_path.py compares them). It sits inside access control and the
+mount prefix, so what it serves is exactly what the app would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from gateway.store.entity import StoreItem
+from gateway.web import http
+from gateway.web.middleware import route_path
+
+_READ_METHODS = ("GET", "HEAD")
+
+
+class HotPath:
+    """Answers ``GET``/``HEAD`` of a ready value; hands every other request to ``app``.
+
+    ``reserved``: paths that are not keys (the service endpoints). The key space is the
+    app's ``state.keys`` (set by its lifespan, or at creation for a lone store)."""
+
+    def __init__(self, app: Starlette, reserved: Container[str] = ()) -> None:
+        self.app = app
+        self.reserved = reserved
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _READ_METHODS:
+            path = route_path(scope)[1:]
+            if path and path[-1] != "/" and path not in self.reserved:
+                keys = getattr(self.app.state, "keys", None)
+                if keys is not None and not http.conditional_headers(scope["headers"]):
+                    item = keys.get_now(path)
+                    if isinstance(item, StoreItem):
+                        entity = http.entity_of(item, self.app.state.server)
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 200,
+                                "headers": http.whole_response_headers(entity),
+                            }
+                        )
+                        body = b"" if scope["method"] == "HEAD" else entity.data
+                        await send({"type": "http.response.body", "body": body})
+                        return
+        await self.app(scope, receive, send)
