@@ -141,16 +141,16 @@ class Mounts:
     def _drop_chunks(self, namespace: Hashable) -> None:
         self.chunks.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
 
-    def _lookup(self, path: str) -> tuple[str, bool] | None:
+    def _lookup(self, path: str, *, probes: bool = True) -> tuple[str, bool] | None:
         """(path to look the dataset up by, whether it is in the v2 view); None for keys
         no dataset can have (the probes of zarr v2, N5 and precomputed clients), decided
-        before any file is looked up."""
+        before any file is looked up (``probes``: only where a lookup may touch files)."""
         view = self.settings.zarr_v2
         if view.enabled:
             head, sep, rest = path.partition("/")
             if head == view.prefix and sep:
-                return (rest, True) if may_be_v2_key(rest) else None
-        return (path, False) if may_be_key(path) else None
+                return (rest, True) if not probes or may_be_v2_key(rest) else None
+        return (path, False) if not probes or may_be_key(path) else None
 
     @asynccontextmanager
     async def lease(self, path: str) -> AsyncIterator[Mounted | None]:
@@ -204,8 +204,9 @@ class Mounts:
     def get_now(self, path: str) -> Ready:
         """The value at ``path`` if it can be answered at once: a dataset open and checked
         within the stat interval, and a value its store has without work (a document, a
-        cached chunk); else ``NOT_READY`` (then ``get``)."""
-        lookup = self._lookup(path)
+        cached chunk); else ``NOT_READY`` (then ``get``). No I/O, so no probe check: a
+        probe finds no pooled dataset, or no such key in one."""
+        lookup = self._lookup(path, probes=False)
         if lookup is None:
             return None
         url_path, in_v2 = lookup

@@ -28,7 +28,7 @@ from gateway.store.mounts import Mounts, StoreMount
 from gateway.web.auth import AccessControl
 from gateway.web.errors import exception_handlers
 from gateway.web.hotpath import HotPath
-from gateway.web.links import OriginMiddleware
+from gateway.web.links import with_link_origin
 from gateway.web.middleware import CORSWrapper, MountPath
 from gateway.web.routes import Endpoint, gateway_routes, store_routes
 
@@ -119,7 +119,7 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
     )
     wrapped = CORSWrapper(wrapped, server.cors_origins)
     # outermost: links' origin is decided on the real peer, before forwarded headers apply
-    return OriginMiddleware(wrapped, server)
+    return with_link_origin(wrapped, server)
 
 
 def create_store_app(store: ServedStore, server: ServerSettings | None = None) -> ASGIApp:

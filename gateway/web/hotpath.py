@@ -17,7 +17,9 @@ from collections.abc import Container
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from gateway.config.settings import ServerSettings
 from gateway.store.entity import StoreItem
+from gateway.store.mounts import KeySpace
 from gateway.web import http
 from gateway.web.middleware import route_path
 
@@ -33,16 +35,28 @@ class HotPath:
     def __init__(self, app: Starlette, reserved: Container[str] = ()) -> None:
         self.app = app
         self.reserved = reserved
+        self._keys: KeySpace | None = None  # the app's, once its lifespan has set it
+        self._server: ServerSettings | None = None
+
+    def _key_space(self) -> tuple[KeySpace, ServerSettings] | None:
+        if self._keys is None or self._server is None:
+            state = self.app.state
+            self._keys = getattr(state, "keys", None)
+            self._server = getattr(state, "server", None)
+            if self._keys is None or self._server is None:
+                return None
+        return self._keys, self._server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in _READ_METHODS:
             path = route_path(scope)[1:]
             if path and path[-1] != "/" and path not in self.reserved:
-                keys = getattr(self.app.state, "keys", None)
-                if keys is not None and not http.conditional_headers(scope["headers"]):
+                space = self._key_space()
+                if space is not None and not http.conditional_headers(scope["headers"]):
+                    keys, server = space
                     item = keys.get_now(path)
                     if isinstance(item, StoreItem):
-                        entity = http.entity_of(item, self.app.state.server)
+                        entity = http.entity_of(item, server)
                         await send(
                             {
                                 "type": "http.response.start",

@@ -12,9 +12,12 @@ links to ``evil.example``. In order:
 3. otherwise the address the client actually connected to (the socket's local address),
    which no request header can change.
 
-``OriginMiddleware`` decides once per request, *before* the forwarded headers rewrite the
-scope's client (uvicorn's ``ProxyHeadersMiddleware``, applied here for trusted proxies only,
-so that the access log sees the real client): the decision needs the real peer.
+With trusted proxies, ``OriginMiddleware`` decides once per request, *before* the forwarded
+headers rewrite the scope's client (uvicorn's ``ProxyHeadersMiddleware``, applied here for
+trusted proxies only, so that the access log sees the real client): the decision needs the
+real peer. Without them, nothing rewrites the scope and no request header counts, so
+``base_url`` decides from the settings and the socket alone, when a page needs it: no layer
+runs on every request (``with_link_origin``).
 """
 
 from __future__ import annotations
@@ -121,6 +124,11 @@ class OriginMiddleware:
         await self.app(scope, receive, send)
 
 
+def with_link_origin(app: ASGIApp, server: ServerSettings) -> ASGIApp:
+    """``app`` behind ``OriginMiddleware`` when proxies are trusted; else ``app`` itself."""
+    return OriginMiddleware(app, server) if server.trusted_proxies else app
+
+
 def _public_origin(public_url: str) -> str | None:
     if not public_url:
         return None
@@ -136,8 +144,8 @@ def base_url(request: Request, server: ServerSettings) -> str:
     both are set), so links are right even when ``root_path`` was left out."""
     scope = request.scope
     origin = scope.get(ORIGIN_KEY)
-    if origin is None:  # an app not wrapped by OriginMiddleware (in-process use)
-        origin = _bound_origin(scope)
+    if origin is None:  # no proxy is trusted (or in-process use): no header counts
+        origin = _public_origin(server.public_url) or _bound_origin(scope)
     root_path: str = scope.get("root_path", "")
     if server.public_url:
         mount = server.public_url[len(_public_origin(server.public_url) or "") :].rstrip("/")

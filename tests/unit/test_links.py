@@ -8,7 +8,14 @@ import pytest
 from starlette.requests import Request
 
 from gateway.config.settings import ServerSettings
-from gateway.web.links import ORIGIN_KEY, OriginMiddleware, TrustedPeers, base_url, forwarded_origin
+from gateway.web.links import (
+    ORIGIN_KEY,
+    OriginMiddleware,
+    TrustedPeers,
+    base_url,
+    forwarded_origin,
+    with_link_origin,
+)
 
 
 def scope(
@@ -106,3 +113,24 @@ def test_base_url_from_public_url_carries_its_path(root_path):
     server = ServerSettings(public_url="https://zarr.example.org/zarr/", root_path=root_path)
     got = base_url(request(f"{root_path}/s/TOKEN", "https://zarr.example.org"), server)
     assert got == "https://zarr.example.org/zarr/s/TOKEN/"
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        (ServerSettings(), "http://192.0.2.1:8000/"),
+        (ServerSettings(public_url="https://zarr.example.org/zarr"), "https://zarr.example.org/zarr/"),
+    ],
+)
+def test_without_trusted_proxies_no_layer_runs_and_headers_still_do_not_count(server, expected):
+    """No proxy trusted: the app is not wrapped, and base_url decides from the settings and
+    the socket, never from the request's Host."""
+    app = object()
+    assert with_link_origin(app, server) is app  # type: ignore[arg-type]
+    untouched = Request(scope(headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"}))
+    assert base_url(untouched, server) == expected
+
+
+def test_trusted_proxies_get_the_origin_layer():
+    app = object()
+    assert isinstance(with_link_origin(app, ServerSettings(trusted_proxies=["10.0.0.1"])), OriginMiddleware)  # type: ignore[arg-type]
