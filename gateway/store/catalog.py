@@ -64,7 +64,7 @@ Status = tuple[int, ...]
 
 #: Pooled datasets the sweep checks at most per round (bounded work per sweep).
 SWEEP_BATCH = 64
-#: The sweep runs every stat interval, but not more often than this.
+#: The sweep runs every half stat interval, but not more often than this.
 MIN_SWEEP_SECONDS = 0.25
 #: A released dataset is re-measured (its parsed state may grow) at most this often.
 MEASURE_INTERVAL_SECONDS = 0.25
@@ -251,19 +251,23 @@ class Catalog:
     def _cached(self, url_path: str, *, lease: bool) -> Located | None:
         with self._lock:
             split = self._splits.get(url_path)
+            if split is not None:
+                return self._fresh(split, lease)
+        split = self._split_pooled(url_path)
         if split is None:
-            split = self._split_pooled(url_path)
-            if split is None:
-                return None
-        dataset_path, key = split
+            return None
         with self._lock:
-            dataset = self._pool.get(dataset_path)
-            if dataset is None:
-                return None
-            stale = time.monotonic() - dataset.checked_at >= self._stat_interval
-            if stale or (lease and not self._acquire(dataset)):
-                return None
-        return Located(dataset, key)
+            return self._fresh(split, lease)
+
+    def _fresh(self, split: tuple[str, str], lease: bool) -> Located | None:
+        """The pooled dataset of a split URL path, if checked within the stat interval
+        (and leased when ``lease``). Hold ``self._lock``."""
+        dataset = self._pool.get(split[0])
+        if dataset is None or time.monotonic() - dataset.checked_at >= self._stat_interval:
+            return None
+        if lease and not self._acquire(dataset):
+            return None
+        return Located(dataset, split[1])
 
     def _split_pooled(self, url_path: str) -> tuple[str, str] | None:
         """(dataset URL path, key inside it) of a URL path whose dataset is in the pool,
@@ -614,12 +618,16 @@ class Catalog:
     # -- housekeeping -----------------------------------------------------------------------
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
-        """Check up to ``limit`` pooled datasets not checked for a stat interval (oldest
-        first) without waiting for a request: a file deleted, replaced, changed or made
-        unreadable leaves the pool, and its descriptors are closed once no lease holds
-        them. Re-measures the others. Returns how many were checked."""
+        """Check up to ``limit`` pooled datasets not checked for half a stat interval
+        (oldest first) without waiting for a request: a file deleted, replaced, changed or
+        made unreadable leaves the pool, and its descriptors are closed once no lease
+        holds them. Re-measures the others. Returns how many were checked.
+
+        Half: run every half interval, the sweep checks a dataset before its check is a
+        whole interval old, so requests for it keep finding it fresh (the hot path, no
+        stat in the request) while a change is still noticed within the interval."""
         now = time.monotonic()
-        interval = self.settings.cache.stat_interval_seconds
+        interval = self.settings.cache.stat_interval_seconds / 2
         with self._lock:
             due = sorted(
                 (d for d in self._pool.values() if now - d.checked_at >= interval), key=lambda d: d.checked_at
@@ -651,8 +659,8 @@ class Catalog:
         self._housekeeper.start()
 
     def _housekeep(self) -> None:
-        """Close what left the pool (deferred closes) and sweep every stat interval."""
-        period = max(self.settings.cache.stat_interval_seconds, MIN_SWEEP_SECONDS)
+        """Close what left the pool (deferred closes) and sweep every half stat interval."""
+        period = max(self.settings.cache.stat_interval_seconds / 2, MIN_SWEEP_SECONDS)
         next_sweep = time.monotonic() + period
         while True:
             self._wake.wait(timeout=max(0.0, next_sweep - time.monotonic()))
