@@ -17,7 +17,8 @@ Cache and source statistics are counted where they happen (``CacheStats``) and c
 counters before every scrape (``sync``), so the hot path pays for an integer increment only;
 in multiprocess mode also after every request, as the scrape that reaches one worker reads
 every worker's files. Per request, ``gateway.ops.observe`` calls ``observe_request``, which
-reuses the labelled children of each (kind, method, status) it has seen.
+adds to ``gateway.ops.request_metrics``' instruments: plain numbers in single-process mode,
+prometheus_client's objects in multiprocess mode.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
@@ -35,13 +36,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.ops.request_metrics import Increments, Instruments, Observes, Tally, prometheus_instruments
 from gateway.store.cache import CacheStats
 
 #: Route kinds (the only values of the ``kind`` label).
 KINDS = ("listing", "page", "metadata", "chunk", "document", "health", "ready", "metrics", "other")
 METHODS = ("GET", "HEAD", "OPTIONS")
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-WORK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _SIGNED_PREFIX = re.compile(r"^/s/[^/]*")
 _LOOKUP_RESULTS = (("hits", "hit"), ("misses", "miss"), ("shared", "shared"))
 _SERVICE_PATHS = {"/health": "health", "/ready": "ready", "/metrics": "metrics", "/": "listing"}
@@ -75,21 +75,14 @@ class Metrics:
         self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.instruments: Instruments
         if multiprocess_dir is None:
             ProcessCollector(registry=r)  # process_open_fds, memory, CPU
-        self.requests = Counter(
-            "gateway_requests", "HTTP requests answered", ["kind", "method", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "gateway_request_duration_seconds",
-            "Time from request to the end of the response",
-            ["kind"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.response_bytes = Counter(
-            "gateway_response_bytes", "Response body bytes sent", ["kind"], registry=r
-        )
+            tally = Tally()
+            r.register(tally)
+            self.instruments = tally.instruments()
+        else:
+            self.instruments = prometheus_instruments(r)
         self.in_flight = Gauge(
             "gateway_requests_in_flight", "Requests being handled", registry=r, multiprocess_mode="livesum"
         )
@@ -127,21 +120,6 @@ class Metrics:
             "Thread time spent reading and decoding source tiles",
             registry=r,
         )
-        self.chunk_read = Histogram(
-            "gateway_chunk_read_seconds",
-            "Per computed chunk: reading its region from the source (decoding included)",
-            buckets=WORK_BUCKETS,
-            registry=r,
-        )
-        self.chunk_encode = Histogram(
-            "gateway_chunk_encode_seconds", "Per computed chunk: encoding", buckets=WORK_BUCKETS, registry=r
-        )
-        self.locate = Histogram(
-            "gateway_locate_seconds",
-            "Per request: finding the dataset (stat, and opening the file when not open)",
-            buckets=WORK_BUCKETS,
-            registry=r,
-        )
         self.open_datasets = Gauge(
             "gateway_open_datasets",
             "Source files held open (parsed structure and one descriptor each)",
@@ -152,9 +130,9 @@ class Metrics:
         build.labels(__version__).set(1)
         self._source: StatsSource | None = None
         self._seen: dict[tuple[str, str], float] = {}
-        #: (kind, method class, status) -> its children of requests, latency, response_bytes.
+        #: (kind, method class, status) -> its values of requests, latency, response_bytes.
         #: Bounded: kinds, method classes and statuses are small fixed sets.
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Increments, Observes, Increments]] = {}
         self.sync_per_request = multiprocess_dir is not None
 
     def attach(self, source: StatsSource | None) -> None:
@@ -201,10 +179,11 @@ class Metrics:
         method = method if method in METHODS else "other"
         children = self._children.get((kind, method, status))
         if children is None:
+            instruments = self.instruments
             children = (
-                self.requests.labels(kind, method, str(status)),
-                self.latency.labels(kind),
-                self.response_bytes.labels(kind),
+                instruments.requests.labels(kind, method, str(status)),
+                instruments.latency.labels(kind),
+                instruments.response_bytes.labels(kind),
             )
             self._children[kind, method, status] = children
         requests, latency, sent = children
@@ -226,12 +205,13 @@ class Metrics:
         (``RequestTiming.seconds``), then, in multiprocess mode, a ``sync``."""
         self.observe(kind, method, status, seconds, body_bytes)
         if work_seconds:
+            instruments = self.instruments
             if "locate" in work_seconds:
-                self.locate.observe(work_seconds["locate"])
+                instruments.locate.observe(work_seconds["locate"])
             if "read" in work_seconds:
-                self.chunk_read.observe(work_seconds["read"])
+                instruments.chunk_read.observe(work_seconds["read"])
             if "encode" in work_seconds:
-                self.chunk_encode.observe(work_seconds["encode"])
+                instruments.chunk_encode.observe(work_seconds["encode"])
         if self.sync_per_request:
             self.sync()
 

@@ -35,13 +35,13 @@ def slice_bytes(data: bytes, byte_range: ByteRequest | None) -> bytes:
     raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
 
 
-class _Waiting(enum.Enum):
+class Waiting(enum.Enum):
     NOT_READY = "not ready"
 
 
 #: What ``item_now`` answers for a value that needs work (I/O, decoding, encoding).
-NOT_READY: Final = _Waiting.NOT_READY
-Ready = StoreItem | None | _Waiting
+NOT_READY: Final = Waiting.NOT_READY
+Ready = StoreItem | None | Waiting
 
 
 class ServedStore(Store):

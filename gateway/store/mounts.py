@@ -28,7 +28,7 @@ from gateway.levels import labels
 from gateway.ngff import rocrate
 from gateway.ngff.keys import may_be_key, may_be_v2_key
 from gateway.ngff.layout import DatasetTree, TreeOptions, build_tree
-from gateway.store.base import NOT_READY, Ready, ServedStore
+from gateway.store.base import NOT_READY, Ready, ServedStore, Waiting
 from gateway.store.cache import ByteLRU, CacheStats, NamespacedTiles
 from gateway.store.catalog import Catalog, Dataset, DatasetStores, Hold, Located, ResolveFile
 from gateway.store.dataset import DatasetStore, Workers
@@ -97,6 +97,8 @@ class KeySpace(Protocol):
 
     async def get(self, path: str) -> StoreItem | None: ...
 
+    def describe_now(self, path: str) -> Description | Waiting | None: ...
+
     async def describe(self, path: str) -> Description | None: ...
 
 
@@ -111,6 +113,9 @@ class StoreMount:
 
     async def get(self, path: str) -> StoreItem | None:
         return await self.store.item(path)
+
+    def describe_now(self, path: str) -> Description | None:
+        return self.store.describe(path)
 
     async def describe(self, path: str) -> Description | None:
         return self.store.describe(path)
@@ -201,29 +206,52 @@ class Mounts:
         async with self.lease(path) as mounted:
             return None if mounted is None else await mounted.store.item(mounted.key)
 
+    def describe_now(self, path: str) -> Description | Waiting | None:
+        """``describe`` when the dataset is open and fresh (no I/O); else ``NOT_READY``."""
+        found = self._ready_store(path)
+        if found is None or found is NOT_READY:
+            return found
+        store, key, dataset = found
+        try:
+            return store.describe(key)
+        finally:
+            self.catalog.release(dataset, defer_close=True)
+
+    def _ready_store(self, path: str) -> tuple[ServedStore, str, Dataset] | Waiting | None:
+        """The store and key ``path`` names, leased, when its dataset is pooled and fresh
+        (release the dataset); None when the path names no store; else ``NOT_READY``."""
+        lookup = self._lookup(path, probes=False)
+        if lookup is None:
+            return None
+        url_path, in_v2 = lookup
+        located = self.catalog.acquire_cached(url_path)
+        if located is None:
+            return NOT_READY
+        stores = located.dataset.stores
+        assert stores is not None
+        store = stores.v2 if in_v2 else stores.v3
+        if store is None:
+            self.catalog.release(located.dataset, defer_close=True)
+            return None
+        return store, located.key, located.dataset
+
     def get_now(self, path: str) -> Ready:
         """The value at ``path`` if it can be answered at once: a dataset open and checked
         within the stat interval, and a value its store has without work (a document, a
         cached chunk); else ``NOT_READY`` (then ``get``). No I/O, so no probe check: a
         probe finds no pooled dataset, or no such key in one."""
-        lookup = self._lookup(path, probes=False)
-        if lookup is None:
-            return None
-        url_path, in_v2 = lookup
         started = time.perf_counter()
-        located = self.catalog.acquire_cached(url_path)
-        if located is None:
-            return NOT_READY
+        found = self._ready_store(path)
+        if found is None or found is NOT_READY:
+            return found
         timing = current_timing()
         if timing is not None:
             timing.since("locate", started)
+        store, key, dataset = found
         try:
-            stores = located.dataset.stores
-            assert stores is not None
-            store = stores.v2 if in_v2 else stores.v3
-            return None if store is None else store.item_now(located.key)
+            return store.item_now(key)
         finally:
-            self.catalog.release(located.dataset, defer_close=True)
+            self.catalog.release(dataset, defer_close=True)
 
     async def locate(self, path: str) -> Located | None:
         """The dataset at ``path``, unleased: its tree, for pages (not its source)."""

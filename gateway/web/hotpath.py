@@ -1,11 +1,11 @@
 """``HotPath``: values a store has at once, answered before Starlette's routing.
 
 Most requests of a viewer or a dask job ask for chunks the cache holds, without
-conditions. For those, Starlette's error middlewares, router, ``Request`` and
-``Response`` cost about as much as the rest of the answer; this layer answers them in
-plain ASGI, with the header set built once per entity. Everything else — pages, service
-paths, conditional and range requests, values that need work, absent values and errors —
-goes to the app unchanged, which answers it as ``routes.value`` does (the answers are the
+conditions, or revalidate what they hold with ``If-None-Match``. For those, Starlette's
+error middlewares, router, ``Request`` and ``Response`` cost about as much as the rest of
+the answer; this layer answers them in plain ASGI, with the header set built once per
+entity. Everything else — pages, service paths, other conditional and range requests,
+values that need work, absent values and errors — goes to the app unchanged, which answers it as ``routes.value`` does (the answers are the
 same: tests/web/test_hot_path.py compares them). It sits inside access control and the
 mount prefix, so what it serves is exactly what the app would.
 """
@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from gateway.config.settings import ServerSettings
-from gateway.store.entity import StoreItem
+from gateway.store.entity import Description, StoreItem
 from gateway.store.mounts import KeySpace
 from gateway.web import http
 from gateway.web.middleware import route_path
@@ -27,7 +27,8 @@ _READ_METHODS = ("GET", "HEAD")
 
 
 class HotPath:
-    """Answers ``GET``/``HEAD`` of a ready value; hands every other request to ``app``.
+    """Answers ``GET``/``HEAD`` of a ready value, and ``304`` for a revalidation of a
+    described one; hands every other request to ``app``.
 
     ``reserved``: paths that are not keys (the service endpoints). The key space is the
     app's ``state.keys`` (set by its lifespan, or at creation for a lone store)."""
@@ -52,19 +53,41 @@ class HotPath:
             path = route_path(scope)[1:]
             if path and path[-1] != "/" and path not in self.reserved:
                 space = self._key_space()
-                if space is not None and not http.conditional_headers(scope["headers"]):
-                    keys, server = space
-                    item = keys.get_now(path)
-                    if isinstance(item, StoreItem):
-                        entity = http.entity_of(item, server)
-                        await send(
-                            {
-                                "type": "http.response.start",
-                                "status": 200,
-                                "headers": http.whole_response_headers(entity),
-                            }
-                        )
-                        body = b"" if scope["method"] == "HEAD" else entity.data
-                        await send({"type": "http.response.body", "body": body})
-                        return
+                if space is not None and await self._answered(scope, send, path, *space):
+                    return
         await self.app(scope, receive, send)
+
+    async def _answered(
+        self, scope: Scope, send: Send, path: str, keys: KeySpace, server: ServerSettings
+    ) -> bool:
+        """Whether the request was answered here: a ready value without conditions (200),
+        or an ``If-None-Match`` alone that names the current entity (304)."""
+        conditions = http.conditional_headers(scope["headers"])
+        if not conditions:
+            item = keys.get_now(path)
+            if not isinstance(item, StoreItem):
+                return False
+            entity = http.entity_of(item, server)
+            headers = http.whole_response_headers(entity)
+            body = b"" if scope["method"] == "HEAD" else entity.data
+            status = 200
+        elif len(conditions) == 1 and "if-none-match" in conditions:
+            description = keys.describe_now(path)
+            if not isinstance(description, Description):
+                return False
+            entity = http.entity_of(description, server)
+            if conditions["if-none-match"].strip() == "*" or not http.etag_matches(
+                conditions["if-none-match"], entity.etag
+            ):
+                return False  # the app answers: a 200, or ``*`` that only the value can
+            headers = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in http.entity_headers(entity).items()
+            ]
+            body = b""
+            status = 304
+        else:
+            return False
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True

@@ -120,7 +120,8 @@ def test_a_ready_document_never_reaches_the_app(hot: Any) -> None:
         ("GET", "/0/", []),  # a page
         ("POST", "/zarr.json", []),  # not a read
         ("GET", "/zarr.json", [(b"range", b"bytes=0-3")]),
-        ("GET", "/zarr.json", [(b"if-none-match", b'"x"')]),
+        ("GET", "/zarr.json", [(b"if-none-match", b'"x"')]),  # another entity: a 200, the app's
+        ("GET", "/zarr.json", [(b"if-none-match", b'"x"'), (b"range", b"bytes=0-1")]),
         ("GET", "/zarr.json", [(b"if-modified-since", LONG_AGO.encode())]),
         ("GET", "/0/c/0/0", []),  # a chunk not computed yet: work, so the app's
         ("GET", "/nothing/zarr.json", []),  # absent: the app answers the 404
@@ -130,3 +131,40 @@ def test_everything_else_goes_to_the_app(hot: Any, method: str, path: str, heade
     app, recorder = hot
     assert _ask(app, method, path, headers) == 299
     assert recorder.paths == [path]
+
+
+@pytest.mark.parametrize("path", ["data/healthy.tif/zarr.json", "data/healthy.tif/0/c/0/0"])
+def test_hot_revalidation_equals_the_routed_one(tmp_path: Path, path: str) -> None:
+    with running_gateway(tmp_path) as gateway:
+        url = f"{gateway.base}/{path}"
+        etag = gateway.client.get(url).headers["etag"]
+        # with a Range too, the request is the app's (its route answers the 304 first)
+        routed = gateway.client.get(url, headers={"If-None-Match": etag, "Range": "bytes=0-1"})
+        hot = gateway.client.get(url, headers={"If-None-Match": etag})
+        assert routed.status_code == hot.status_code == 304
+        assert hot.content == routed.content == b""
+        assert _stable(hot) == _stable(routed)
+        other = gateway.client.get(url, headers={"If-None-Match": '"another"'})
+        assert other.status_code == 200 and other.headers["etag"] == etag
+
+
+def test_a_revalidation_of_the_current_entity_never_reaches_the_app(hot: Any) -> None:
+    app, recorder = hot
+    etag = _first_etag(app)
+    assert _ask(app, "GET", "/zarr.json", [(b"if-none-match", etag)]) == 304
+    assert _ask(app, "GET", "/zarr.json", [(b"if-none-match", b"*")]) == 299  # only the value can answer *
+    assert recorder.paths == ["/zarr.json"]
+
+
+def _first_etag(app: Any) -> bytes:
+    captured: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        captured.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/zarr.json", "root_path": "", "headers": []}
+    asyncio.run(app(scope, receive, send))
+    return dict(captured[0]["headers"])[b"etag"]
