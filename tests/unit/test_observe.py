@@ -219,3 +219,38 @@ def test_the_request_id_of_the_request_names_its_500():
     sent = call(observe(_exploding_before_start), headers=[(b"x-request-id", b"from-nginx-42")])
     assert body(sent)["request_id"] == "from-nginx-42"
     assert response_headers(sent)[b"x-request-id"] == b"from-nginx-42"
+
+
+def test_access_lines_are_flushed_within_the_flush_interval(tmp_path, monkeypatch):
+    """Buffered like nginx's access_log buffer=/flush=: many lines per write under load,
+    none later than FLUSH_SECONDS; without an event loop, at once."""
+    import asyncio
+    import io
+
+    from gateway.ops import accesslog
+
+    class Stream(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            Stream.flushes += 1
+            super().flush()
+
+    stream = Stream()
+    handler = accesslog.AccessLineHandler(stream)
+    handler.write_line("direct")
+    assert Stream.flushes == 1
+
+    monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 0.05)
+
+    async def burst() -> int:
+        for n in range(100):
+            handler.write_line(f"line {n}")
+        during = Stream.flushes
+        await asyncio.sleep(0.2)
+        return during
+
+    during = asyncio.run(burst())
+    assert during == 1  # none while the burst was written
+    assert Stream.flushes == 2  # one for the whole burst, once the interval was over
+    assert stream.getvalue().splitlines() == ["direct", *[f"line {n}" for n in range(100)]]
