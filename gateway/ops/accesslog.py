@@ -39,7 +39,7 @@ _SECRET_PARAMS = frozenset({"token", "access_token", "signature", "sig", "key", 
 
 def redact_path(path: str) -> str:
     """A path or URL with the token of every ``/s/<token>`` segment replaced."""
-    return _SIGNED.sub(f"/s/{REDACTED}", path)
+    return _SIGNED.sub(f"/s/{REDACTED}", path) if "/s/" in path else path
 
 
 def redact_query(query: str) -> str:

@@ -62,13 +62,17 @@ class ObserveMiddleware:
         access_log: AccessLog | None = None,
         server_timing: bool = True,
         instance: str = "",
+        response_headers: tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.metrics = metrics
         self.access_log = access_log
         self.server_timing = server_timing
-        self.constant_headers = ((b"x-gateway-instance", instance.encode("latin-1")),) if instance else ()
+        #: added to every response: the instance, and ``response_headers`` (CORS for any
+        #: origin: constant, so added with these instead of by a layer of its own)
+        instance_header = ((b"x-gateway-instance", instance.encode("latin-1")),) if instance else ()
+        self.constant_headers = (*instance_header, *response_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

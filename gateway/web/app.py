@@ -29,7 +29,7 @@ from gateway.web.auth import AccessControl
 from gateway.web.errors import exception_handlers
 from gateway.web.hotpath import HotPath
 from gateway.web.links import with_link_origin
-from gateway.web.middleware import CORSWrapper, MountPath
+from gateway.web.middleware import CORSWrapper, MountPath, any_origin_headers
 from gateway.web.routes import Endpoint, gateway_routes, store_routes
 
 logger = logging.getLogger(__name__)
@@ -116,8 +116,9 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
         access_log=AccessLog(server.access_log, server.instance) if server.access_log != "off" else None,
         server_timing=server.server_timing,
         instance=server.instance,
+        response_headers=_cors_headers(server),
     )
-    wrapped = CORSWrapper(wrapped, server.cors_origins)
+    wrapped = CORSWrapper(wrapped, server.cors_origins, added_inside=True)
     # outermost: links' origin is decided on the real peer, before forwarded headers apply
     return with_link_origin(wrapped, server)
 
@@ -135,9 +136,21 @@ def create_store_app(store: ServedStore, server: ServerSettings | None = None) -
     app.state.keys = StoreMount(store)
     app.state.server = server
     observed = ObserveMiddleware(
-        HotPath(app), log_limiter, metrics=None, access_log=None, server_timing=server.server_timing, instance=server.instance
+        HotPath(app),
+        log_limiter,
+        metrics=None,
+        access_log=None,
+        server_timing=server.server_timing,
+        instance=server.instance,
+        response_headers=_cors_headers(server),
     )
-    return CORSWrapper(observed, server.cors_origins)
+    return CORSWrapper(observed, server.cors_origins, added_inside=True)
+
+
+def _cors_headers(server: ServerSettings) -> tuple[tuple[bytes, bytes], ...]:
+    """CORS headers the observing middleware adds to every response (any origin allowed:
+    constant); with a list of origins the CORS middleware decides per request."""
+    return any_origin_headers() if "*" in server.cors_origins else ()
 
 
 def settings_to_env(settings: Settings) -> str:

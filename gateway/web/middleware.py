@@ -22,18 +22,27 @@ EXPOSED_HEADERS = (
 PREFLIGHT_MAX_AGE = "86400"
 
 
+def any_origin_headers() -> tuple[tuple[bytes, bytes], ...]:
+    """The CORS headers of every response when any origin is allowed (they depend on
+    nothing in the request)."""
+    return (
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-expose-headers", EXPOSED_HEADERS.encode("latin-1")),
+    )
+
+
 class CORSWrapper:
     """``origins``: the allowed ones, or ``*`` for any. With any (the default), the headers
     added do not depend on the request: they are encoded once, and no request header is read."""
 
-    def __init__(self, app: ASGIApp, origins: Sequence[str] = ("*",)) -> None:
+    def __init__(self, app: ASGIApp, origins: Sequence[str] = ("*",), *, added_inside: bool = False) -> None:
         self.app = app
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
-        self.any_origin_headers = (
-            (b"access-control-allow-origin", b"*"),
-            (b"access-control-expose-headers", EXPOSED_HEADERS.encode("latin-1")),
-        )
+        self.any_origin_headers = any_origin_headers()
+        #: with any origin, a layer inside adds ``any_origin_headers`` to every response
+        #: (the observing middleware, which adds headers anyway): this one answers preflights
+        self.added_inside = added_inside and self.any_origin
 
     def _allow_origin(self, origin: str | None) -> str | None:
         if self.any_origin:
@@ -45,7 +54,7 @@ class CORSWrapper:
             await self.app(scope, receive, send)
             return
         if self.any_origin and scope["method"] != "OPTIONS":
-            await self.app(scope, receive, self._send_for_any_origin(send))
+            await self.app(scope, receive, send if self.added_inside else self._send_for_any_origin(send))
             return
         request_headers = Headers(scope=scope)
         allow_origin = self._allow_origin(request_headers.get("origin"))
