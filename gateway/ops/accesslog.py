@@ -30,8 +30,10 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import Scope
 
 ACCESS_LOGGER = "gateway.access"
-#: Access lines are flushed to their stream at most this often (see ``AccessLineHandler``).
+#: Access lines are written to their stream at most this often, or when this many bytes
+#: are pending (see ``AccessLineHandler``).
 FLUSH_SECONDS = 1.0
+BUFFER_BYTES = 64 * 1024
 REDACTED = "<redacted>"
 _SIGNED = re.compile(r"/s/[^/?#]+")
 _SECRET_PARAMS = frozenset({"token", "access_token", "signature", "sig", "key", "auth", "password"})
@@ -50,29 +52,41 @@ def redact_query(query: str) -> str:
 
 
 class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The access log's handler: a stream of lines. ``AccessLog`` writes through
-    ``write_line`` without making a ``LogRecord``, and the stream is flushed at most once
-    per ``FLUSH_SECONDS`` (as nginx's ``access_log ... buffer= flush=``): under load many
-    lines leave in one write, and a line reaches the log within that time. A graceful
-    stop flushes what is left (``logging.shutdown``); a crash loses at most that much."""
+    """The access log's handler: lines gathered in memory and written to the stream at
+    most once per ``FLUSH_SECONDS`` (or when ``BUFFER_BYTES`` are pending), in one write,
+    as nginx's ``access_log ... buffer= flush=``. The stream's own buffering cannot do it:
+    stdout is unbuffered under ``PYTHONUNBUFFERED=1`` (containers set it), a write per
+    line. ``AccessLog`` writes through ``write_line`` without making a ``LogRecord``. A
+    graceful stop flushes what is pending (``logging.shutdown``); a crash loses at most
+    ``FLUSH_SECONDS`` of lines."""
 
     terminator = "\n"
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
         self.setFormatter(logging.Formatter("%(message)s"))
+        self._pending: list[str] = []
+        self._pending_bytes = 0
         self._flush_due = False  # a flush is scheduled
 
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write_line(self.format(record))
+        except Exception:
+            self.handleError(record)
+
     def write_line(self, line: str) -> None:
-        with self.lock:  # type: ignore[union-attr]  # the stream is shared with emit()
-            try:
-                self.stream.write(line + self.terminator)
-            except Exception:  # a full disk or a closed pipe must not fail the request
-                self.handleError(logging.makeLogRecord({"msg": line}))
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            self._pending_bytes += len(line) + 1
+            if self._pending_bytes < BUFFER_BYTES and self._flush_due:
                 return
-            if self._flush_due:
-                return
-            self._flush_due = True
+            full = self._pending_bytes >= BUFFER_BYTES
+            if not full:
+                self._flush_due = True
+        if full:
+            self.flush()
+            return
         try:
             asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._scheduled_flush)
         except RuntimeError:  # no event loop (a direct call): flush now
@@ -82,6 +96,24 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with self.lock:  # type: ignore[union-attr]
             self._flush_due = False
         self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._pending, self._pending_bytes = self._pending, [], 0
+            if not lines:
+                return
+            try:
+                self.stream.write(self.terminator.join(lines) + self.terminator)
+                self.stream.flush()
+            except Exception:  # a full disk or a closed pipe must not fail a request
+                self.handleError(logging.makeLogRecord({"msg": lines[-1]}))
+
+
+def flush_access_log() -> None:
+    """Write out pending access lines (the app's lifespan does at shutdown: uvicorn's
+    logging setup takes handlers made before it out of ``logging.shutdown``'s list)."""
+    for handler in logging.getLogger(ACCESS_LOGGER).handlers:
+        handler.flush()
 
 
 def configure_access_logger(fmt: str, stream: object = None) -> None:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp
 from adapters.registry import Registry
 from gateway.config.settings import ServerSettings, Settings
 from gateway.ops import health
-from gateway.ops.accesslog import AccessLog, configure_access_logger
+from gateway.ops.accesslog import AccessLog, configure_access_logger, flush_access_log
 from gateway.ops.metrics import Metrics, metrics_endpoint
 from gateway.ops.observe import ObserveMiddleware
 from gateway.store.base import ServedStore
@@ -91,6 +91,7 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
             executor.shutdown(wait=False, cancel_futures=True)
             heavy.shutdown(wait=False, cancel_futures=True)
             logger.info("closed %d open dataset(s) and the read pools", open_files)
+            flush_access_log()
             server_log.removeFilter(repeats)
 
     log_limiter = LogLimiter()  # repeated faults: one line per (dataset, kind) per interval

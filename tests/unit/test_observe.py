@@ -221,36 +221,46 @@ def test_the_request_id_of_the_request_names_its_500():
     assert response_headers(sent)[b"x-request-id"] == b"from-nginx-42"
 
 
-def test_access_lines_are_flushed_within_the_flush_interval(tmp_path, monkeypatch):
-    """Buffered like nginx's access_log buffer=/flush=: many lines per write under load,
-    none later than FLUSH_SECONDS; without an event loop, at once."""
+def test_access_lines_are_written_in_batches_within_the_flush_interval(monkeypatch):
+    """Like nginx's access_log buffer=/flush=: under load many lines in one write (even to
+    an unbuffered stdout), none later than FLUSH_SECONDS; without an event loop, at once;
+    at once too when BUFFER_BYTES are pending."""
     import asyncio
     import io
 
     from gateway.ops import accesslog
 
     class Stream(io.StringIO):
-        flushes = 0
+        writes = 0
 
-        def flush(self) -> None:
-            Stream.flushes += 1
-            super().flush()
+        def write(self, text: str) -> int:
+            Stream.writes += 1
+            return super().write(text)
 
     stream = Stream()
     handler = accesslog.AccessLineHandler(stream)
     handler.write_line("direct")
-    assert Stream.flushes == 1
+    assert Stream.writes == 1
 
     monkeypatch.setattr(accesslog, "FLUSH_SECONDS", 0.05)
 
     async def burst() -> int:
         for n in range(100):
             handler.write_line(f"line {n}")
-        during = Stream.flushes
+        during = Stream.writes
         await asyncio.sleep(0.2)
         return during
 
-    during = asyncio.run(burst())
-    assert during == 1  # none while the burst was written
-    assert Stream.flushes == 2  # one for the whole burst, once the interval was over
+    assert asyncio.run(burst()) == 1  # nothing written while the burst was logged
+    assert Stream.writes == 2  # the whole burst in one write, once the interval was over
     assert stream.getvalue().splitlines() == ["direct", *[f"line {n}" for n in range(100)]]
+
+    monkeypatch.setattr(accesslog, "BUFFER_BYTES", 100)
+
+    async def big() -> int:
+        handler.write_line("x" * 120)
+        return Stream.writes
+
+    assert asyncio.run(big()) == 3  # over the buffer: written at once
+    handler.flush()
+    assert stream.getvalue().endswith("x" * 120 + "\n")
