@@ -12,7 +12,7 @@ mount prefix, so what it serves is exactly what the app would.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
 
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
@@ -67,9 +67,8 @@ class HotPath:
             item = keys.get_now(path)
             if not isinstance(item, StoreItem):
                 return False
-            entity = http.entity_of(item, server)
-            headers = http.whole_response_headers(entity)
-            body = b"" if scope["method"] == "HEAD" else entity.data
+            headers: Sequence[tuple[bytes, bytes]] = http.whole_item_headers(item, server)
+            body = b"" if scope["method"] == "HEAD" else item.data
             status = 200
         elif len(conditions) == 1 and "if-none-match" in conditions:
             description = keys.describe_now(path)

@@ -212,19 +212,28 @@ def conditional_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4096)
 def whole_entity_headers(
-    etag: str, modified: float, cache_control: str, media_type: str
+    etag: str, modified: float, cache_control: str, media_type: str, size: int
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """The raw headers of a 200 with the whole entity, Content-Length aside: the same for
-    every request of it, so built once per entity (hot chunks are asked for again and again)."""
+    """The raw headers of a 200 with the whole entity (``size`` bytes): the same for every
+    request of it, so built once per entity (hot chunks are asked for again and again)."""
     entity = Entity(b"", media_type, etag, modified, cache_control)
-    headers = {**entity_headers(entity), "Content-Type": media_type}
+    headers = {**entity_headers(entity), "Content-Type": media_type, "Content-Length": str(size)}
     return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())
 
 
-def whole_response_headers(entity: Entity) -> list[tuple[bytes, bytes]]:
-    """The raw headers of a 200 with the whole entity (the hot path's answer)."""
-    cached = whole_entity_headers(entity.etag, entity.modified, entity.cache_control, entity.media_type)
-    return [*cached, (b"content-length", str(len(entity.data)).encode())]
+def whole_response_headers(entity: Entity) -> tuple[tuple[bytes, bytes], ...]:
+    """The raw headers of a 200 with the whole entity."""
+    return whole_entity_headers(
+        entity.etag, entity.modified, entity.cache_control, entity.media_type, len(entity.data)
+    )
+
+
+def whole_item_headers(item: StoreItem, server: ServerSettings) -> tuple[tuple[bytes, bytes], ...]:
+    """``whole_response_headers`` of a store's value, without building its ``Entity``
+    (the hot path's answer)."""
+    d = item.description
+    cache_control = server.cache_control_chunks if d.kind == "chunk" else server.cache_control_metadata
+    return whole_entity_headers(d.etag, d.modified, cache_control, d.media_type, len(item.data))
 
 
 def entity_of(item: StoreItem | Description, server: ServerSettings) -> Entity:

@@ -68,7 +68,7 @@ def _whole(method: str, entity: http.Entity) -> Response:
     """A 200 with the whole entity, for a request with no conditional or range header:
     its header set is built once per entity (``http.whole_response_headers``)."""
     response = Response(b"" if method == "HEAD" else entity.data)
-    response.raw_headers = http.whole_response_headers(entity)
+    response.raw_headers = list(http.whole_response_headers(entity))
     return response
 
 
