@@ -6,7 +6,7 @@ tree (in-process) and read over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import h5py
@@ -99,11 +99,11 @@ WRITERS: dict[str, Callable[[Path], None]] = {
 DATASETS = [name for name in WRITERS if name != "zstack_labels.tif"] + ["zstack_labels.tif"]
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    root = tmp_path_factory.mktemp("validation") / ROOT
+def corpus_settings(root: Path, writers: Mapping[str, Callable[[Path], object]], crate: str) -> Settings:
+    """``writers``' files written into ``root`` and served as ``ROOT``, with declared labels
+    and an RO-Crate: every kind of group and array the gateway synthesizes."""
     root.mkdir()
-    for name, write in WRITERS.items():
+    for name, write in writers.items():
         write(root / name)
     return Settings.from_mapping(
         {
@@ -113,9 +113,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
                 {"image": f"{ROOT}/zstack.tif", "source": f"{ROOT}/zstack_labels.tif", "name": "cells"},
                 {"image": f"{ROOT}/volumes.h5/raw/volume", "source": f"{ROOT}/volumes.h5/raw/seg"},
             ],
-            "rocrate": [{"dataset": f"{ROOT}/*.tif", "name": "validation", "license": "CC0-1.0"}],
+            "rocrate": [{"dataset": f"{ROOT}/*.tif", "name": crate, "license": "CC0-1.0"}],
         }
     )
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return corpus_settings(tmp_path_factory.mktemp("validation") / ROOT, WRITERS, "validation")
 
 
 @pytest.fixture(scope="module")

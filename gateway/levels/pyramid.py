@@ -20,7 +20,8 @@ The rules (the README and the tests' numpy reference use exactly these):
   its voxel size is less than 1/√2 of the new level's y/x voxel size — when halving it
   brings the voxel closer to a cube: an isotropic stack halves z with y/x, a stack 4x
   coarser in z keeps z for two levels. t and c never change. Levels are added until the
-  largest plane fits in one chunk (or ``pyramids.max_levels`` is reached).
+  coarsest fits in one chunk: its y/x plane, and its z extent too when z is chunked by
+  more than one plane (or until ``pyramids.max_levels`` is reached).
 - **Edges.** Sizes round up: n → ceil(n / 2). The last pixel of an odd axis comes from the
   valid pixels of its partial block only (implemented by counting the last slab twice,
   which scales every count in the block alike and changes neither a mean nor a mode).
@@ -371,6 +372,17 @@ def step_factors(
     return tuple(factors)
 
 
+def fits_one_chunk(axis_names: Sequence[str], shape: Sequence[int], chunks: Sequence[int]) -> bool:
+    """Whether a level of ``shape`` is one chunk in every spatial axis: y and x, and z when
+    it is chunked in blocks of several planes (a volume served in 3-D chunks gets levels
+    until a 3-D view has its overview in one chunk; a plane-chunked one stops at the plane)."""
+    y, x = axis_names.index("y"), axis_names.index("x")
+    if max(shape[y], shape[x]) > max(chunks[y], chunks[x]):
+        return False
+    z = axis_names.index("z") if "z" in axis_names else None
+    return z is None or chunks[z] <= 1 or shape[z] <= chunks[z]
+
+
 @dataclass(frozen=True, slots=True)
 class Pyramid:
     """An image's levels and their transforms, after synthesis; ``synthesized``: how many
@@ -394,16 +406,15 @@ def extend(
     key: Hashable,
     max_levels: int = 0,
 ) -> Pyramid:
-    """``levels`` followed by synthesized levels until the largest y/x plane fits in one
-    chunk (at most ``max_levels`` in all when that is positive)."""
+    """``levels`` followed by synthesized levels until the coarsest fits in one chunk (at
+    most ``max_levels`` in all when that is positive)."""
     levels = list(levels)
     transforms = list(transforms)
-    y, x = axis_names.index("y"), axis_names.index("x")
     added = 0
     while max_levels <= 0 or len(levels) < max_levels:
         coarsest = levels[-1]
         chunks = chunks_of(coarsest)
-        if max(coarsest.shape[y], coarsest.shape[x]) <= max(chunks[y], chunks[x]):
+        if fits_one_chunk(axis_names, coarsest.shape, chunks):
             break
         factors = step_factors(axis_names, units, coarsest.shape, transforms[-1].scale)
         if all(f == 1 for f in factors):

@@ -24,7 +24,7 @@ from gateway.config.settings import ChunkSettings, MetadataSettings, PyramidSett
 from gateway.levels import pyramid, variants
 from gateway.levels.labels import LabelAttachment
 from gateway.levels.windows import with_estimated_windows
-from gateway.ngff import metadata, ome, rocrate, zarr_v2
+from gateway.ngff import consolidated, metadata, ome, rocrate, zarr_v2
 from gateway.ngff.codecs import ChunkEncoding
 from gateway.ngff.keys import chunk_grid
 
@@ -114,20 +114,49 @@ def _is_servable_tile(tile_y: int, tile_x: int, settings: ChunkSettings) -> bool
 
 def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkSettings) -> tuple[int, ...]:
     """Square power-of-two y/x chunks (what Viv and tiling viewers need), aligned to the
-    source tiles when those already are such squares; one plane per chunk in t and c,
-    ``settings.z`` planes in z. Small images get one chunk of the next power of two."""
+    source tiles when those already are such squares; one plane per chunk in t and c.
+    Small images get one chunk of the next power of two.
+
+    In z, ``settings.z`` planes when set; else the source's own chunk depth, so that a
+    volume chunked in z (HDF5, TIFF tiles with depth) is served in 3-D blocks, each read
+    from as few source chunks as possible. Such blocks are kept within
+    ``settings.target_bytes``; a plane-per-page stack (depth 1) stays one plane per chunk."""
     shape, tiles = level.shape, level.tile_shape
-    yx = tiles[-1] if _is_servable_tile(tiles[-2], tiles[-1], settings) else settings.yx
+    z_axis = axis_names.index("z") if "z" in axis_names else None
+    depth = settings.z if settings.z is not None else (tiles[z_axis] if z_axis is not None else 1)
+    volumetric = settings.z is None and depth > 1
+    if _is_servable_tile(tiles[-2], tiles[-1], settings) or (
+        volumetric and _is_servable_raw_chunk((depth, tiles[-2], tiles[-1]), settings)
+    ):
+        yx = tiles[-1]
+    else:
+        yx = settings.yx
     yx = min(yx, _next_power_of_two(max(shape[-2], shape[-1])))
+    if z_axis is not None:
+        depth = max(1, min(depth, shape[z_axis]))
+    if volumetric:
+        depth, yx = _within_budget(depth, yx, level.dtype.itemsize, settings.target_bytes)
     chunks = []
-    for name, size in zip(axis_names, shape, strict=True):
+    for name in axis_names:
         if name in ("y", "x"):
             chunks.append(yx)
         elif name == "z":
-            chunks.append(max(1, min(settings.z, size)))
+            chunks.append(depth)
         else:
             chunks.append(1)
     return tuple(chunks)
+
+
+def _within_budget(depth: int, yx: int, itemsize: int, target_bytes: int) -> tuple[int, int]:
+    """``depth`` x ``yx`` x ``yx`` shrunk to at most ``target_bytes``, halving the longer of
+    depth and y/x (towards cubes, which 3-D views fetch best; depth first on a tie): halves
+    of a chunk still align with the source chunk it is read from."""
+    while depth * yx * yx * itemsize > target_bytes and (depth > 1 or yx > 1):
+        if depth >= yx and depth > 1:
+            depth = -(-depth // 2)
+        else:
+            yx //= 2
+    return depth, yx
 
 
 def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) -> bool:
@@ -181,7 +210,9 @@ class TreeOptions:
     (declared as another image's labels): their pyramids use ``label_method``."""
 
     pyramids: PyramidSettings = field(default_factory=lambda: PyramidSettings(enabled=False))
-    metadata: MetadataSettings = field(default_factory=lambda: MetadataSettings(estimate_windows=False))
+    metadata: MetadataSettings = field(
+        default_factory=lambda: MetadataSettings(estimate_windows=False, consolidated=False)
+    )
     tiles: TileCache = field(default_factory=NoTileCache)
     labels: tuple[LabelAttachment, ...] = ()
     label_groups: frozenset[str] = frozenset()
@@ -322,6 +353,8 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
         documents.setdefault("OME/zarr.json", metadata.dumps(metadata.group_document()))
     if options.rocrate is not None:
         documents[rocrate.FILENAME] = metadata.dumps(options.rocrate)
+    if options.metadata.consolidated:
+        documents = consolidated.consolidate(documents, options.metadata.consolidated_max_bytes)
     v2 = None
     if options.zarr_v2:
         v2 = DatasetTree(zarr_v2.v2_documents(documents, arrays), arrays, builder.images, key_style="v2")

@@ -71,7 +71,7 @@ class StoreFactory:
             label_groups=frozenset(found.label_groups),
             rocrate=rocrate.crate(entry, url_path.rpartition("/")[2]) if entry else None,
         )
-        return build_tree(source, settings.chunks, options)
+        return build_tree(source, settings.chunks.for_path(url_path), options)
 
     def stack(self, tree: DatasetTree, identity: Identity, namespace: Hashable, **options: Any) -> DatasetStores:
         """``Timed(ChunkCache(DatasetStore))``, and the v2 view's stack on the same cache."""

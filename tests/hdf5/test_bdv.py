@@ -22,6 +22,7 @@ from ome_zarr_models.v05.image import Image as OmeImage
 import adapters
 from gateway.config.settings import Settings
 from tests.hdf5.writers import BdvSetup, smooth, write_bdv
+from tests.pyramid_reference import synthesized_paths
 from tests.server import serve
 
 SAMPLE = "pybdv_derived/cells3d_stardist"
@@ -92,7 +93,9 @@ def test_sample_metadata_follows_the_xml(setup: int, shared_data: Path, shared_u
         resolutions = f[f"s{setup:02d}/resolutions"][()]
         subdivisions = f[f"s{setup:02d}/subdivisions"][()]
     vx, vy, vz = described["voxel"]
-    for level, scale in enumerate(scales(group)):
+    native = len(resolutions)  # then levels of ours, until one 3-D chunk holds the coarsest
+    assert synthesized_paths(group) == [d["path"] for d in ms["datasets"]][native:]
+    for level, scale in enumerate(scales(group)[:native]):
         fx, fy, fz = resolutions[level]
         assert scale == pytest.approx([vz * fz, vy * fy, vx * fx], rel=1e-6), level
         # the source chunking is the HDF5 subdivision (x, y, z)

@@ -165,7 +165,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         {
             "roots": {"pub": str(pub), "priv": str(priv)},
             "auth": {"protect": ["priv"], "signing_key_file": str(outside / "key.txt")},
-            "chunks": {"codec": "none"},
+            "chunks": {"codec": "none", "z": 1},  # one plane per chunk: a crawl of many chunks
         }
     )
     with serve(settings) as base, new_client() as client:

@@ -59,7 +59,8 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Pat
     root = tmp_path / "root"
     root.mkdir()
     extra = getattr(request, "param", {})
-    settings = Settings.from_mapping({"roots": {"d": str(root)}, **ALWAYS_STAT, **extra})
+    # one plane per chunk: the keys below name planes (c/<z>/0/0)
+    settings = Settings.from_mapping({"roots": {"d": str(root)}, "chunks": {"z": 1}, **ALWAYS_STAT, **extra})
     with serve(settings) as url, httpx.Client() as client:
         yield root, url, client
 

@@ -69,6 +69,59 @@ def test_z_chunk_never_exceeds_the_depth():
     assert choose_chunk_shape("zyx", level, ChunkSettings(z=32))[0] == 5
 
 
+def test_a_plane_per_page_stack_stays_one_plane_per_chunk():
+    level = FakeLevel((100, 1024, 1024), (1, 1024, 1024))
+    assert choose_chunk_shape("zyx", level, SETTINGS) == (1, 1024, 1024)
+
+
+def test_a_volume_chunked_in_z_is_served_in_its_own_blocks():
+    level = FakeLevel((512, 1024, 1024), (64, 128, 128))  # 2 MiB of uint16
+    assert choose_chunk_shape("zyx", level, SETTINGS) == (64, 128, 128)
+
+
+def test_volumetric_chunks_smaller_than_min_yx_are_followed():
+    level = FakeLevel((512, 1024, 1024), (64, 64, 64))
+    assert choose_chunk_shape("tczyx", FakeLevel((2, 3, *level.shape), (1, 1, 64, 64, 64)), SETTINGS) == (
+        1,
+        1,
+        64,
+        64,
+        64,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tile", "dtype", "chunk"),
+    [
+        ((128, 128, 128), "uint16", (64, 128, 128)),  # 4 MiB: depth halves first
+        ((64, 256, 256), "uint16", (64, 128, 128)),  # 8 MiB: y/x halve (the longer)
+        ((64, 128, 128), "float64", (64, 64, 64)),
+        ((32, 100, 100), "uint16", (32, 128, 128)),  # y/x not servable: 512, then halved
+    ],
+)
+def test_volumetric_chunks_are_kept_within_the_byte_budget(tile, dtype, chunk):
+    level = FakeLevel((1024, 4096, 4096), tile, np.dtype(dtype))
+    chosen = choose_chunk_shape("zyx", level, SETTINGS)
+    assert chosen == chunk
+    assert np.prod(chosen) * np.dtype(dtype).itemsize <= SETTINGS.target_bytes
+
+
+def test_the_byte_budget_is_a_setting():
+    level = FakeLevel((512, 1024, 1024), (64, 128, 128))
+    assert choose_chunk_shape("zyx", level, ChunkSettings(target_bytes="512 KiB")) == (64, 64, 64)
+
+
+def test_a_set_z_overrides_the_source_depth_and_the_budget():
+    level = FakeLevel((512, 1024, 1024), (64, 128, 128))
+    assert choose_chunk_shape("zyx", level, ChunkSettings(z=1)) == (1, 128, 128)
+    assert choose_chunk_shape("zyx", level, ChunkSettings(z=256)) == (256, 128, 128)
+
+
+def test_a_thin_volume_gets_its_depth_in_one_chunk():
+    level = FakeLevel((20, 1024, 1024), (64, 128, 128))
+    assert choose_chunk_shape("zyx", level, SETTINGS) == (20, 128, 128)
+
+
 def test_raw_format_is_used_for_servable_tiles():
     raw = RawChunkFormat((256, 256), "zstd", "little")
     assert (

@@ -13,10 +13,12 @@ from adapters.base import full_region
 from gateway.levels.pyramid import (
     _NETWORKS,
     DownsampledLevel,
+    LevelProbe,
     LevelTransform,
     _sorted,
     downsample,
     extend,
+    fits_one_chunk,
     reduced_shape,
     step_factors,
 )
@@ -163,3 +165,53 @@ def test_extend_adds_levels_until_the_plane_fits_a_chunk():
     ]
     assert pyramid.synthesized == 3
     assert pyramid.transforms[-1] == LevelTransform((1.0, 8.0, 8.0), (0.0, 3.5, 3.5))
+
+
+def _volume_pyramid(shape, chunks_of, scale=(1.0, 1.0, 1.0)):
+    finer = LevelProbe(shape=shape, dtype=np.dtype(np.uint8), tile_shape=(1, 1, 1))  # planned, never read
+    return extend(
+        [finer],
+        [LevelTransform(scale, (0.0, 0.0, 0.0))],
+        axis_names=("z", "y", "x"),
+        units=("micrometer",) * 3,
+        method="mean",
+        chunks_of=chunks_of,
+        tiles=DictTiles(),
+        key="k",
+    )
+
+
+def test_a_volume_chunked_in_z_gets_levels_until_one_chunk_holds_it():
+    pyramid = _volume_pyramid((1024, 1024, 1024), lambda level: tuple(min(64, n) for n in level.shape))
+    assert [level.shape for level in pyramid.levels] == [(1024 >> k,) * 3 for k in range(5)]
+
+
+def test_z_keeps_its_anisotropy_rule_while_levels_continue():
+    pyramid = _volume_pyramid(
+        (256, 1024, 1024), lambda level: (min(64, level.shape[0]), 128, 128), scale=(4.0, 1.0, 1.0)
+    )
+    assert [level.shape for level in pyramid.levels] == [
+        (256, 1024, 1024),
+        (256, 512, 512),
+        (256, 256, 256),
+        (128, 128, 128),
+        (64, 64, 64),
+    ]
+
+
+def test_a_plane_chunked_volume_stops_when_the_plane_fits():
+    pyramid = _volume_pyramid((1024, 1024, 1024), lambda level: (1, 256, 256))
+    assert pyramid.levels[-1].shape == (256, 256, 256)
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "fits"),
+    [
+        ((64, 64, 64), (64, 64, 64), True),
+        ((65, 64, 64), (64, 64, 64), False),
+        ((65, 64, 64), (1, 64, 64), True),  # z by planes: only the plane counts
+        ((64, 128, 64), (64, 64, 64), False),
+    ],
+)
+def test_fits_one_chunk(shape, chunks, fits):
+    assert fits_one_chunk("zyx", shape, chunks) is fits

@@ -79,7 +79,9 @@ def test_example_config_stat_interval_is_float(example):
 
 def test_example_config_chunk_shape(example):
     chunks = example.chunks
-    assert (chunks.yx, chunks.z, chunks.min_yx, chunks.max_yx, chunks.omit_empty) == (512, 1, 128, 2048, True)
+    assert (chunks.yx, chunks.min_yx, chunks.max_yx, chunks.omit_empty) == (512, 128, 2048, True)
+    assert chunks.z is None  # follows the source
+    assert chunks.target_bytes == 2 * 1024**2
 
 
 def test_relative_roots_are_relative_to_the_config_file(tmp_path):
@@ -253,3 +255,25 @@ def test_max_chunk_bytes_is_a_size_that_reaches_the_adapters():
     assert Settings().open_options().max_chunk_bytes == 256 * 1024**2
     with pytest.raises(SettingsError, match="max_chunk_bytes"):
         Settings.from_mapping({"cache": {"max_chunk_bytes": 100}})
+
+
+def test_chunk_rules_apply_by_url_path_first_match_wins():
+    chunks = ChunkSettings(
+        rules=[
+            {"pattern": "lab/volumes/*.h5", "z": 8, "target_bytes": "1 MiB"},
+            {"pattern": "lab/*", "yx": 256},
+        ]
+    )
+    assert (chunks.for_path("lab/volumes/a/b.h5").z, chunks.for_path("lab/volumes/a/b.h5").yx) == (8, 512)
+    assert chunks.for_path("lab/volumes/a/b.h5").target_bytes == 1024**2
+    assert (chunks.for_path("lab/x.tif").z, chunks.for_path("lab/x.tif").yx) == (None, 256)
+    assert chunks.for_path("other/x.tif") == chunks.model_copy(update={"rules": ()})
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"pattern": "a", "yx": 100}, {"pattern": "a", "yx": 4096}, {"pattern": "a", "z": 0}, {"pattern": ""}],
+)
+def test_bad_chunk_rules_are_refused(rule):
+    with pytest.raises(SettingsError, match="rules"):
+        ChunkSettings(rules=[rule])
