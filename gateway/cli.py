@@ -1,4 +1,4 @@
-"""``ome-zarr-gateway``: serve, demo, inspect."""
+"""``ome-zarr-gateway``: serve, demo, inspect, export."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from adapters.base import AdapterError
 from gateway import __version__
 from gateway.config import Settings, SettingsError, load_settings
 from gateway.demo import DEMO_FILES, default_demo_dir, ensure_demo_files
+from gateway.export import ExportError, ExportFailed, ProgressLine, export_file
 from gateway.ngff.layout import TreeOptions, build_tree, choose_chunk_shape
 from gateway.ops.accesslog import configure_access_logger
 from gateway.web.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
@@ -211,6 +212,35 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a file's dataset, as served, to a folder (a static OME-Zarr 0.5)."""
+    overrides = {"server": {"threads": args.threads}}
+    settings = _settings_from_paths([Path(args.config)] if args.config else [], None, overrides)
+    dest = Path(args.dest)
+    line = ProgressLine(sys.stderr)
+    try:
+        done = export_file(Path(args.source), dest, settings, progress=line)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AdapterError as exc:  # the source cannot be opened
+        print(f"error: {args.source}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the source cannot be read, the folder not created
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ExportFailed as exc:
+        line.end()
+        print(
+            f"error: export stopped at {exc.key!r}: {type(exc.cause).__name__}: {exc.cause}", file=sys.stderr
+        )
+        print("complete objects are kept; run the same command again to resume", file=sys.stderr)
+        return 1
+    line.end()
+    print(f"exported {args.source} to {dest}: {done.summary()}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ome-zarr-gateway",
@@ -258,6 +288,20 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print only the documents")
     inspect.set_defaults(func=cmd_inspect)
+
+    export = sub.add_parser(
+        "export", help="write a file's dataset, byte for byte as served, to a folder (static OME-Zarr 0.5)"
+    )
+    export.add_argument("source", help="a file the gateway can serve")
+    export.add_argument(
+        "dest", help="folder to write (new, empty, or an earlier export of the same source: resumed)"
+    )
+    export.add_argument("--threads", type=int, help="read/encode threads (default: server.threads)")
+    export.add_argument(
+        "--config",
+        help="config .toml: chunks, codecs, [[rocrate]]; a source under a root is exported as served there",
+    )
+    export.set_defaults(func=cmd_export)
     return parser
 
 
