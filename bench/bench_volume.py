@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""A volume by voxel throughput (issue 11, item 6): the gateway in 3-D chunks and in planes
+against nginx serving a converted copy, and against decode + encode of the same chunks in
+this process, side by side in one run.
+
+1. Writes once, cached in ``--workdir``, an HDF5 volume of ``--planes`` x 1024 x 1024 uint16
+   (default 256 planes: 512 MiB of pixels) chunked 64 x 128 x 128 (2 MiB), gzip-1 + shuffle,
+   smooth structure plus noise (compresses ~1.7x, like fluorescence, not like zeros).
+2. Exports it once with ``ome-zarr-gateway export`` (default settings: served chunks follow
+   the source, 64 x 128 x 128, zstd-1): the "converted copy", holding exactly the bytes the
+   gateway serves.
+3. Per round, each of these on a fresh process or pool (cold caches; the page cache is warm
+   for all alike), in an order reversed every other round (A B C D E, E D C B A, ...):
+   - ``gateway``: ``python -m gateway serve`` with default settings (3-D chunks);
+   - ``gateway z=1``: ``[chunks] z = 1``, one plane per chunk (the issue's "before");
+   - ``nginx``: Debian's nginx with the static server block of ``bench_hot.py`` (deploy/nginx's
+     conventions: sendfile, tcp_nodelay, open_file_cache) serving the export;
+   - ``in-process numcodecs``: h5py's ``read_direct_chunk`` + numcodecs zlib and shuffle +
+     the gateway's zstd-1 encoder, in a thread pool as large as the server's;
+   - ``in-process libdeflate``: ``os.pread`` + libdeflate + imagecodecs' byte unshuffle (the
+     decoders the gateway uses) + the same encoder, same pool.
+   Over HTTP, ``zarr.json`` of level 0 and its first chunk are fetched untimed (the open),
+   then ``--clients`` concurrent aiohttp clients (one connection each) fetch every other
+   level-0 chunk once. The in-process runs do the same chunks.
+4. Checks bytes: a sample of the gateway's chunks equals the export's files and nginx's
+   answers, and the in-process encoder's output for the same chunks.
+5. Stops every process it started (its own ``Popen``; also on errors, Ctrl-C and SIGTERM),
+   prints a Markdown table (medians over rounds; ratios are medians of per-round ratios) and
+   writes every run as JSON to ``--workdir``.
+
+    python bench/bench_volume.py               # ~2 min on 2 cores (+ ~25 s once: volume, export)
+    python bench/bench_volume.py --planes 128  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import aiohttp
+import h5py
+import httpx
+import imagecodecs
+import numcodecs
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(REPO), str(BENCH)]
+
+from bench_hot import Server, start_gateway, start_nginx  # noqa: E402
+
+from adapters.hdf5.filters import unshuffle  # noqa: E402
+from gateway.config.settings import Settings  # noqa: E402
+from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
+
+SHAPE_YX = (1024, 1024)
+CHUNK = (64, 128, 128)
+CHUNK_BYTES = int(np.prod(CHUNK)) * 2
+DATASET = "volume"
+ROOT = "bench"
+HTTP_SERVERS = ("gateway", "gateway z=1", "nginx")
+IN_PROCESS = ("in-process numcodecs", "in-process libdeflate")
+ENTRIES = (*HTTP_SERVERS, *IN_PROCESS)
+SAMPLE = 24  # chunks whose bytes are compared across servers
+
+
+# --- the volume and its converted copy ----------------------------------------------------
+
+
+def _slab(z0: int, depth: int, rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """Planes z0..z0+depth: a drifting smooth pattern plus noise."""
+    slab = np.stack([np.roll(base, (z * 3, z * 5), axis=(0, 1)) for z in range(z0, z0 + depth)])
+    slab += rng.integers(0, 64, size=slab.shape, dtype=np.uint16)
+    return slab
+
+
+def ensure_volume(directory: Path, planes: int) -> Path:
+    """The HDF5 volume, written once (through ``.partial``: a kept file is complete)."""
+    path = directory / f"volume-{planes}x{SHAPE_YX[0]}x{SHAPE_YX[1]}.h5"
+    if path.exists():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    print(
+        f"writing {path} ({planes * SHAPE_YX[0] * SHAPE_YX[1] * 2 / 2**20:.0f} MiB of pixels)...", flush=True
+    )
+    y, x = np.ogrid[: SHAPE_YX[0], : SHAPE_YX[1]]
+    base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
+    base = np.clip(base, 0, 60000).astype(np.uint16)
+    rng = np.random.default_rng(1)
+    partial = path.with_suffix(".partial")
+    with h5py.File(partial, "w") as f:
+        dataset = f.create_dataset(
+            DATASET,
+            shape=(planes, *SHAPE_YX),
+            dtype=np.uint16,
+            chunks=CHUNK,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+        )
+        for z0 in range(0, planes, CHUNK[0]):
+            depth = min(CHUNK[0], planes - z0)
+            dataset[z0 : z0 + depth] = _slab(z0, depth, rng, base)
+    partial.replace(path)
+    return path
+
+
+def ensure_export(volume: Path, static_root: Path) -> Path:
+    """``ome-zarr-gateway export`` of the volume with default settings, under the URL path
+    the gateway serves it at (``/<root>/<file>/``), so one path asks both servers. A rerun
+    resumes or skips a complete export (the command's own behaviour)."""
+    dest = static_root / ROOT / volume.name
+    if not (dest / "zarr.json").exists():
+        print(f"exporting {volume.name} to {dest} ...", flush=True)
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "gateway", "export", str(volume), str(dest)]
+        subprocess.run(command, check=True, cwd=REPO, stdin=subprocess.DEVNULL)
+        print(f"  exported in {time.perf_counter() - started:.0f} s", flush=True)
+    return dest
+
+
+def chunk_keys(shape: list[int], chunk_shape: list[int]) -> list[str]:
+    """Level 0's chunk keys, relative to the dataset, in C order of the grid."""
+    grid = [-(-n // c) for n, c in zip(shape, chunk_shape, strict=True)]
+    return [f"{DATASET}/0/c/" + "/".join(map(str, index)) for index in np.ndindex(*grid)]
+
+
+# --- one run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    round: int
+    server: str
+    chunk_shape: list[int] = field(default_factory=list)
+    chunks: int = 0
+    voxels: int = 0
+    wall_s: float = 0.0
+    body_bytes: int = 0
+    cpu_s: float = 0.0  # the server's (its workers included); this process's for in-process runs
+    latencies: list[float] = field(default_factory=list)
+    sample: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def mvoxel_s(self) -> float:
+        return self.voxels / 1e6 / self.wall_s
+
+    @property
+    def wire_mb_s(self) -> float:
+        return self.body_bytes / 1e6 / self.wall_s
+
+    def percentile_ms(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
+
+    def summary(self) -> dict[str, Any]:
+        kept = {k: v for k, v in asdict(self).items() if k not in ("latencies", "sample")}
+        return kept | {
+            "mvoxel_s": self.mvoxel_s,
+            "wire_mb_s": self.wire_mb_s,
+            "p50_ms": self.percentile_ms(0.5),
+            "p99_ms": self.percentile_ms(0.99),
+        }
+
+
+async def fetch_all(base: str, keys: list[str], clients: int, run: Run, sample: set[str]) -> None:
+    """Every key once, by ``clients`` workers sharing one queue (one connection each)."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for key in keys:
+        queue.put_nowait(key)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            key = queue.get_nowait()
+            started = time.perf_counter()
+            async with session.get(f"{base}/{key}") as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{base}/{key}: HTTP {response.status}: {body[:200]!r}")
+            run.latencies.append(time.perf_counter() - started)
+            run.body_bytes += len(body)
+            run.chunks += 1
+            if key in sample:
+                run.sample[key] = body
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=900)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(clients)))
+
+
+def measure_http(server: Server, dataset_path: str, clients: int, run: Run, sample: set[str]) -> None:
+    """The open (level 0's ``zarr.json`` and its first chunk) untimed, then every other
+    chunk of the grid it declares, timed."""
+    base = server.base + dataset_path
+    meta = httpx.get(f"{base}/{DATASET}/0/zarr.json", timeout=60).json()
+    run.chunk_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    keys = chunk_keys(meta["shape"], run.chunk_shape)
+    httpx.get(f"{base}/{keys[0]}", timeout=60).raise_for_status()
+    cpu = server.cpu_seconds()
+    started = time.perf_counter()
+    asyncio.run(fetch_all(base, keys[1:], clients, run, sample))
+    run.wall_s = time.perf_counter() - started
+    run.cpu_s = server.cpu_seconds() - cpu
+    run.voxels = run.chunks * int(np.prod(run.chunk_shape))
+
+
+# --- in-process decode + encode -----------------------------------------------------------
+
+
+class SourceChunks:
+    """The volume's stored chunks: where each lies (HDF5's chunk index, read once) and two
+    decoders of them; no cache anywhere."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = h5py.File(path, "r")
+        self.dataset = self.file[DATASET]
+        self.where: dict[tuple[int, ...], tuple[int, int]] = {}
+        self.dataset.id.chunk_iter(
+            lambda info: self.where.__setitem__(
+                tuple(o // c for o, c in zip(info.chunk_offset, CHUNK, strict=True)),
+                (info.byte_offset, info.size),
+            )
+        )
+        self.fd = os.open(path, os.O_RDONLY)
+        self.zlib = numcodecs.Zlib()
+        self.shuffle = numcodecs.Shuffle(elementsize=2)
+
+    def numcodecs(self, index: tuple[int, ...]) -> np.ndarray:
+        """h5py reads the stored bytes (under its lock), numcodecs undoes zlib and shuffle."""
+        offset = tuple(i * c for i, c in zip(index, CHUNK, strict=True))
+        _, raw = self.dataset.id.read_direct_chunk(offset)
+        plain = self.shuffle.decode(self.zlib.decode(raw))
+        return np.frombuffer(plain, dtype="<u2").reshape(CHUNK)
+
+    def libdeflate(self, index: tuple[int, ...]) -> np.ndarray:
+        """``pread`` of the stored bytes, libdeflate and imagecodecs' unshuffle (GIL-free)."""
+        offset, size = self.where[index]
+        raw = os.pread(self.fd, size, offset)
+        plain = unshuffle(imagecodecs.deflate_decode(raw, out=CHUNK_BYTES), 2)
+        return np.frombuffer(plain, dtype="<u2").reshape(CHUNK)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.file.close()
+
+
+def key_index(key: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in key.rsplit("/c/", 1)[1].split("/"))
+
+
+def measure_in_process(
+    chunks: SourceChunks,
+    decode: Callable[[tuple[int, ...]], np.ndarray],
+    keys: list[str],
+    threads: int,
+    run: Run,
+    sample: set[str],
+) -> None:
+    """Decode + zstd-1 encode of the same chunks, ``threads`` at a time (a fresh pool)."""
+    encoding = ChunkEncoding.from_settings("zstd", 1)
+
+    def one(key: str) -> tuple[str, bytes, float]:
+        started = time.perf_counter()
+        body = encoding.encode(decode(key_index(key)))
+        return key, body, time.perf_counter() - started
+
+    run.chunk_shape = list(CHUNK)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for key, body, seconds in pool.map(one, keys[1:]):
+            run.latencies.append(seconds)
+            run.body_bytes += len(body)
+            run.chunks += 1
+            if key in sample:
+                run.sample[key] = body
+    run.wall_s = time.perf_counter() - started
+    run.cpu_s = time.process_time() - cpu
+    run.voxels = run.chunks * int(np.prod(CHUNK))
+
+
+# --- the schedule -------------------------------------------------------------------------
+
+
+def schedule(rounds: int) -> Iterator[tuple[int, str]]:
+    """(round, entry): every entry each round, the order reversed every other round."""
+    for round_ in range(rounds):
+        yield from ((round_, name) for name in (ENTRIES if round_ % 2 == 0 else ENTRIES[::-1]))
+
+
+def write_config(path: Path, data: Path, z: int | None) -> Path:
+    chunks = f"\n[chunks]\nz = {z}\n" if z is not None else ""
+    path.write_text(f'[roots]\n{ROOT} = "{data}"\n{chunks}')
+    return path
+
+
+def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    volume = ensure_volume(workdir / "data", args.planes)
+    export = ensure_export(volume, workdir / "static")
+    dataset_path = f"/{ROOT}/{volume.name}"
+    blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
+    rng = random.Random(7)
+    sample = set(rng.sample(blocks[1:], min(SAMPLE, len(blocks) - 1))) | {blocks[-1]}
+    threads = Settings().server.threads
+    configs = {
+        "gateway": write_config(workdir / "gateway.toml", volume.parent, None),
+        "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
+    }
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    source = SourceChunks(volume)
+    runs: list[Run] = []
+    try:
+        for round_, name in schedule(args.rounds):
+            run = Run(round_, name)
+            if name in IN_PROCESS:
+                decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
+                measure_in_process(source, decode, blocks, threads, run, sample)
+            else:
+                with contextlib.ExitStack() as stack:  # stopped whatever happens
+                    if name == "nginx":
+                        server = start_nginx(logs / "nginx", workdir / "static", f"{dataset_path}/zarr.json")
+                    else:
+                        server = start_gateway(configs[name], logs / f"{name.replace(' ', '-')}-{round_}.log")
+                    stack.callback(server.stop)
+                    measure_http(server, dataset_path, args.clients, run, sample)
+            runs.append(run)
+            print(
+                f"  round {round_} {name:22s} {run.chunks:6d} chunks {run.wall_s:6.2f} s "
+                f"{run.mvoxel_s:7.0f} Mvoxel/s {run.wire_mb_s:6.0f} MB/s  p50 {run.percentile_ms(0.5):6.1f} ms  "
+                f"CPU {run.cpu_s:5.1f} s",
+                flush=True,
+            )
+    finally:
+        source.close()
+    checked = check_bytes(runs, export, sample)
+    return {
+        "volume": {
+            "name": volume.name,
+            "shape": [args.planes, *SHAPE_YX],
+            "chunks": list(CHUNK),
+            "file_bytes": volume.stat().st_size,
+            "compression": "gzip-1 + shuffle",
+        },
+        "clients": args.clients,
+        "threads": threads,
+        "rounds": args.rounds,
+        "runs": [run.summary() for run in runs],
+        "summary": summarize(runs),
+        "bytes_checked": checked,
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_after": os.getloadavg(),
+    }
+
+
+def check_bytes(runs: list[Run], export: Path, sample: set[str]) -> int:
+    """The gateway's sampled chunks equal the export's files, nginx's answers and the
+    in-process encoder's output (every run's sample against the first gateway run's)."""
+    reference = next(run.sample for run in runs if run.server == "gateway")
+    if set(reference) != sample:
+        raise RuntimeError(f"the gateway's sample misses {sorted(sample - set(reference))}")
+    for key, body in reference.items():
+        if (export / key).read_bytes() != body:
+            raise RuntimeError(f"{key}: the gateway's bytes differ from the export's file")
+    for run in runs:
+        if run.server != "gateway z=1" and run.sample != reference:
+            raise RuntimeError(f"round {run.round} {run.server}: sampled chunks differ from the gateway's")
+    return len(reference)
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per entry: medians over rounds; ratios are medians of per-round ratios of Mvoxel/s."""
+    rate = {(r.round, r.server): r.mvoxel_s for r in runs}
+    rounds = sorted({r.round for r in runs})
+    limit = {n: max(rate[n, name] for name in IN_PROCESS) for n in rounds}
+    rows = []
+    for name in ENTRIES:
+        mine = [r for r in runs if r.server == name]
+        rows.append(
+            {
+                "server": name,
+                "chunk_shape": mine[0].chunk_shape,
+                "chunks": mine[0].chunks,
+                "wall_s": statistics.median(r.wall_s for r in mine),
+                "mvoxel_s": statistics.median(r.mvoxel_s for r in mine),
+                "wire_mb_s": statistics.median(r.wire_mb_s for r in mine),
+                "p50_ms": statistics.median(r.percentile_ms(0.5) for r in mine),
+                "p99_ms": statistics.median(r.percentile_ms(0.99) for r in mine),
+                "cpu_s": statistics.median(r.cpu_s for r in mine),
+                "to_nginx": statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
+                "to_limit": statistics.median(rate[n, name] / limit[n] for n in rounds),
+            }
+        )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    volume = results["volume"]
+    shape = "x".join(map(str, volume["shape"]))
+    lines = [
+        f"{shape} uint16, {volume['file_bytes'] / 2**20:.0f} MiB gzip-1 + shuffle in 64x128x128 chunks; "
+        f"{results['clients']} clients, server and in-process pool {results['threads']} threads; "
+        f"medians of {results['rounds']} alternating rounds; {results['bytes_checked']} chunks checked equal",
+        "",
+        "| server | chunk | chunks | wall s | Mvoxel/s | MB/s on the wire | p50 ms | p99 ms | CPU s | / nginx | / in-process limit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {row['server']} | {'x'.join(map(str, row['chunk_shape']))} | {row['chunks']} "
+        f"| {row['wall_s']:.2f} | {row['mvoxel_s']:.0f} | {row['wire_mb_s']:.0f} | {row['p50_ms']:.1f} "
+        f"| {row['p99_ms']:.1f} | {row['cpu_s']:.2f} | {row['to_nginx']:.3f}x | {row['to_limit']:.2f}x |"
+        for row in results["summary"]
+    ]
+    return "\n".join(lines)
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)  # unwinds measure(): the servers it started are stopped
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "ome-zarr-gateway-bench" / "volume"
+    )
+    parser.add_argument("--planes", type=int, default=256, help="z planes of 1024x1024 uint16 (256: 512 MiB)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    args = parser.parse_args()
+    if args.planes % CHUNK[0]:
+        parser.error(f"--planes must be a multiple of {CHUNK[0]}")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = measure(args, args.workdir)
+    out = args.workdir / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print()
+    print(table(results))
+    print(f"\nfull results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
