@@ -87,14 +87,12 @@ def consolidate(documents: Mapping[str, bytes], max_bytes: int) -> dict[str, byt
         document = nodes[group]
         prefix = f"{group}/" if group else ""
         start = bisect.bisect_left(paths, prefix)
-        below: list[str] = []
-        for path in paths[start:]:
-            if not path.startswith(prefix):
-                break
-            below.append(path[len(prefix) :])
-        key = f"{prefix}{_NODE}"
-        if len(below) > budget:
+        # the run of paths below ends before "<group>0" ("0" follows "/"): counted, not walked
+        end = bisect.bisect_left(paths, f"{group}0") if group else len(paths)
+        if end - start > budget:
             continue  # a smaller subtree further down may still fit
+        below = [path[len(prefix) :] for path in paths[start:end]]
+        key = f"{prefix}{_NODE}"
         if sum(len(documents[f"{prefix}{path}/{_NODE}"]) for path in below) > max_bytes:
             continue  # too large already before the deeper indentation: skip serialising
         budget -= len(below)

@@ -18,7 +18,7 @@ _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 _DOCUMENT_NAMES = ("zarr.json", "ro-crate-metadata.json")
 _DOCUMENT_SUFFIXES = (".xml",)
 #: ... and those of its Zarr v2 view (``gateway/zarr_v2.py``).
-_V2_DOCUMENT_NAMES = (".zgroup", ".zattrs", ".zarray", "ro-crate-metadata.json")
+_V2_DOCUMENT_NAMES = (".zgroup", ".zattrs", ".zarray", ".zmetadata", "ro-crate-metadata.json")
 
 
 def may_be_key(path: str) -> bool:
@@ -31,8 +31,8 @@ def may_be_key(path: str) -> bool:
 
 
 def may_be_v2_key(path: str) -> bool:
-    """``may_be_key`` for the Zarr v2 view: ``.zgroup``, ``.zattrs``, ``.zarray``, XML,
-    the RO-Crate or a chunk index (``zarr.json`` and ``.zmetadata`` are not served there)."""
+    """``may_be_key`` for the Zarr v2 view: ``.zgroup``, ``.zattrs``, ``.zarray``,
+    ``.zmetadata``, XML, the RO-Crate or a chunk index (``zarr.json`` is not served there)."""
     last = path.rpartition("/")[2]
     return (
         last in _V2_DOCUMENT_NAMES or last.endswith(_DOCUMENT_SUFFIXES) or _INDEX.fullmatch(last) is not None

@@ -16,6 +16,10 @@ v3 paths keep answering 404 for ``.zattrs`` and friends, and v2 paths never serv
   codecs ``bytes`` + zstd/gzip/blosc is exactly a v2 chunk with that compressor. Chunks
   passed through from the source keep their byte order, which the ``.zarray`` states
   (``>u2`` for a big-endian TIFF or HDF5 file), and their compressor (zstd, blosc).
+- a group whose ``zarr.json`` carries consolidated metadata (``gateway/ngff/consolidated.py``:
+  the same groups, within the same bounds) gets a ``.zmetadata`` as zarr-python 2's
+  ``consolidate_metadata`` writes it, which zarr-python (``use_consolidated``) and
+  ome-zarr-py read to open the group in one round trip;
 - other documents (``OME/METADATA.ome.xml``, ``ro-crate-metadata.json``) are the same.
 
 Roots protected by ``[auth]`` are not served here (404): the access control decides by
@@ -24,8 +28,9 @@ the first path segment, which in this view is the prefix.
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -38,8 +43,12 @@ if TYPE_CHECKING:
 
 OME_VERSION_V04 = "0.4"
 _BLOSC_SHUFFLE_IDS = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+#: Names of a v2 node's own metadata documents (those ``.zmetadata`` consolidates).
+NODE_METADATA_NAMES = (".zgroup", ".zattrs", ".zarray")
+#: zarr-python 2's name for a group's consolidated metadata.
+CONSOLIDATED_NAME = ".zmetadata"
 #: Names of the metadata documents of a v2 hierarchy.
-METADATA_NAMES = (".zgroup", ".zattrs", ".zarray")
+METADATA_NAMES = (*NODE_METADATA_NAMES, CONSOLIDATED_NAME)
 
 
 def split_key(key: str, settings: Settings) -> str | None:
@@ -130,6 +139,7 @@ def _dumps(document: Mapping[str, Any]) -> bytes:
 def v2_documents(documents: Mapping[str, bytes], arrays: Mapping[str, ArrayNode]) -> dict[str, bytes]:
     """The v2 view's documents, from the v3 tree's."""
     found: dict[str, bytes] = {}
+    consolidated: list[str] = []  # prefixes of the groups whose zarr.json is consolidated
     for key, data in documents.items():
         if key != "zarr.json" and not key.endswith("/zarr.json"):
             found[key] = data
@@ -139,8 +149,31 @@ def v2_documents(documents: Mapping[str, bytes], arrays: Mapping[str, ArrayNode]
         if document["node_type"] == "group":
             found[f"{prefix}.zgroup"] = _dumps({"zarr_format": 2})
             found[f"{prefix}.zattrs"] = _dumps(attributes_v04(document.get("attributes") or {}))
+            if "consolidated_metadata" in document:
+                consolidated.append(prefix)
         else:
             node = arrays[prefix.rstrip("/")]
             found[f"{prefix}.zarray"] = _dumps(array_metadata(node, document["fill_value"]))
             found[f"{prefix}.zattrs"] = _dumps({"_ARRAY_DIMENSIONS": document["dimension_names"]})
+    found.update(consolidated_documents(found, consolidated))
+    return found
+
+
+def consolidated_documents(documents: Mapping[str, bytes], prefixes: Iterable[str]) -> dict[str, bytes]:
+    """``<prefix>.zmetadata`` for each group prefix (``""``: the root), in zarr-python 2's
+    format: every node metadata document at or below the group, by its key relative to the
+    group, in key order (zarr-python 2 sorts them), parsed."""
+    keys = sorted(key for key in documents if key.rpartition("/")[2] in NODE_METADATA_NAMES)
+    parsed: dict[str, Any] = {}
+    found: dict[str, bytes] = {}
+    for prefix in prefixes:
+        members: dict[str, Any] = {}
+        index = bisect.bisect_left(keys, prefix)  # a subtree is one run of the sorted keys
+        while index < len(keys) and keys[index].startswith(prefix):
+            key = keys[index]
+            if key not in parsed:
+                parsed[key] = json.loads(documents[key])
+            members[key[len(prefix) :]] = parsed[key]
+            index += 1
+        found[f"{prefix}{CONSOLIDATED_NAME}"] = _dumps({"zarr_consolidated_format": 1, "metadata": members})
     return found

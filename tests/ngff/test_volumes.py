@@ -1,17 +1,21 @@
-"""Volumes chunked in z (issue 11): served in 3-D chunks that follow the source's, with
-pyramids that go on until one chunk holds the coarsest level. Read in-process by
-zarr-python through the gateway's own store stack (``open_store``), compared bit-exactly
-with h5py (level 0, edge chunks included) and with the numpy reference downsampling."""
+"""Volumes chunked in z (issue 11): served in 3-D chunks that follow the source's (HDF5,
+BigDataViewer, Imaris, TIFF tiles with depth), with pyramids that go on until one chunk holds
+the coarsest level. Read in-process by zarr-python through the gateway's own store stack
+(``open_store``), compared bit-exactly with the written data (level 0, edge chunks included)
+and with the numpy reference downsampling."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 import pytest
+import tifffile
 import zarr
+from zarr.core.buffer import default_buffer_prototype
 
 from gateway.config.settings import Settings
 from gateway.store.inprocess import open_store
@@ -149,5 +153,63 @@ def test_a_1024_cube_gets_a_pyramid_whose_coarsest_level_is_one_chunk(tmp_path: 
         want[:8, :8, :8] = reference_pyramid(corner, shapes, "mean")[-1]
         want[-8:, -8:, -8:] = reference_pyramid(corner[::-1], shapes, "mean")[-1]
         np.testing.assert_array_equal(coarsest[...], want, strict=True)
+    finally:
+        store.close()
+
+
+# -- TIFF with volumetric tiles (SGI ImageDepth) --------------------------------------------------
+
+#: 16 x 64 x 64: y/x below ``min_yx``, followed because the tile holds more than min_yx² voxels.
+TIFF_TILE = (16, 64, 64)
+
+
+def _write_volumetric_tiff(path: Path, data: np.ndarray, compression: str | None) -> None:
+    tifffile.imwrite(path, data, tile=TIFF_TILE, compression=compression, photometric="minisblack")
+    with tifffile.TiffFile(path) as tif:  # one page of 3-D tiles, not a stack of 2-D pages
+        assert len(tif.pages) == 1 and tif.pages.first.tiledepth == TIFF_TILE[0]
+
+
+def _stored_tile(path: Path, index: int) -> bytes:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages.first
+        offset, count = page.dataoffsets[index], page.databytecounts[index]
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(count)
+
+
+@pytest.mark.parametrize("compression", ["zlib", "zstd", None])
+def test_tiff_volumetric_tiles_are_served_as_3d_chunks_bit_exactly(
+    tmp_path: Path, compression: str | None
+) -> None:
+    data = smooth(SHAPE, np.uint16, seed=6)
+    path = tmp_path / "volume.tif"
+    _write_volumetric_tiff(path, data, compression)
+    store = open_store(path, threads=2)
+    try:
+        group = zarr.open_group(store=store, mode="r")
+        level0 = group["0"]
+        assert _chunk_shape(level0) == TIFF_TILE
+        np.testing.assert_array_equal(level0[...], data, strict=True)
+        np.testing.assert_array_equal(level0[32:, 64:, 64:], data[32:, 64:, 64:], strict=True)  # the corner
+        assert all(_chunk_shape(group[p])[0] > 1 for p in _multiscale(group))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("compression", "untouched"), [("zstd", True), (None, True), ("zlib", False)])
+def test_tiff_volumetric_tiles_pass_through_as_stored(
+    tmp_path: Path, compression: str | None, untouched: bool
+) -> None:
+    """The corner chunk ``c/2/1/1`` is tile 11 (depth 2, row 1, column 1 of a 3 x 2 x 2 grid),
+    stored full size as a zarr edge chunk is; a zlib stream is no zarr chunk and is re-encoded."""
+    data = smooth(SHAPE, np.uint16, seed=7)
+    path = tmp_path / "volume.tif"
+    _write_volumetric_tiff(path, data, compression)
+    store = open_store(path, threads=2)
+    try:
+        served = asyncio.run(store.get("0/c/2/1/1", default_buffer_prototype()))
+        assert served is not None
+        assert (served.to_bytes() == _stored_tile(path, 11)) is untouched
     finally:
         store.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from gateway.config.settings import Settings
@@ -72,3 +74,39 @@ def test_keys_of_the_view():
     assert zarr_v2.lookup_key("lab/a.tif/0/.zarray") == "lab/a.tif/0/zarr.json"
     assert zarr_v2.inner_key("0/zarr.json", "lab/a.tif/0/.zarray") == "0/.zarray"
     assert zarr_v2.inner_key("0/1/2", "lab/a.tif/0/1/2") == "0/1/2"
+
+
+def test_zmetadata_lists_the_node_documents_of_a_subtree():
+    documents = {
+        ".zgroup": b'{"zarr_format": 2}',
+        ".zattrs": b"{}",
+        "a/.zgroup": b'{"zarr_format": 2}',
+        "a/.zattrs": b'{"x": 1}',
+        "a/.zmetadata": b"{}",  # a nested group's own consolidation is not a node document
+        "a/0/.zarray": b'{"shape": [1]}',
+        "a/0/.zattrs": b"{}",
+        "a/0/0": b"chunk",
+        "ab/.zgroup": b'{"zarr_format": 2}',  # shares the prefix "a" but not "a/"
+        "OME/METADATA.ome.xml": b"<OME/>",
+    }
+    found = zarr_v2.consolidated_documents(documents, ["a/", ""])
+    assert set(found) == {"a/.zmetadata", ".zmetadata"}
+    nested = json.loads(found["a/.zmetadata"])
+    assert nested == {
+        "zarr_consolidated_format": 1,
+        "metadata": {
+            ".zattrs": {"x": 1},
+            ".zgroup": {"zarr_format": 2},
+            "0/.zarray": {"shape": [1]},
+            "0/.zattrs": {},
+        },
+    }
+    assert list(json.loads(found[".zmetadata"])["metadata"]) == [
+        ".zattrs",
+        ".zgroup",
+        "a/.zattrs",
+        "a/.zgroup",
+        "a/0/.zarray",
+        "a/0/.zattrs",
+        "ab/.zgroup",
+    ]
