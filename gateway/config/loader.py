@@ -19,7 +19,8 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
@@ -141,12 +142,28 @@ def _typed(field: FieldInfo | None, raw: Any) -> Any:
     the model's error then names the key."""
     if field is None or not isinstance(raw, str):
         return raw
-    origin = get_origin(field.annotation)
+    origin = _container(field.annotation)
     if origin is tuple and not raw.lstrip().startswith("["):
-        return [item.strip() for item in raw.split(",") if item.strip()]
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        try:
+            return TypeAdapter(field.annotation).validate_python(items)  # lax: "8,1,1" → (8, 1, 1)
+        except ValidationError:
+            return items
     try:
         if origin in (tuple, dict):
             return tomllib.loads(f"value = {raw}")["value"]
         return TypeAdapter(field.annotation).validate_python(raw)  # lax: "8000" → 8000
     except (tomllib.TOMLDecodeError, ValidationError):
         return raw
+
+
+def _container(annotation: Any) -> Any:
+    """The container type of a setting's annotation (``tuple``...), through ``Annotated``
+    and ``X | None``."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _container(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        members = [member for member in get_args(annotation) if member is not type(None)]
+        return _container(members[0]) if len(members) == 1 else origin
+    return origin

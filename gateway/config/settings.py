@@ -17,7 +17,15 @@ from itertools import permutations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from adapters.base import DEFAULT_MAX_CHUNK_BYTES, DEFAULT_MAX_DATASETS, OpenOptions
@@ -58,6 +66,25 @@ def _power_of_two(value: int | None) -> int | None:
     return value
 
 
+#: At most this many inner chunks per shard: a shard is computed whole, in one request's
+#: budget, and its index holds 16 bytes per inner chunk.
+MAX_CHUNKS_PER_SHARD = 4096
+
+
+def _shard(value: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+    if value is not None and value[0] * value[1] * value[2] > MAX_CHUNKS_PER_SHARD:
+        raise ValueError(f"a shard holds at most {MAX_CHUNKS_PER_SHARD} inner chunks, not {value}")
+    return value
+
+
+#: Inner chunks per shard along z, y and x (``[chunks] shard``).
+Shard = Annotated[
+    tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]],
+    Field(strict=False),
+    AfterValidator(_shard),
+]
+
+
 class ChunkRule(Section):
     """A ``[[chunks.rules]]`` entry: chunk shapes for the datasets whose URL path
     (``<root>/<file>``) matches ``pattern`` (fnmatch: ``*`` also crosses ``/``); the first
@@ -67,6 +94,7 @@ class ChunkRule(Section):
     yx: int | None = Field(default=None, ge=1)
     z: int | None = Field(default=None, ge=1)
     target_bytes: ByteSize | None = Field(default=None, ge=1)
+    shard: Shard | None = None
 
     _yx_power_of_two = field_validator("yx")(_power_of_two)
 
@@ -93,6 +121,9 @@ class ChunkSettings(Section):
     max_yx: int = Field(default=2048, ge=1)
     omit_empty: bool = True  # as zarr's write_empty_chunks=False
     passthrough: bool = True
+    #: Opt-in virtual shards (zarr ``sharding_indexed``): inner chunks (the chunks above)
+    #: per shard along z, y and x; t and c hold one. None: unsharded arrays.
+    shard: Shard | None = None
     rules: Annotated[tuple[ChunkRule, ...], Field(strict=False)] = ()
 
     _yx_power_of_two = field_validator("yx", "min_yx", "max_yx")(_power_of_two)

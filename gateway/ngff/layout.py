@@ -43,6 +43,8 @@ class ArrayNode:
 
     ``passthrough``: chunks are the source's own chunks, served untouched where the
     level can (``PassThroughLevel.read_raw_chunk``), else encoded identically.
+    ``shard_shape``: set when the array is served sharded (``gateway.ngff.shards``): its
+    keys then name shards of this shape, blocks of the chunks above (its inner chunks).
     """
 
     path: str
@@ -51,6 +53,17 @@ class ArrayNode:
     grid: tuple[int, ...]
     encoding: ChunkEncoding
     passthrough: bool = False
+    shard_shape: tuple[int, ...] | None = None
+
+    @property
+    def key_grid(self) -> tuple[int, ...]:
+        """The grid the array's chunk keys index: shards when sharded, else chunks."""
+        return self.grid if self.shard_shape is None else chunk_grid(self.shape, self.shard_shape)
+
+    @property
+    def chunks_per_shard(self) -> tuple[int, ...]:
+        assert self.shard_shape is not None
+        return tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape, strict=True))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -70,7 +83,7 @@ class DatasetTree:
     """Every key of a dataset: metadata documents (bytes) and arrays (chunk keys).
 
     ``v2``: the same arrays seen as Zarr v2 / OME-Zarr 0.4 (``gateway/zarr_v2.py``), whose
-    chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2")."""
+    chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2"), unsharded (v2 has no shards)."""
 
     documents: dict[str, bytes]
     arrays: dict[str, ArrayNode]
@@ -97,6 +110,19 @@ class DatasetTree:
     def document_keys(self) -> list[str]:
         """Metadata keys, for listing (chunk keys are not enumerated)."""
         return sorted(self.documents)
+
+    def unsharded(self) -> DatasetTree:
+        """The chunks of this tree's arrays without shards, and no documents: what the
+        Zarr v2 view's chunks come from (v2 has no shards; the view has its documents)."""
+        arrays = unsharded(self.arrays)
+        return self if arrays is self.arrays else DatasetTree(documents={}, arrays=arrays, images=self.images)
+
+
+def unsharded(arrays: dict[str, ArrayNode]) -> dict[str, ArrayNode]:
+    """``arrays`` without shards (the same dict when none is sharded)."""
+    if all(node.shard_shape is None for node in arrays.values()):
+        return arrays
+    return {path: replace(node, shard_shape=None) for path, node in arrays.items()}
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -192,13 +218,32 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
     else:
         encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
         chunk_shape = choose_chunk_shape(axis_names, level, settings)
+    grid = chunk_grid(level.shape, chunk_shape)
     return ArrayNode(
         path=path,
         level=level,
         chunk_shape=chunk_shape,
-        grid=chunk_grid(level.shape, chunk_shape),
+        grid=grid,
         encoding=encoding,
         passthrough=raw is not None,
+        shard_shape=shard_shape(axis_names, chunk_shape, grid, settings.shard),
+    )
+
+
+def shard_shape(
+    axis_names: Sequence[str],
+    chunk_shape: Sequence[int],
+    grid: Sequence[int],
+    shard: tuple[int, int, int] | None,
+) -> tuple[int, ...] | None:
+    """The shard of an array whose chunks are ``chunk_shape`` (its inner chunks), from
+    ``[chunks] shard`` (inner chunks along z, y, x; one in t and c), no larger than the
+    array's grid of chunks needs; None when not sharded."""
+    if shard is None:
+        return None
+    per_axis = dict(zip("zyx", shard, strict=True))
+    return tuple(
+        c * min(per_axis.get(name, 1), n) for name, c, n in zip(axis_names, chunk_shape, grid, strict=True)
     )
 
 
@@ -276,6 +321,7 @@ class _TreeBuilder:
                     fill_value=level.fill_value,
                     encoding=node.encoding,
                     dimension_names=image.axis_names,
+                    shard_shape=node.shard_shape,
                 )
             )
 
@@ -357,7 +403,8 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
         documents = consolidated.consolidate(documents, options.metadata.consolidated_max_bytes)
     v2 = None
     if options.zarr_v2:
-        v2 = DatasetTree(zarr_v2.v2_documents(documents, arrays), arrays, builder.images, key_style="v2")
+        plain = unsharded(arrays)
+        v2 = DatasetTree(zarr_v2.v2_documents(documents, plain), plain, builder.images, key_style="v2")
     return DatasetTree(documents=documents, arrays=arrays, images=builder.images, v2=v2)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.ngff import shards
 from gateway.ngff.codecs import ChunkEncoding
 
 _DATA_TYPES = {
@@ -63,7 +64,14 @@ def array_document(
     encoding: ChunkEncoding,
     dimension_names: Sequence[str],
     attributes: dict[str, Any] | None = None,
+    shard_shape: Sequence[int] | None = None,
 ) -> dict[str, Any]:
+    """An array's ``zarr.json``; with ``shard_shape``, its chunks are shards of that shape
+    holding ``chunk_shape`` inner chunks encoded by ``encoding``."""
+    codecs = encoding.to_json(dtype)
+    if shard_shape is not None:
+        codecs = [shards.codec_json(chunk_shape, codecs)]
+        chunk_shape = shard_shape
     return {
         "zarr_format": 3,
         "node_type": "array",
@@ -75,7 +83,7 @@ def array_document(
         },
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": json_fill_value(fill_value, dtype),
-        "codecs": encoding.to_json(dtype),
+        "codecs": codecs,
         "attributes": attributes or {},
         "dimension_names": list(dimension_names),
     }

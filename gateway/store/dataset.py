@@ -39,7 +39,7 @@ from gateway.store.entity import (
     media_type_for,
     modified_seconds,
 )
-from gateway.store.render import chunk_configuration, render_chunk
+from gateway.store.render import chunk_configuration, render_chunk, render_shard
 from gateway.store.timing import current_timing
 
 V = TypeVar("V")
@@ -65,7 +65,8 @@ class Workers:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a key of a dataset names: a document, or one chunk of one array."""
+    """What a key of a dataset names: a document, or one chunk of one array (a shard of
+    inner chunks when the array is sharded: ``coords`` then index its shards)."""
 
     key: str
     description: Description
@@ -152,7 +153,7 @@ class DatasetStore(ServedStore):
         if found is None:
             return None
         node, chunk_key = found
-        coords = parse_chunk_key(chunk_key, node.grid)
+        coords = parse_chunk_key(chunk_key, node.key_grid)
         if coords is None:
             return None
         etag = entity_tag(self.identity, key, self._configurations[node.path], __version__)
@@ -184,12 +185,16 @@ class DatasetStore(ServedStore):
         return None if data is None else StoreItem(data, target.description)
 
     def cache_key(self, target: Target) -> Hashable:
-        """The key of a chunk in a cache shared by every dataset (and by both views)."""
-        assert target.node is not None
-        return (self.namespace, target.node.path, target.coords)
+        """The key of a chunk in a cache shared by every dataset (and by both views); a
+        shard's names its shape too (the v2 view's store has the same arrays unsharded)."""
+        node = target.node
+        assert node is not None
+        if node.shard_shape is None:
+            return (self.namespace, node.path, target.coords)
+        return (self.namespace, node.path, node.shard_shape, target.coords)
 
     async def render(self, target: Target, share: Share[bytes | None] | None = None) -> bytes | None:
-        """The encoded bytes of the chunk ``target`` names (None: all fill), computed in
+        """The encoded bytes of the chunk (or shard) ``target`` names (None: all fill), computed in
         the pool its level's cost calls for, within the work budget. ``share``: a cache's
         single flight, so that identical concurrent requests compute it once."""
         node = target.node
@@ -198,9 +203,11 @@ class DatasetStore(ServedStore):
         timing = current_timing()
         omit_empty = self.omit_empty
 
+        render_one = render_chunk if node.shard_shape is None else render_shard
+
         def compute() -> bytes | None:
             with self._hold():
-                return render_chunk(node, target.coords, omit_empty, timing)
+                return render_one(node, target.coords, omit_empty, timing)
 
         work = bound(token, compute)
         pool = self.workers.heavy if is_synthesized(node.level) else self.workers.io

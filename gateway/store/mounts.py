@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -74,13 +74,24 @@ class StoreFactory:
         return build_tree(source, settings.chunks.for_path(url_path), options)
 
     def stack(self, tree: DatasetTree, identity: Identity, namespace: Hashable, **options: Any) -> DatasetStores:
-        """``Timed(ChunkCache(DatasetStore))``, and the v2 view's stack on the same cache."""
-        dataset = DatasetStore(
-            tree, identity, self.workers, namespace=namespace, omit_empty=self.settings.chunks.omit_empty, **options
-        )
-        cached = ChunkCache(dataset, self.chunks)
-        v2 = Timed(ZarrV2View(cached, tree.v2, identity)) if tree.v2 is not None else None
-        return DatasetStores(tree, Timed(cached), v2)
+        """``Timed(ChunkCache(DatasetStore))``, and the v2 view's stack on the same cache.
+        When the tree has shards, the v2 view reads a store of the same arrays unsharded
+        (v2 has no shards); closing the v3 stack releases what ``options`` say."""
+
+        def cached(tree: DatasetTree, **options: Any) -> ChunkCache:
+            omit_empty = self.settings.chunks.omit_empty
+            dataset = DatasetStore(
+                tree, identity, self.workers, namespace=namespace, omit_empty=omit_empty, **options
+            )
+            return ChunkCache(dataset, self.chunks)
+
+        v3 = cached(tree, **options)
+        v2 = None
+        if tree.v2 is not None:
+            plain = tree.unsharded()
+            base = v3 if plain is tree else cached(plain, hold=options.get("hold", nullcontext))
+            v2 = Timed(ZarrV2View(base, tree.v2, identity))
+        return DatasetStores(tree, Timed(v3), v2)
 
     def build(self, dataset: Dataset, resolve_file: ResolveFile, hold: Hold) -> DatasetStores:
         """The stacks of a dataset the catalog just opened; a chunk computation holds a

@@ -1,4 +1,5 @@
-"""One chunk of an array node: read from its level, padded to the chunk shape, encoded.
+"""One chunk of an array node: read from its level, padded to the chunk shape, encoded;
+or one shard of a sharded array node: its inner chunks so, and their index.
 
 Sync and blocking: the store runs it in a worker thread. A pass-through array first asks
 its level for the stored bytes of the chunk as they are (no decode, no encode).
@@ -12,6 +13,8 @@ from typing import cast
 import numpy as np
 
 from adapters.base import PassThroughLevel, may_hold_data
+from gateway.levels.budget import checkpoint
+from gateway.ngff import shards
 from gateway.ngff.keys import chunk_region
 from gateway.ngff.layout import ArrayNode
 from gateway.store.timing import RequestTiming
@@ -34,9 +37,10 @@ def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
 
 
 def chunk_configuration(node: ArrayNode) -> str:
-    """What decides a chunk's bytes besides the source and the key (for ETags)."""
+    """What decides a chunk's (or a shard's) bytes besides the source and the key (for ETags)."""
     mode = "passthrough" if node.passthrough else "encoded"
-    return f"{node.encoding.identity};{node.chunk_shape};{mode}"
+    sharded = "" if node.shard_shape is None else f";shard {node.shard_shape}"
+    return f"{node.encoding.identity};{node.chunk_shape};{mode}{sharded}"
 
 
 def render_chunk(
@@ -68,3 +72,19 @@ def render_chunk(
     encoded = node.encoding.encode(data)
     timing.since("encode", started)
     return encoded
+
+
+def render_shard(
+    node: ArrayNode, coords: tuple[int, ...], omit_empty: bool, timing: RequestTiming | None = None
+) -> bytes | None:
+    """One shard of a sharded array: its inner chunks rendered as the unsharded array's
+    chunks are (pass-through ones untouched), then the index; None when all are fill.
+
+    Inner chunks are rendered one after another in this thread, with a budget check
+    between them (a shard may hold thousands)."""
+    assert node.shard_shape is not None
+    chunks: list[bytes | None] = []
+    for inner in shards.inner_chunks(coords, node.chunks_per_shard, node.grid):
+        checkpoint()
+        chunks.append(None if inner is None else render_chunk(node, inner, omit_empty, timing))
+    return shards.assemble(chunks)

@@ -1036,6 +1036,16 @@ def chunked_url(request: pytest.FixtureRequest, root: Path) -> Iterator[tuple[st
         yield request.param, url
 
 
+@pytest.fixture(scope="module")
+def sharded_url(root: Path) -> Iterator[str]:
+    """Virtual shards of 2 x 2 x 2 inner chunks (``[chunks] shard``), of 256² y/x."""
+    settings = Settings.from_mapping(
+        {"roots": {ROOT_NAME: str(root)}, "chunks": {"yx": 256, "shard": [2, 2, 2]}}
+    )
+    with serve(settings) as url:
+        yield url
+
+
 # ---------------------------------------------------------------------------------------
 # Helpers
 
@@ -1170,6 +1180,20 @@ def test_bit_exact_with_chunk_settings(variant: Variant, root: Path, chunked_url
         assert chunks.get(name, 1) == 1
 
 
+@pytest.mark.parametrize("variant", _params(CHUNK_SUBSET))
+def test_bit_exact_sharded(variant: Variant, root: Path, sharded_url: str) -> None:
+    check_bit_exact(sharded_url, variant, root / variant.name)
+    group = zarr.open_group(image_url(sharded_url, variant.name, 0, len(variant.series)), mode="r")
+    array = group["0"]
+    assert [c["name"] for c in array.metadata.to_dict()["codecs"]] == ["sharding_indexed"]
+    assert array.shards is not None
+    for name, chunk, shard, size in zip(
+        array.metadata.dimension_names, array.chunks, array.shards, array.shape, strict=True
+    ):
+        per_shard = 2 if name in "zyx" else 1
+        assert shard == chunk * min(per_shard, -(-size // chunk)), name
+
+
 def test_ome_channels_and_scale(base_url: str) -> None:
     group = zarr.open_group(f"{base_url}/{ROOT_NAME}/cyx_ome.ome.tif", mode="r")
     ome = group.attrs["ome"]
@@ -1228,10 +1252,12 @@ def test_physical_metadata(
         ("ome_multi.ome.tif", "1/0/", 1, 0),
     ],
 )
+@pytest.mark.parametrize("served", ["base_url", "sharded_url"])
 def test_tensorstore_reads_bit_exact(
-    name: str, path: str, index: int, level: int, root: Path, base_url: str
+    name: str, path: str, index: int, level: int, served: str, root: Path, request: pytest.FixtureRequest
 ) -> None:
     ts = pytest.importorskip("tensorstore", reason="tensorstore is not installed")
+    base_url = request.getfixturevalue(served)
     store = ts.open({"driver": "zarr3", "kvstore": f"{base_url}/{ROOT_NAME}/{name}/{path}"}).result()
     variant = BY_NAME[name]
     expect = variant.series[index]

@@ -277,3 +277,26 @@ def test_chunk_rules_apply_by_url_path_first_match_wins():
 def test_bad_chunk_rules_are_refused(rule):
     with pytest.raises(SettingsError, match="rules"):
         ChunkSettings(rules=[rule])
+
+
+def test_shards_are_off_unless_set_and_come_from_file_environment_and_rules():
+    assert ChunkSettings().shard is None
+    assert ChunkSettings(shard=[8, 1, 1]).shard == (8, 1, 1)
+    assert load_settings(environ={"OME_ZARR_GATEWAY__CHUNKS__SHARD": "1, 4, 4"}).chunks.shard == (1, 4, 4)
+    ruled = ChunkSettings(shard=[1, 2, 2], rules=[{"pattern": "lab/*.h5", "shard": [64, 1, 1]}])
+    assert (ruled.for_path("lab/a.h5").shard, ruled.for_path("lab/a.tif").shard) == ((64, 1, 1), (1, 2, 2))
+
+
+@pytest.mark.parametrize(
+    ("shard", "problem"),
+    [
+        ([0, 1, 1], r"shard\[0\]"),
+        ([4, 4], r"shard\[2\]"),
+        ([1, 2, 3, 4], "shard"),
+        (["8", 1, 1], r"shard\[0\]"),
+        ([16, 16, 32], "at most 4096 inner chunks"),
+    ],
+)
+def test_bad_shards_are_refused(shard, problem):
+    with pytest.raises(SettingsError, match=problem):
+        ChunkSettings(shard=shard)
