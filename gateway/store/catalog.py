@@ -563,8 +563,9 @@ class Catalog:
 
     def iter_datasets(self, limit: int | None = None) -> Iterator[tuple[str, Path]]:
         """(URL path, file) of every dataset file under the roots (by suffix, sniffed where
-        the suffix is ambiguous), sorted per directory; hidden entries and symlinks leading
-        out of the root are skipped."""
+        the suffix is ambiguous), sorted per directory; hidden entries, symlinks leading
+        out of the root and what is not a regular file (a FIFO named ``x.tif``: a request
+        for it is a 404) are skipped."""
         count = 0
         for name, root in sorted(self.roots.items()):
             for directory, subdirs, files in os.walk(root, followlinks=False):
@@ -574,7 +575,7 @@ class Catalog:
                     if filename.startswith(".") or not self.registry.is_dataset_file(path):
                         continue
                     resolved = os.path.realpath(path)
-                    if os.path.commonpath([root, resolved]) != str(root):
+                    if os.path.commonpath([root, resolved]) != str(root) or not os.path.isfile(resolved):
                         continue
                     relative = path.relative_to(root).as_posix()
                     yield f"{name}/{relative}", path

@@ -72,6 +72,8 @@ def tree(tmp_path):
     os.symlink(outside / "secret.tif", root / "out.tif")
     os.symlink(root / "a.tif", root / "in.tif")
     os.symlink(outside, root / "outdir")
+    os.mkfifo(root / "pipe.tif")  # anyone writing into a served folder can plant these: never
+    os.mkfifo(root / "pipe.xml")  # listed, never opened (opening a FIFO blocks for a writer)
     catalog = make_catalog(Settings(roots={"data": root}), ByteLRU(10**6))
     yield catalog
     catalog.close()
@@ -80,6 +82,11 @@ def tree(tmp_path):
 def test_locate_finds_a_file_and_inner_key(tree):
     located = tree.locate("data/a.tif/0/zarr.json")
     assert (located.dataset.url_path, located.key) == ("data/a.tif", "0/zarr.json")
+
+
+def test_a_fifo_named_like_a_dataset_is_no_dataset(tree):
+    assert tree.locate("data/pipe.tif/zarr.json") is None
+    assert tree.locate("data/pipe.xml/zarr.json") is None
 
 
 def test_locate_follows_a_symlink_inside_the_root(tree):
