@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import h5py
@@ -64,7 +64,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from bench_hot import Server, start_gateway, start_nginx  # noqa: E402
+from bench_hot import Server, _stop_on_sigterm, start_gateway, start_nginx  # noqa: E402
 
 from adapters.hdf5.filters import unshuffle  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
@@ -434,10 +434,6 @@ def table(results: dict[str, Any]) -> str:
         for row in results["summary"]
     ]
     return "\n".join(lines)
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)  # unwinds measure(): the servers it started are stopped
 
 
 def main() -> int:

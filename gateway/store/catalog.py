@@ -92,6 +92,10 @@ class DatasetStores:
     v3: ServedStore
     v2: ServedStore | None = None
 
+    def view(self, v2: bool) -> ServedStore | None:
+        """The store a URL's view names (None: the v2 view is off)."""
+        return self.v2 if v2 else self.v3
+
 
 @dataclass(slots=True)
 class Dataset:

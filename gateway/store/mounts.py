@@ -195,7 +195,7 @@ class Mounts:
             else:
                 stores = located.dataset.stores
                 assert stores is not None
-                store = stores.v2 if in_v2 else stores.v3
+                store = stores.view(in_v2)
                 yield None if store is None else Mounted(store, located.key, located.dataset)
         finally:
             if located is not None:
@@ -240,7 +240,7 @@ class Mounts:
             return NOT_READY
         stores = located.dataset.stores
         assert stores is not None
-        store = stores.v2 if in_v2 else stores.v3
+        store = stores.view(in_v2)
         if store is None:
             self.catalog.release(located.dataset, defer_close=True)
             return None

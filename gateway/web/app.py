@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -96,10 +97,10 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
 
     log_limiter = LogLimiter()  # repeated faults: one line per (dataset, kind) per interval
     repeats = RepeatFilter()
-    handlers = exception_handlers(log_limiter)
-    handlers[Exception] = _unexpected_error
     service = _service_endpoints(settings)
-    app = Starlette(routes=gateway_routes(service), lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(
+        routes=gateway_routes(service), lifespan=lifespan, exception_handlers=_handlers(log_limiter)
+    )
     app.state.settings = settings
     app.state.server = settings.server
     app.state.metrics = metrics
@@ -110,16 +111,13 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
         wrapped = AccessControl(wrapped, key, settings.auth.protect, views)
     if server.root_path:
         wrapped = MountPath(wrapped, server.root_path)
-    wrapped = ObserveMiddleware(
+    wrapped = _observed(
         wrapped,
+        server,
         log_limiter,
         metrics=metrics if server.metrics else None,
         access_log=AccessLog(server.access_log, server.instance) if server.access_log != "off" else None,
-        server_timing=server.server_timing,
-        instance=server.instance,
-        response_headers=_cors_headers(server),
     )
-    wrapped = CORSWrapper(wrapped, server.cors_origins, added_inside=True)
     # outermost: links' origin is decided on the real peer, before forwarded headers apply
     return with_link_origin(wrapped, server)
 
@@ -131,27 +129,42 @@ def create_store_app(store: ServedStore, server: ServerSettings | None = None) -
     pages, metrics or access control. The caller owns the store (and closes it)."""
     server = server or ServerSettings()
     log_limiter = LogLimiter()
-    handlers = exception_handlers(log_limiter)
-    handlers[Exception] = _unexpected_error
-    app = Starlette(routes=store_routes, exception_handlers=handlers)
+    app = Starlette(routes=store_routes, exception_handlers=_handlers(log_limiter))
     app.state.keys = StoreMount(store)
     app.state.server = server
+    return _observed(HotPath(app), server, log_limiter)
+
+
+def _handlers(limiter: LogLimiter) -> dict[Any, Any]:
+    """Starlette's handlers: ours for known errors; anything else re-raised to the
+    observing middleware, which logs it once and answers the generic 500."""
+    handlers = exception_handlers(limiter)
+    handlers[Exception] = _unexpected_error
+    return handlers
+
+
+def _observed(
+    app: ASGIApp,
+    server: ServerSettings,
+    limiter: LogLimiter,
+    *,
+    metrics: Metrics | None = None,
+    access_log: AccessLog | None = None,
+) -> ASGIApp:
+    """``app`` behind the observing middleware and CORS. With any origin allowed, the CORS
+    headers are constant and the observing middleware adds them with its own; with a list
+    of origins the CORS middleware decides per request."""
+    cors = any_origin_headers() if "*" in server.cors_origins else ()
     observed = ObserveMiddleware(
-        HotPath(app),
-        log_limiter,
-        metrics=None,
-        access_log=None,
+        app,
+        limiter,
+        metrics=metrics,
+        access_log=access_log,
         server_timing=server.server_timing,
         instance=server.instance,
-        response_headers=_cors_headers(server),
+        response_headers=cors,
     )
     return CORSWrapper(observed, server.cors_origins, added_inside=True)
-
-
-def _cors_headers(server: ServerSettings) -> tuple[tuple[bytes, bytes], ...]:
-    """CORS headers the observing middleware adds to every response (any origin allowed:
-    constant); with a list of origins the CORS middleware decides per request."""
-    return any_origin_headers() if "*" in server.cors_origins else ()
 
 
 def settings_to_env(settings: Settings) -> str:

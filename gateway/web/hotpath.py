@@ -74,11 +74,9 @@ class HotPath:
             description = keys.describe_now(path)
             if not isinstance(description, Description):
                 return False
-            entity = http.entity_of(description, server)
-            if conditions["if-none-match"].strip() == "*" or not http.etag_matches(
-                conditions["if-none-match"], entity.etag
-            ):
+            if not http.revalidates(conditions["if-none-match"], description.etag):
                 return False  # the app answers: a 200, or ``*`` that only the value can
+            entity = http.entity_of(description, server)
             headers = [
                 (k.lower().encode("latin-1"), v.encode("latin-1"))
                 for k, v in http.entity_headers(entity).items()

@@ -232,15 +232,25 @@ def whole_item_headers(item: StoreItem, server: ServerSettings) -> tuple[tuple[b
     """``whole_response_headers`` of a store's value, without building its ``Entity``
     (the hot path's answer)."""
     d = item.description
-    cache_control = server.cache_control_chunks if d.kind == "chunk" else server.cache_control_metadata
+    cache_control = cache_control_for(d.kind, server)
     return whole_entity_headers(d.etag, d.modified, cache_control, d.media_type, len(item.data))
 
 
 def entity_of(item: StoreItem | Description, server: ServerSettings) -> Entity:
     """The HTTP entity of a store's value (a description alone: an entity without bytes)."""
     data, d = (item.data, item.description) if isinstance(item, StoreItem) else (b"", item)
-    cache_control = server.cache_control_chunks if d.kind == "chunk" else server.cache_control_metadata
-    return Entity(data, d.media_type, d.etag, d.modified, cache_control)
+    return Entity(data, d.media_type, d.etag, d.modified, cache_control_for(d.kind, server))
+
+
+def cache_control_for(kind: str, server: ServerSettings) -> str:
+    """``Cache-Control`` of a value of ``kind``: chunks have their own policy."""
+    return server.cache_control_chunks if kind == "chunk" else server.cache_control_metadata
+
+
+def revalidates(condition: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` is answered with a 304 from the entity tag alone: it
+    names ``etag``. Not ``*``, which only the value's existence can answer."""
+    return condition is not None and condition.strip() != "*" and etag_matches(condition, etag)
 
 
 def entity_headers(entity: Entity) -> dict[str, str]:

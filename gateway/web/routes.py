@@ -76,14 +76,12 @@ async def _revalidated(request: Request, path: str, condition: str | None) -> Re
     """A 304 for an ``If-None-Match`` that names the current entity, decided from the
     store's description: no pixel is read or encoded. None: answer as usual (no such
     header, ``*``, which only the value itself can answer, or another entity)."""
-    if condition is None or condition.strip() == "*":
+    if condition is None:
         return None
     description = await _keys(request).describe(path)
-    if description is None:
+    if description is None or not http.revalidates(condition, description.etag):
         return None
     entity = http.entity_of(description, _server(request))
-    if not http.etag_matches(condition, entity.etag):
-        return None
     return Response(b"", status_code=304, headers=http.entity_headers(entity))
 
 
