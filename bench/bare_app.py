@@ -3,9 +3,9 @@
 
 One Starlette route answering from a dict of the bytes and headers the gateway served, run
 exactly as ``ome-zarr-gateway serve`` runs the gateway: the settings loaded from the same
-config file by the same loader, the socket bound by the CLI's ``_bind`` (TCP_NODELAY, its
-backlog), ``gateway.web.serving.uvicorn_config`` (HTTP protocol, event loop, keep-alive,
-limits, uvicorn's access log off) and the same log level. Whatever the gateway spends beyond
+config file by the same loader, the socket bound as the CLI binds it
+(``gateway.web.listen.bind``: TCP_NODELAY, its backlog), ``gateway.web.serving.uvicorn_config``
+(HTTP protocol, event loop, keep-alive, limits, uvicorn's access log off) and the same log level. Whatever the gateway spends beyond
 this is its own work per request.
 
     python bench/bare_app.py CHUNKS.pickle CONFIG.toml PORT    # started and stopped by bench_hot.py
@@ -26,8 +26,8 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.cli import _bind
 from gateway.config import load_settings
+from gateway.web.listen import bind
 from gateway.web.serving import uvicorn_config
 
 #: URL path -> (body, response headers without the ones uvicorn and Starlette set themselves)
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
     dump, config, port = Path(argv[0]), Path(argv[1]), int(argv[2])
     chunks: Chunks = pickle.loads(dump.read_bytes())
     server = load_settings(config, os.environ).server
-    sock = _bind("127.0.0.1", port)
+    sock = bind("127.0.0.1", port)
     uvicorn.Server(uvicorn_config(create_app(chunks), server, LOG_LEVEL)).run(sockets=[sock])
 
 

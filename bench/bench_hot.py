@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -219,7 +219,9 @@ def start_bare(chunks: Chunks, config: Path, directory: Path) -> Server:
     return Server.start("bare", port, args, directory / "bare.log", next(iter(chunks)))
 
 
-def start_nginx(directory: Path, static_root: Path, ready_path: str) -> Server:
+def start_nginx(
+    directory: Path, static_root: Path, ready_path: str, site_template: str = STATIC_SITE
+) -> Server:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("nginx is needed (Debian: apt-get install nginx-light)")
@@ -227,7 +229,7 @@ def start_nginx(directory: Path, static_root: Path, ready_path: str) -> Server:
     os.chmod(directory, 0o755)  # workers may run as another user
     port = free_port()
     site = directory / "static.conf"
-    site.write_text(STATIC_SITE.format(port=port, root=static_root, log=directory / "static-access.log"))
+    site.write_text(site_template.format(port=port, root=static_root, log=directory / "static-access.log"))
     conf = directory / "nginx.conf"
     conf.write_text(debian_main_config(directory, [site]))
     args = [nginx, "-c", str(conf), "-e", str(directory / "error.log"), "-g", "daemon off;"]
@@ -473,6 +475,22 @@ def versions() -> dict[str, str]:
 
 def _stop_on_sigterm(signum: int, frame: object) -> NoReturn:
     raise SystemExit(128 + signum)  # unwinds measure(): the servers it started are stopped
+
+
+def run_and_report(
+    workdir: Path, prefix: str, measure: Callable[[], dict[str, Any]], table: Callable[[dict[str, Any]], str]
+) -> int:
+    """What every benchmark's ``main`` ends with: stop cleanly on SIGTERM, measure, write
+    the full results as JSON to ``workdir`` and print the table."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = measure()
+    out = workdir / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print()
+    print(table(results))
+    print(f"\nfull results: {out}")
+    return 0
 
 
 def main() -> int:

@@ -1194,9 +1194,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=["default", "transcode"],
         help="server configurations: default (pass-through where possible), transcode (passthrough = false)",
     )
-    m.add_argument(
-        "--no-store-baseline", action="store_true", help="skip the in-process Mounts baseline"
-    )
+    m.add_argument("--no-store-baseline", action="store_true", help="skip the in-process Mounts baseline")
     m.add_argument("--soak", type=float, default=20, help="seconds of sustained warm load for (e); 0 skips")
     m.add_argument(
         "--concurrency",

@@ -37,11 +37,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -64,7 +62,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
-from bench_hot import Server, _stop_on_sigterm, start_gateway, start_nginx  # noqa: E402
+from bench_hot import Server, run_and_report, start_gateway, start_nginx  # noqa: E402
 
 from adapters.hdf5.filters import unshuffle  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
@@ -91,16 +89,34 @@ def _slab(z0: int, depth: int, rng: np.random.Generator, base: np.ndarray) -> np
     return slab
 
 
-def ensure_volume(directory: Path, planes: int) -> Path:
+#: How the volume's chunks are stored: gzip is transcoded by the gateway; zstd and blosc
+#: chunks are valid zarr chunks as stored, passed through.
+SOURCES = ("gzip", "zstd", "blosc")
+
+
+def _filters(source: str) -> dict[str, Any]:
+    if source == "gzip":
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    import hdf5plugin  # the test extras have it; only these two sources need it
+
+    if source == "zstd":
+        return dict(hdf5plugin.Zstd(clevel=1))
+    return dict(hdf5plugin.Blosc("lz4", 5, hdf5plugin.Blosc.SHUFFLE))
+
+
+def ensure_volume(
+    directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_YX, source: str = "gzip"
+) -> Path:
     """The HDF5 volume, written once (through ``.partial``: a kept file is complete)."""
-    path = directory / f"volume-{planes}x{SHAPE_YX[0]}x{SHAPE_YX[1]}.h5"
+    suffix = "" if source == "gzip" else f"-{source}"
+    path = directory / f"volume-{planes}x{shape_yx[0]}x{shape_yx[1]}{suffix}.h5"
     if path.exists():
         return path
     directory.mkdir(parents=True, exist_ok=True)
     print(
-        f"writing {path} ({planes * SHAPE_YX[0] * SHAPE_YX[1] * 2 / 2**20:.0f} MiB of pixels)...", flush=True
+        f"writing {path} ({planes * shape_yx[0] * shape_yx[1] * 2 / 2**20:.0f} MiB of pixels)...", flush=True
     )
-    y, x = np.ogrid[: SHAPE_YX[0], : SHAPE_YX[1]]
+    y, x = np.ogrid[: shape_yx[0], : shape_yx[1]]
     base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
     base = np.clip(base, 0, 60000).astype(np.uint16)
     rng = np.random.default_rng(1)
@@ -108,12 +124,10 @@ def ensure_volume(directory: Path, planes: int) -> Path:
     with h5py.File(partial, "w") as f:
         dataset = f.create_dataset(
             DATASET,
-            shape=(planes, *SHAPE_YX),
+            shape=(planes, *shape_yx),
             dtype=np.uint16,
             chunks=CHUNK,
-            compression="gzip",
-            compression_opts=1,
-            shuffle=True,
+            **_filters(source),
         )
         for z0 in range(0, planes, CHUNK[0]):
             depth = min(CHUNK[0], planes - z0)
@@ -136,10 +150,10 @@ def ensure_export(volume: Path, static_root: Path) -> Path:
     return dest
 
 
-def chunk_keys(shape: list[int], chunk_shape: list[int]) -> list[str]:
-    """Level 0's chunk keys, relative to the dataset, in C order of the grid."""
+def chunk_keys(shape: list[int], chunk_shape: list[int], array: str = f"{DATASET}/0") -> list[str]:
+    """The chunk keys of ``array`` (level 0), relative to the dataset, in C order of the grid."""
     grid = [-(-n // c) for n, c in zip(shape, chunk_shape, strict=True)]
-    return [f"{DATASET}/0/c/" + "/".join(map(str, index)) for index in np.ndindex(*grid)]
+    return [f"{array}/c/" + "/".join(map(str, index)) for index in np.ndindex(*grid)]
 
 
 # --- one run ------------------------------------------------------------------------------
@@ -206,19 +220,74 @@ async def fetch_all(base: str, keys: list[str], clients: int, run: Run, sample: 
         await asyncio.gather(*(worker(session) for _ in range(clients)))
 
 
-def measure_http(server: Server, dataset_path: str, clients: int, run: Run, sample: set[str]) -> None:
-    """The open (level 0's ``zarr.json`` and its first chunk) untimed, then every other
-    chunk of the grid it declares, timed."""
+def fetch_with_curl(base: str, keys: list[str], clients: int, run: Run, sample: set[str]) -> None:
+    """Every key once, by one ``curl --parallel`` process keeping ``clients`` connections
+    busy (the sampled keys' bytes are fetched by ``measure_http`` afterwards, untimed).
+
+    curl spends ~0.8 ms of CPU per 2 MiB chunk where 16 aiohttp clients spend ~3.3 ms: on
+    two cores shared with the server, a Python client would measure itself."""
+    lines = []
+    for key in keys:
+        lines += [f'url = "{base}/{key}"', 'output = "/dev/null"']
+    with tempfile.NamedTemporaryFile("w", suffix=".curl", delete=False) as config:
+        config.write("\n".join(lines) + "\n")
+    try:
+        done = subprocess.run(
+            [
+                "curl",
+                "--silent",
+                "--show-error",
+                "--parallel",
+                "--parallel-immediate",
+                "--parallel-max",
+                str(clients),
+                "--write-out",
+                "%{http_code} %{time_total} %{size_download}\n",
+                "--config",
+                config.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        )
+    finally:
+        os.unlink(config.name)
+    for line in done.stdout.splitlines():
+        status, seconds, size = line.split()
+        if status != "200":
+            raise RuntimeError(f"{base}: a chunk answered HTTP {status}")
+        run.latencies.append(float(seconds))
+        run.body_bytes += int(size)
+        run.chunks += 1
+    if run.chunks != len(keys):
+        raise RuntimeError(f"{base}: {run.chunks} of {len(keys)} chunks fetched")
+
+
+#: How ``measure_http`` fetches: ``curl`` (default) or ``aiohttp`` (the first measurements').
+HTTP_CLIENT = {"client": "curl"}
+
+
+def measure_http(
+    server: Server, dataset_path: str, clients: int, run: Run, sample: set[str], array: str = f"{DATASET}/0"
+) -> None:
+    """The open (the ``zarr.json`` of ``array``, level 0, and its first chunk) untimed, then
+    every other chunk of the grid it declares, timed."""
     base = server.base + dataset_path
-    meta = httpx.get(f"{base}/{DATASET}/0/zarr.json", timeout=60).json()
+    meta = httpx.get(f"{base}/{array}/zarr.json", timeout=60).json()
     run.chunk_shape = meta["chunk_grid"]["configuration"]["chunk_shape"]
-    keys = chunk_keys(meta["shape"], run.chunk_shape)
+    keys = chunk_keys(meta["shape"], run.chunk_shape, array)
     httpx.get(f"{base}/{keys[0]}", timeout=60).raise_for_status()
     cpu = server.cpu_seconds()
     started = time.perf_counter()
-    asyncio.run(fetch_all(base, keys[1:], clients, run, sample))
+    if HTTP_CLIENT["client"] == "curl":
+        fetch_with_curl(base, keys[1:], clients, run, sample)
+    else:
+        asyncio.run(fetch_all(base, keys[1:], clients, run, sample))
     run.wall_s = time.perf_counter() - started
     run.cpu_s = server.cpu_seconds() - cpu
+    for key in sorted(sample.difference(run.sample).intersection(keys[1:])):
+        run.sample[key] = httpx.get(f"{base}/{key}", timeout=60).content
     run.voxels = run.chunks * int(np.prod(run.chunk_shape))
 
 
@@ -300,21 +369,27 @@ def measure_in_process(
 # --- the schedule -------------------------------------------------------------------------
 
 
-def schedule(rounds: int) -> Iterator[tuple[int, str]]:
+def schedule(rounds: int, entries: tuple[str, ...] = ENTRIES) -> Iterator[tuple[int, str]]:
     """(round, entry): every entry each round, the order reversed every other round."""
     for round_ in range(rounds):
-        yield from ((round_, name) for name in (ENTRIES if round_ % 2 == 0 else ENTRIES[::-1]))
+        yield from ((round_, name) for name in (entries if round_ % 2 == 0 else entries[::-1]))
 
 
-def write_config(path: Path, data: Path, z: int | None) -> Path:
-    chunks = f"\n[chunks]\nz = {z}\n" if z is not None else ""
-    path.write_text(f'[roots]\n{ROOT} = "{data}"\n{chunks}')
+def write_config(path: Path, data: Path, z: int | None, shard: list[int] | None = None) -> Path:
+    """A gateway config serving ``data`` as root ``ROOT``: default chunks, or ``[chunks] z``
+    and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x)."""
+    chunks = "".join(
+        f"{name} = {value}\n" for name, value in (("z", z), ("shard", shard)) if value is not None
+    )
+    path.write_text(f'[roots]\n{ROOT} = "{data}"\n' + (f"\n[chunks]\n{chunks}" if chunks else ""))
     return path
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    volume = ensure_volume(workdir / "data", args.planes)
+    volume = ensure_volume(workdir / "data", args.planes, source=args.source)
     export = ensure_export(volume, workdir / "static")
+    # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1
+    entries = ENTRIES if args.source == "gzip" else ("gateway", "nginx")
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
@@ -329,7 +404,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     source = SourceChunks(volume)
     runs: list[Run] = []
     try:
-        for round_, name in schedule(args.rounds):
+        for round_, name in schedule(args.rounds, entries):
             run = Run(round_, name)
             if name in IN_PROCESS:
                 decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
@@ -358,13 +433,16 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "shape": [args.planes, *SHAPE_YX],
             "chunks": list(CHUNK),
             "file_bytes": volume.stat().st_size,
-            "compression": "gzip-1 + shuffle",
+            "compression": {"gzip": "gzip-1 + shuffle", "zstd": "zstd-1", "blosc": "blosc lz4-5 shuffle"}[
+                args.source
+            ],
         },
         "clients": args.clients,
+        "client": HTTP_CLIENT["client"],
         "threads": threads,
         "rounds": args.rounds,
         "runs": [run.summary() for run in runs],
-        "summary": summarize(runs),
+        "summary": summarize(runs, entries),
         "bytes_checked": checked,
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
@@ -390,13 +468,14 @@ def check_bytes(runs: list[Run], export: Path, sample: set[str]) -> int:
 # --- report -------------------------------------------------------------------------------
 
 
-def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+def summarize(runs: list[Run], entries: tuple[str, ...] = ENTRIES) -> list[dict[str, Any]]:
     """Per entry: medians over rounds; ratios are medians of per-round ratios of Mvoxel/s."""
     rate = {(r.round, r.server): r.mvoxel_s for r in runs}
     rounds = sorted({r.round for r in runs})
-    limit = {n: max(rate[n, name] for name in IN_PROCESS) for n in rounds}
+    measured = [name for name in IN_PROCESS if name in entries]
+    limit = {n: max(rate[n, name] for name in measured) for n in rounds} if measured else None
     rows = []
-    for name in ENTRIES:
+    for name in entries:
         mine = [r for r in runs if r.server == name]
         rows.append(
             {
@@ -410,7 +489,9 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
                 "p99_ms": statistics.median(r.percentile_ms(0.99) for r in mine),
                 "cpu_s": statistics.median(r.cpu_s for r in mine),
                 "to_nginx": statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
-                "to_limit": statistics.median(rate[n, name] / limit[n] for n in rounds),
+                "to_limit": None
+                if limit is None
+                else statistics.median(rate[n, name] / limit[n] for n in rounds),
             }
         )
     return rows
@@ -420,7 +501,7 @@ def table(results: dict[str, Any]) -> str:
     volume = results["volume"]
     shape = "x".join(map(str, volume["shape"]))
     lines = [
-        f"{shape} uint16, {volume['file_bytes'] / 2**20:.0f} MiB gzip-1 + shuffle in 64x128x128 chunks; "
+        f"{shape} uint16, {volume['file_bytes'] / 2**20:.0f} MiB {volume['compression']} in 64x128x128 chunks; "
         f"{results['clients']} clients, server and in-process pool {results['threads']} threads; "
         f"medians of {results['rounds']} alternating rounds; {results['bytes_checked']} chunks checked equal",
         "",
@@ -430,7 +511,8 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         f"| {row['server']} | {'x'.join(map(str, row['chunk_shape']))} | {row['chunks']} "
         f"| {row['wall_s']:.2f} | {row['mvoxel_s']:.0f} | {row['wire_mb_s']:.0f} | {row['p50_ms']:.1f} "
-        f"| {row['p99_ms']:.1f} | {row['cpu_s']:.2f} | {row['to_nginx']:.3f}x | {row['to_limit']:.2f}x |"
+        f"| {row['p99_ms']:.1f} | {row['cpu_s']:.2f} | {row['to_nginx']:.3f}x "
+        f"| {'-' if row['to_limit'] is None else format(row['to_limit'], '.2f') + 'x'} |"
         for row in results["summary"]
     ]
     return "\n".join(lines)
@@ -446,18 +528,23 @@ def main() -> int:
     parser.add_argument("--planes", type=int, default=256, help="z planes of 1024x1024 uint16 (256: 512 MiB)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="gzip",
+        help="how the volume is stored: gzip (transcoded, default) or zstd / blosc (passed through)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["curl", "aiohttp"],
+        default="curl",
+        help="HTTP client: curl --parallel (default; ~0.8 ms CPU per 2 MiB chunk) or aiohttp (~3.3 ms)",
+    )
     args = parser.parse_args()
+    HTTP_CLIENT["client"] = args.client
     if args.planes % CHUNK[0]:
         parser.error(f"--planes must be a multiple of {CHUNK[0]}")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    results = measure(args, args.workdir)
-    out = args.workdir / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(results, indent=1))
-    print()
-    print(table(results))
-    print(f"\nfull results: {out}")
-    return 0
+    return run_and_report(args.workdir, "results", lambda: measure(args, args.workdir), table)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ itself, imagecodecs allocates what the header says, and 136 KB of HDF5 took 4 GB
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -98,6 +99,35 @@ def _inflate(data: Buffer, size: int | None, bound: int) -> Buffer:
     return imagecodecs.zlib_decode(_compressed(data), out=bound)
 
 
+#: Intermediate buffers reused per thread up to this size (larger ones are allocated).
+SCRATCH_MAX_BYTES = 16 * 2**20
+_scratch = threading.local()
+
+
+def scratch(nbytes: int) -> np.ndarray | None:
+    """This thread's reusable buffer of ``nbytes`` for an intermediate stage (one whose
+    output the next stage copies, e.g. inflate before unshuffle), or None when too large.
+
+    Fresh multi-megabyte buffers come from the kernel as new pages, and zeroing them on
+    first touch cost ~10% of a transcoded 3-D chunk; a reused buffer is already mapped."""
+    if nbytes > SCRATCH_MAX_BYTES:
+        return None
+    buffer: np.ndarray | None = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < nbytes:
+        buffer = np.empty(max(nbytes, 2**20), dtype=np.uint8)
+        _scratch.buffer = buffer
+    return buffer[:nbytes]
+
+
+def _inflate_into_scratch(data: Buffer, size: int | None, bound: int) -> Buffer:
+    """``_inflate`` into this thread's scratch buffer, for output the next stage copies."""
+    out = scratch(size) if size is not None else None
+    if out is None:
+        return _inflate(data, size, bound)
+    imagecodecs.deflate_decode(_compressed(data), out=out.data)
+    return out
+
+
 def _lzf(data: Buffer, size: int | None, bound: int) -> Buffer:
     return imagecodecs.lzf_decode(_compressed(data), out=size if size is not None else bound)
 
@@ -145,20 +175,36 @@ KNOWN = (*COMPRESSORS, SHUFFLE, FLETCHER32)
 
 def unshuffle(data: Buffer, itemsize: int) -> Buffer:
     """Undo HDF5's byte shuffle: all first bytes of the elements, then all second bytes...
-    (a trailing partial element, if any, is stored as is). imagecodecs' byte shuffle is
-    the same transform, in C without the GIL (numpy's transposed copy is ~4x slower)."""
+    (a trailing partial element, if any, is stored as is). Always a new array (the input
+    may be a reused scratch buffer)."""
     raw = np.frombuffer(data, dtype=np.uint8)
     count = raw.size // itemsize
     if itemsize <= 1 or count == 0:
-        return data
-    if itemsize in (2, 4, 8):
-        elements = raw[: count * itemsize].view(f"<u{itemsize}")
+        return raw.copy()
+    if itemsize in (2, 4):
+        body = _interleave(raw[: count * itemsize].reshape(itemsize, count))
+    elif itemsize == 8:
+        # imagecodecs' byte shuffle: the same transform in C without the GIL
+        elements = raw[: count * itemsize].view("<u8")
         body = imagecodecs.byteshuffle_decode(elements, reorder=False).view(np.uint8)
     else:
         body = raw[: count * itemsize].reshape(itemsize, count).T.reshape(-1)
     if count * itemsize == raw.size:
         return np.ascontiguousarray(body)
     return np.concatenate([body, raw[count * itemsize :]])
+
+
+def _interleave(planes: np.ndarray) -> np.ndarray:
+    """Elements from their byte planes (plane k holds every element's byte k), as
+    little-endian integers: ``sum(plane_k << 8k)``, whole-array shifts and ors that numpy
+    runs vectorised without the GIL: 2.5x faster than a byte-wise shuffle for 2-byte
+    elements (0.65 against 1.6 ms for a 2 MiB chunk)."""
+    itemsize = planes.shape[0]
+    out: np.ndarray = planes[itemsize - 1].astype(f"<u{itemsize}")
+    for plane in planes[itemsize - 2 :: -1]:
+        out <<= 8
+        out |= plane
+    return out.view(np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +252,10 @@ class FilterPipeline:
                 data = _fletcher32(data)
             else:
                 size = self._size_before([f for _, f in applied[:position]])
-                data = COMPRESSORS[stage.id](data, size, self.max_bytes)
+                decoder = COMPRESSORS[stage.id]
+                if decoder is _inflate and position > 0 and applied[position - 1][1].id == SHUFFLE:
+                    decoder = _inflate_into_scratch  # unshuffle copies it next
+                data = decoder(data, size, self.max_bytes)
         nbytes = np.frombuffer(data, dtype=np.uint8).size
         if nbytes != self.chunk_nbytes:
             raise SourceReadError(f"decoded to {nbytes} bytes instead of {self.chunk_nbytes}")

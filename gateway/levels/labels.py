@@ -47,6 +47,7 @@ class KeyedTiles:
         self,
         keys: Sequence[Hashable],
         compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+        remember: bool = True,
     ) -> list[np.ndarray]:
         prefix = self._prefix
 
@@ -55,7 +56,7 @@ class KeyedTiles:
             values = compute(inner)
             return {(prefix, k): values[k] for k in inner}
 
-        return self._tiles.get_many([(prefix, k) for k in keys], compute_prefixed)
+        return self._tiles.get_many([(prefix, k) for k in keys], compute_prefixed, remember)
 
 
 @dataclass(slots=True)
@@ -88,7 +89,11 @@ def _inside(url_path: str, dataset: str) -> str | None:
 def find_image(source: Source, group: str) -> Image | None:
     """The image of ``source`` at image group path ``group``."""
     return next(
-        (image for prefix, image in variants.group_prefixes(source.images) if prefix.rstrip("/") == group),
+        (
+            image
+            for prefix, image in variants.group_prefixes(source.images, source.plates)
+            if prefix.rstrip("/") == group
+        ),
         None,
     )
 

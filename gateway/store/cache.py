@@ -120,7 +120,10 @@ class ByteLRU(Generic[V]):
     # -- single flight, synchronous: compute inline in the calling thread ----------------
 
     def get_many(
-        self, keys: Sequence[Hashable], compute: Callable[[list[Hashable]], Mapping[Hashable, V]]
+        self,
+        keys: Sequence[Hashable],
+        compute: Callable[[list[Hashable]], Mapping[Hashable, V]],
+        remember: bool = True,
     ) -> list[V]:
         results: dict[Hashable, V] = {}
         waiting: dict[Hashable, Future[V]] = {}
@@ -141,7 +144,7 @@ class ByteLRU(Generic[V]):
                     mine[key] = future
                     self.stats.misses += 1
         if mine:
-            self._run(list(mine), compute, mine)
+            self._run(list(mine), compute, mine, remember)
             for key, future in mine.items():
                 results[key] = future.result()
         for key, future in waiting.items():
@@ -168,6 +171,7 @@ class ByteLRU(Generic[V]):
         keys: list[Hashable],
         compute: Callable[[list[Hashable]], Mapping[Hashable, V]],
         futures: Mapping[Hashable, Future[V]],
+        remember: bool = True,
     ) -> None:
         started = time.perf_counter()
         try:
@@ -187,7 +191,8 @@ class ByteLRU(Generic[V]):
         elapsed = time.perf_counter() - started
         with self._lock:
             for key in keys:
-                self._store(key, values[key])
+                if remember:
+                    self._store(key, values[key])
                 self._forget(key, futures[key])
                 self.stats.computed_bytes += sizeof(values[key]) - ENTRY_OVERHEAD_BYTES
             self.stats.compute_seconds += elapsed
@@ -289,6 +294,7 @@ class NamespacedTiles:
         self,
         keys: Sequence[Hashable],
         compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+        remember: bool = True,
     ) -> list[np.ndarray]:
         ns = self.namespace
 
@@ -296,4 +302,4 @@ class NamespacedTiles:
             values = compute([k[1] for k in prefixed])  # type: ignore[index]
             return {(ns, k): values[k] for k in (p[1] for p in prefixed)}  # type: ignore[index]
 
-        return self._cache.get_many([(ns, k) for k in keys], compute_prefixed)
+        return self._cache.get_many([(ns, k) for k in keys], compute_prefixed, remember)

@@ -25,7 +25,23 @@ def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
 
     Bitwise, because a client fills an absent chunk with exactly those bits: ``-0.0`` is
     not the fill value 0, nor is a NaN with another payload the fill value NaN.
+
+    A sparse sample is looked at first: real data differs from the fill almost
+    everywhere, and the full comparison costs ~2% of a transcoded chunk.
     """
+    if data.size > FILL_SAMPLE_MIN:
+        sample = data[tuple(slice(None, None, FILL_SAMPLE_STEP) for _ in range(data.ndim))]  # a view
+        if not _all_fill(sample, fill_value):
+            return False
+    return _all_fill(data, fill_value)
+
+
+#: Chunks above this many elements are sampled first, every this-many-th along each axis.
+FILL_SAMPLE_MIN = 4096
+FILL_SAMPLE_STEP = 7
+
+
+def _all_fill(data: np.ndarray, fill_value: float) -> bool:
     if data.dtype.kind in "fc":
         unsigned = np.dtype(f"u{data.dtype.itemsize}")
         fill_bits = np.array(fill_value, dtype=data.dtype).view(unsigned)

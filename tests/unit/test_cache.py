@@ -361,3 +361,40 @@ def test_namespace_can_be_dropped_at_once():
     tiles = NamespacedTiles(cache, "v1")
     tiles.get_many(["a", "b"], lambda keys: {k: np.zeros(2) for k in keys})
     assert cache.drop(lambda key: key[0] == "v1") == 2
+
+
+def test_get_many_without_remembering_computes_and_keeps_nothing():
+    cache: ByteLRU = ByteLRU(100 * KB)
+    calls: list[list] = []
+
+    def compute(keys):
+        calls.append(list(keys))
+        return {k: value(KB) for k in keys}
+
+    assert cache.get_many(["a"], compute, remember=False) == [value(KB)]
+    assert cache.get_many(["a"], compute, remember=False) == [value(KB)]
+    assert calls == [["a"], ["a"]]  # computed each time, never cached
+    assert cache.get_many(["a"], compute) == [value(KB)]
+    assert cache.get_many(["a"], compute, remember=False) == [value(KB)]
+    assert calls == [["a"], ["a"], ["a"]]  # remembered once: then a hit either way
+
+
+def test_get_many_without_remembering_still_shares_one_computation():
+    cache: ByteLRU = ByteLRU(100 * KB)
+    started, release = threading.Event(), threading.Event()
+    count = Counter()
+
+    def compute(keys):
+        count.update(keys)
+        started.set()
+        release.wait(10)
+        return {k: value(KB) for k in keys}
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_many, ["a"], compute, False)
+        started.wait(10)
+        second = pool.submit(cache.get_many, ["a"], compute, False)
+        wait_until(lambda: cache.stats.shared == 1)
+        release.set()
+        assert first.result() == second.result() == [value(KB)]
+    assert count["a"] == 1

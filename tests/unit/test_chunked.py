@@ -53,11 +53,12 @@ class DictTiles:
     def __init__(self):
         self.values = {}
 
-    def get_many(self, keys, compute):
+    def get_many(self, keys, compute, remember=True):
         missing = [k for k in keys if k not in self.values]
-        if missing:
-            self.values.update(compute(missing))
-        return [self.values[k] for k in keys]
+        found = compute(missing) if missing else {}
+        if remember:
+            self.values.update(found)
+        return [self.values[k] if k in self.values else found[k] for k in keys]
 
 
 def stored(
@@ -415,3 +416,29 @@ def test_passthrough_needs_the_exact_size():
     assert array.read_passthrough((1, 1), None, 33) is None  # stored bytes are not the chunk
     assert array.read_passthrough((0, 0), None, 32) is None  # not stored
     assert array.read_passthrough((1, 1), "zstd", 32) is None  # not a zstd frame
+
+
+# -- what the decoded-tile cache keeps ------------------------------------------------------------
+
+
+def test_a_read_of_exactly_one_stored_chunk_is_not_kept_as_a_tile():
+    # its caller caches the encoded chunk; a decoded copy would only evict other tiles
+    data = ramp((10, 12))
+    tiles = DictTiles()
+    array, _ = stored(data, (4, 4), tiles=tiles)
+    np.testing.assert_array_equal(array.read(region((4, 8), (0, 4))), data[4:8, 0:4])
+    np.testing.assert_array_equal(array.read(region((8, 10), (8, 12))), data[8:10, 8:12])  # edge chunk
+    assert tiles.values == {}
+
+
+def test_a_partial_or_spanning_read_keeps_its_tiles():
+    data = ramp((10, 12))
+    tiles = DictTiles()
+    array, file = stored(data, (4, 4), tiles=tiles)
+    np.testing.assert_array_equal(array.read(region((4, 5), (0, 4))), data[4:5, 0:4])  # one plane
+    assert set(tiles.values) == {("k", (1, 0))}
+    np.testing.assert_array_equal(array.read(region((0, 8), (0, 4))), data[0:8, 0:4])  # two chunks
+    assert set(tiles.values) == {("k", (0, 0)), ("k", (1, 0))}
+    reads = list(file.reads)
+    np.testing.assert_array_equal(array.read(region((4, 8), (0, 4))), data[4:8, 0:4])  # cached: no read
+    assert file.reads == reads
