@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from adapters.plates import Plate
+
 if TYPE_CHECKING:  # adapters.io.files imports this module
     from adapters.io.files import FileAccess
 
@@ -47,6 +49,15 @@ class UnsupportedSourceError(AdapterError):
 
 class SourceReadError(AdapterError):
     """The file is recognised but a part of it cannot be read or decoded."""
+
+
+class PartOfSourceError(UnsupportedSourceError):
+    """The file is one piece of a source opened from another file, ``source`` (a member
+    of a multi-file OME-TIFF set): on its own it is refused, naming that file."""
+
+    def __init__(self, message: str, source: Path) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +243,10 @@ class Image:
     #: for sources whose images have names of their own (HDF5 dataset paths). None: the
     #: gateway decides (the root for a single image, "0", "1"... for several).
     path: str | None = None
+    #: The pixel size of the first native levels where the source defines each level's
+    #: own (Imaris: the extent over that level's size, not 2^n times level 0's); levels
+    #: beyond these derive theirs from level 0's ``scale`` and their shapes.
+    level_scales: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.path and any(s in ("", ".", "..") or s.startswith(".") for s in self.path.split("/")):
@@ -249,6 +264,8 @@ class Image:
             raise ValueError("scale must have one entry per axis")
         if self.translation is not None and len(self.translation) != ndim:
             raise ValueError("translation must have one entry per axis")
+        if any(len(scale) != ndim for scale in self.level_scales):
+            raise ValueError("each level scale must have one entry per axis")
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -274,6 +291,11 @@ class Source:
     ome_xml: str | None = None
     warnings: list[str] = field(default_factory=list)
     dependencies: tuple[Dependency, ...] = ()
+    #: files that are pieces of this source, not datasets of their own (the members of a
+    #: multi-file OME-TIFF set): listings show them as parts of it
+    parts: tuple[Path, ...] = ()
+    #: the plates (high-content screening) the images sit on; images on none are loose
+    plates: tuple[Plate, ...] = ()
     #: fixed memory this source pins besides its levels' ``parsed_bytes`` (an HDF5
     #: family raises it: libhdf5 keeps about a megabyte per open file)
     file_bytes: int = SOURCE_BYTES
@@ -312,13 +334,16 @@ class TileCache(Protocol):
     ``get_many`` returns the values for ``keys``; ``compute`` is called (once, in the
     calling thread) with the keys that are neither cached nor being computed by another
     thread, and must return a value for each of them. Identical concurrent requests share
-    one computation.
+    one computation. ``remember=False`` computes without keeping the new values: for a
+    read that is exactly one stored chunk, whose caller caches what it makes of it (the
+    encoded chunk), a decoded copy would only push other tiles out.
     """
 
     def get_many(
         self,
         keys: Sequence[Hashable],
         compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+        remember: bool = True,
     ) -> list[np.ndarray]: ...
 
 
@@ -329,6 +354,7 @@ class NoTileCache:
         self,
         keys: Sequence[Hashable],
         compute: Callable[[list[Hashable]], Mapping[Hashable, np.ndarray]],
+        remember: bool = True,
     ) -> list[np.ndarray]:
         values = compute(list(keys))
         return [values[k] for k in keys]
@@ -361,6 +387,8 @@ class OpenOptions:
     directory tree. The gateway passes the root the dataset was found in.
     ``max_datasets``: image datasets one (generic) HDF5 file serves at most; opening reads
     and describes each one, so a file of 10^5 datasets must not hold a thread for minutes.
+    ``tiff_axes``: (pattern, axis letters) pairs; the first pattern (``fnmatch``, over the
+    file's path or its name) that matches a TIFF file names the dimensions of its series.
     """
 
     lock_free: bool = True
@@ -368,6 +396,7 @@ class OpenOptions:
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
     access: FileAccess | None = None
     max_datasets: int = DEFAULT_MAX_DATASETS
+    tiff_axes: tuple[tuple[str, str], ...] = ()
 
 
 class Adapter(Protocol):

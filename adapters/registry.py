@@ -17,8 +17,9 @@ from pathlib import Path
 from adapters.base import Adapter, NoTileCache, OpenOptions, Source, TileCache, UnsupportedSourceError
 
 #: Suffixes that many files other than datasets share (any XML file; netCDF-3, which is
-#: not HDF5): such a file is a dataset only when an adapter's ``can_open`` accepts it.
-SNIFFED_SUFFIXES = (".xml", ".nc")
+#: not HDF5; a companion ``.ome`` file is XML too): such a file is a dataset only when an
+#: adapter's ``can_open`` accepts it.
+SNIFFED_SUFFIXES = (".xml", ".nc", ".companion.ome")
 
 
 @dataclass(frozen=True, slots=True)

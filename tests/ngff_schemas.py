@@ -45,4 +45,8 @@ def kind_of(attributes: dict[str, Any], version: str) -> list[str]:
         names.append("bf2raw")
     if "series" in ome:
         names.append("ome")
+    if "plate" in ome:
+        names.append("plate")
+    if "well" in ome:
+        names.append("well")
     return names

@@ -7,7 +7,12 @@ axes (a missing ``Data`` reads as fill). Metadata lives in ``DataSetInfo``: the 
 ``ExtMin0..2``/``ExtMax0..2`` and ``Unit`` of ``Image`` give the voxel size
 ((ExtMax - ExtMin) / size) and origin, ``Channel i`` the name, ``Color`` ("r g b" in 0..1)
 and ``ColorRange``, ``TimeInfo`` the timestamps. Imaris writes every attribute as an array
-of single characters; they are decoded as text. Groups and datasets are reached through
+of single characters; they are decoded as text.
+
+Every resolution level covers the whole extent: its voxel is the extent over *its own*
+size (Imaris halves sizes with floor, so 51 planes become 25, 12, 6 — not 2^n times level
+0's voxel), and every level starts at ExtMin. "(name not specified)", Imaris' placeholder
+where no name was given, names nothing. Groups and datasets are reached through
 ``Hdf5Context.get`` (links followed only inside the allowed directories).
 """
 
@@ -31,6 +36,8 @@ LEVEL = re.compile(r"ResolutionLevel (\d+)")
 TIMEPOINT = re.compile(r"TimePoint (\d+)")
 CHANNEL = re.compile(r"Channel (\d+)")
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
+#: What Imaris writes where no name was given (compared in lower case): not a name.
+PLACEHOLDER_NAMES = frozenset({"(name not specified)"})
 
 
 def is_imaris(file: H5File) -> bool:
@@ -96,6 +103,7 @@ def imaris_images(ctx: Hdf5Context) -> list[Image]:
     with ctx.file.locked():
         meta = _metadata(ctx, image_attrs, info, base_size or zyx, channels, timepoints, built[0].dtype)
     scale = tuple(meta["scale"].get(n, 1.0) for n in names)
+    level_scales = tuple(_level_scale(names, scale, built[0].shape, level.shape) for level in built)
     origin = tuple(meta["origin"].get(n, 0.0) for n in names)
     axes = tuple(Axis(n, meta["units"].get(n)) for n in names)
     return [
@@ -106,8 +114,27 @@ def imaris_images(ctx: Hdf5Context) -> list[Image]:
             scale=scale,
             translation=origin if any(origin) else None,
             channels=meta["channels"],
+            level_scales=level_scales,
         )
     ]
+
+
+def _level_scale(
+    names: Sequence[str], scale: Sequence[float], base: Sequence[int], shape: Sequence[int]
+) -> tuple[float, ...]:
+    """The voxel of a level of ``shape``: level 0's voxel times level 0's size over this
+    level's, on z, y and x — the extent over this level's size (t and c keep theirs)."""
+    return tuple(
+        s * n0 / n if name in ("z", "y", "x") and n > 0 else s
+        for name, s, n0, n in zip(names, scale, base, shape, strict=True)
+    )
+
+
+def _named(text: str | None) -> str | None:
+    """``text``, unless it is blank or Imaris' placeholder for no name."""
+    if text is None or not text.strip() or text.strip().lower() in PLACEHOLDER_NAMES:
+        return None
+    return text
 
 
 def _image_size(attrs: Any, keys: Sequence[str]) -> tuple[int, int, int] | None:
@@ -191,7 +218,7 @@ def _metadata(
             meta["scale"][letter] = voxel
             meta["units"][letter] = unit
             meta["origin"][letter] = low[0]
-    meta["name"] = attr_text(image_attrs, "Name")
+    meta["name"] = _named(attr_text(image_attrs, "Name"))
     if info is None:
         return meta
     meta["channels"] = tuple(_channel(ctx.get(f"DataSetInfo/Channel {c}"), c, dtype) for c in channels)
@@ -218,7 +245,7 @@ def _channel(group: Any, index: int, dtype: np.dtype[Any]) -> Channel:
             (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if dtype.kind in "iu" else (start, end)
         )
         window = Window(min=min(low, start), max=max(high, end), start=start, end=end)
-    return Channel(label=attr_text(attrs, "Name") or f"Channel {index}", color=color, window=window)
+    return Channel(label=_named(attr_text(attrs, "Name")) or f"Channel {index}", color=color, window=window)
 
 
 def _time_interval(group: Any, count: int) -> float | None:

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from adapters.base import DEFAULT_MAX_CHUNK_BYTES, Level, Region, SourceReadError, TileCache
-from adapters.io.files import PositionalFile
+from adapters.io.files import PositionalReader
 from adapters.io.frames import passthrough_problem
 
 #: Chunks closer than this in a file are fetched with one read (the gap is read and dropped).
@@ -87,7 +87,7 @@ class StoredArray:
         dtype: np.dtype[np.generic],
         fill_value: int | float,
         codec: ChunkCodec,
-        files: Sequence[PositionalFile],
+        files: Sequence[PositionalReader],
         tiles: TileCache,
         max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     ) -> None:
@@ -119,7 +119,8 @@ class StoredArray:
             range(s.start // c, (s.stop - 1) // c + 1) for s, c in zip(region, self.chunk_shape, strict=True)
         ]
         grid = [tuple(p) for p in itertools.product(*ranges)]
-        chunks = self._tiles.get_many([(self.key, g) for g in grid], self._fetch)
+        whole = len(grid) == 1 and self._is_whole_chunk(region, grid[0])
+        chunks = self._tiles.get_many([(self.key, g) for g in grid], self._fetch, remember=not whole)
         if len(grid) == 1 and chunks[0] is not _UNALLOCATED:
             return self._inside(region, grid[0], chunks[0])
         out = np.empty(out_shape, dtype=self.dtype)
@@ -165,6 +166,13 @@ class StoredArray:
             if extent is not None and extent.nbytes > 0:
                 return True
         return False
+
+    def _is_whole_chunk(self, region: Region, coords: tuple[int, ...]) -> bool:
+        """Whether ``region`` is all of stored chunk ``coords`` (clipped to the array)."""
+        return all(
+            s.start == i * c and s.stop == min((i + 1) * c, n)
+            for s, i, c, n in zip(region, coords, self.chunk_shape, self.shape, strict=True)
+        )
 
     def _inside(self, region: Region, coords: tuple[int, ...], chunk: np.ndarray) -> np.ndarray:
         """The part of one decoded chunk that ``region`` covers, without copying."""
@@ -217,15 +225,18 @@ class StoredArray:
             first, last = run[0][0], run[-1][0]
             file = self._files[first.file]
             blob = file.pread(first.offset, last.offset + last.nbytes - first.offset)
+            if len(run) == 1:  # the common case: the read is the chunk, no copy of it
+                found[run[0][1]] = self._decode(run[0][2], blob, file.path.name)
+                continue
             view = memoryview(blob)
             for extent, key, coords in run:
                 start = extent.offset - first.offset
                 found[key] = self._decode(coords, view[start : start + extent.nbytes], file.path.name)
         return found
 
-    def _decode(self, coords: tuple[int, ...], data: memoryview, filename: str) -> np.ndarray:
+    def _decode(self, coords: tuple[int, ...], data: bytes | memoryview, filename: str) -> np.ndarray:
         try:
-            chunk = self._codec.decode(coords, bytes(data))
+            chunk = self._codec.decode(coords, data if isinstance(data, bytes) else bytes(data))
         except SourceReadError:
             raise
         except Exception as exc:  # codec libraries raise many types; all mean "corrupt"

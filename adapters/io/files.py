@@ -22,6 +22,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from adapters.base import SourceReadError, UnsupportedSourceError
 
@@ -103,6 +104,17 @@ class FileAccess:
             file.close()
             raise
         return file
+
+
+class PositionalReader(Protocol):
+    """What chunk readers need of a file: its path (named in errors), its size and
+    thread-safe positional reads (a ``PositionalFile``, or a member of a multi-file set
+    whose descriptor is opened on demand)."""
+
+    path: Path
+    size: int
+
+    def pread(self, offset: int, size: int) -> bytes: ...
 
 
 class PositionalFile:

@@ -7,20 +7,25 @@ layout. Each series becomes an image; its levels (OME SubIFDs, SVS pyramid IFDs)
 levels.
 
 Axes: tifffile names the dimensions of a series (``TCZYXS``, ``QYX``...). Known letters
-map to t/c/z/y/x, samples (RGB) become channels, and unknown leading letters (``Q``,
-``I``: stacks of tifffile "shaped" files and plain multi-page files) are assigned from
-the innermost outward to z, then t, then c — a leading stack axis is nearly always z.
-Dimensions of size 1 are dropped.
+map to t/c/z/y/x and samples (RGB) become channels. The stack (page-indexing) dimensions
+are named by, in order: the configuration (``[tiff.axes]``: ``OpenOptions.tiff_axes``,
+one letter per dimension of the series); where tifffile left some unnamed (``Q``, ``I``:
+tifffile "shaped" files, plain multi-page files, OME-XML tifffile could not map), the
+file's own ImageJ (``frames``, ``slices``, ``channels``) or OME (``DimensionOrder`` and
+sizes) metadata when its counts account for every page; else unknown letters are
+assigned from the innermost outward to z, then t, then c — a leading stack axis is
+nearly always z. Dimensions of size 1 are dropped.
 
 Metadata comes from the first flavour in ``FLAVOURS`` that applies (order is priority).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +35,7 @@ from tifffile.tifffile import svs_description_metadata
 
 from adapters.base import (
     DEFAULT_MAX_CHUNK_BYTES,
+    SOURCE_BYTES,
     Axis,
     AxisName,
     Channel,
@@ -43,12 +49,30 @@ from adapters.base import (
     UnsupportedSourceError,
     Window,
 )
+from adapters.diagnostics import add_warnings, captured_logs, summarise
 from adapters.io.chunked import Extent, MappedLevel, StoredArray
-from adapters.io.files import PositionalFile
+from adapters.io.files import FileAccess, PositionalFile, PositionalReader
+from adapters.plates import Plate
+from adapters.tiff import truncation
+from adapters.tiff.multifile import (
+    COMPANION_SUFFIX,
+    MissingPlaneError,
+    SetDocument,
+    find_set,
+    is_companion_name,
+    open_file_set,
+    read_companion,
+    read_set_document,
+    set_planes,
+    sniff_companion,
+)
 from adapters.tiff.ome_xml import OmeDocument, OmeImage, OmeXmlError, parse_ome_xml
+from adapters.tiff.plates import plates_of
 from adapters.units import space_unit, time_unit, to_micrometers
 
 logger = logging.getLogger(__name__)
+#: tifffile's logger: what it logs while a file opens is captured as the file's warnings.
+TIFFFILE_LOGGER = "tifffile"
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 LEADING_AXES: dict[str, AxisName] = {"T": "t", "C": "c", "Z": "z"}
@@ -70,11 +94,14 @@ class TiffAdapter:
     """Opens TIFF-based files (see module docstring)."""
 
     name = "tiff"
-    suffixes = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf2", ".tf8", ".svs")
+    #: ``.companion.ome``: the OME-XML of a multi-file set (``adapters/tiff/multifile/``)
+    suffixes = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf", ".tf2", ".tf8", ".svs", COMPANION_SUFFIX)
 
     def can_open(self, path: Path) -> bool:
         if not path.name.lower().endswith(self.suffixes):
             return False
+        if is_companion_name(path.name):
+            return sniff_companion(path)
         try:
             with open(path, "rb") as fh:
                 return fh.read(4) in TIFF_MAGIC
@@ -82,9 +109,23 @@ class TiffAdapter:
             return False
 
     def open(self, path: Path, tiles: TileCache, options: OpenOptions | None = None) -> Source:
+        # what tifffile logs about this file (a truncated one: a line per page) becomes its
+        # warnings, shown on its page, instead of lines in the server's log
+        with captured_logs(TIFFFILE_LOGGER) as logged:
+            source = self._open(path, tiles, options)
+        add_warnings(source.warnings, summarise(logged, "tifffile: "))
+        return source
+
+    def _open(self, path: Path, tiles: TileCache, options: OpenOptions | None) -> Source:
+        opts = options or OpenOptions()
+        access = opts.access or FileAccess.beside(path)
+        if is_companion_name(path.name):
+            return _open_companion(path, tiles, opts.max_chunk_bytes, access)
         file = PositionalFile(path)
         try:
-            return _open_source(path, file, tiles, (options or OpenOptions()).max_chunk_bytes)
+            return _open_source(
+                path, file, tiles, opts.max_chunk_bytes, _configured_axes(path, opts.tiff_axes), access=access
+            )
         except Exception:
             file.close()
             raise
@@ -94,11 +135,30 @@ class TiffAdapter:
 # Source and images
 
 
-def _open_source(path: Path, file: PositionalFile, tiles: TileCache, max_chunk_bytes: int) -> Source:
+def _open_source(
+    path: Path,
+    file: PositionalFile,
+    tiles: TileCache,
+    max_chunk_bytes: int,
+    axes: str | None = None,
+    *,
+    access: FileAccess | None = None,
+) -> Source:
     try:
-        tif = tifffile.TiffFile(path)
+        # never tifffile's own multi-file reading: it opens whatever file the XML names
+        tif = tifffile.TiffFile(path, _multifile=False)
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
         raise UnsupportedSourceError(f"{path.name} is not a readable TIFF: {exc}") from exc
+    xml = (tif.ome_metadata or "") if tif.is_ome else ""
+    if "FileName" in xml or "BinaryOnly" in xml:  # a set: a member raises PartOfSetError
+        try:
+            document = find_set(path, read_set_document(xml), access or FileAccess.beside(path))
+        except BaseException:
+            tif.close()
+            raise
+        if document is not None:
+            with tif:
+                return _open_set(path, xml, document, (tif, file), tiles, max_chunk_bytes, access)
     warnings: list[str] = []
     ome = _parse_ome(tif, warnings) if tif.is_ome else None
     if ome is not None and _claims_too_many_planes(ome, tif, warnings):
@@ -110,33 +170,152 @@ def _open_source(path: Path, file: PositionalFile, tiles: TileCache, max_chunk_b
             raise UnsupportedSourceError(f"{path.name} is not a readable TIFF: {exc}") from exc
     with tif:
         flavour = next(f for f in FLAVOURS if f.applies(tif))
-        context = _FileContext(tif=tif, warnings=warnings, max_chunk_bytes=max_chunk_bytes)
+        context = _FileContext(tif=tif, warnings=warnings, max_chunk_bytes=max_chunk_bytes, axes=axes)
         context.ome = ome
-        for warning in context.warnings:  # the OME-XML's own problems, said once per opening
-            logger.warning("%s: %s", path, warning)
         images: list[Image] = []
         try:
             all_series = list(tif.series)
         except Exception as exc:
             raise SourceReadError(f"{path.name}: cannot list the images: {exc}") from exc
+        image_ids: list[str | None] = []  # the OME Image of each image, for its plate
+        series_of: list[int] = []  # the series each image was built from
         for index, series in enumerate(all_series):
             try:
                 images.append(_build_image(path, file, tiles, context, flavour, index, series))
             except (UnsupportedSourceError, SourceReadError) as exc:
                 context.warnings.append(f"series {index} skipped: {exc}")
-                logger.warning("%s: series %d skipped: %s", path, index, exc)
+                continue
+            matched = _match_ome_image(context.ome, index, series)
+            image_ids.append(matched.id if matched is not None else None)
+            series_of.append(index)
         if not images:
             detail = "; ".join(context.warnings) or "no image data"
             raise UnsupportedSourceError(f"{path.name}: no servable image ({detail})")
         ome_xml = tif.ome_metadata if tif.is_ome else None
+        if ome_xml is None and flavour.name in WRITTEN_OME_XML:
+            built = list(zip(series_of, images, strict=True))
+            ome_xml = _written_ome_xml(path, flavour.name, tif, built, context.warnings)
+        label = truncation.check(tif, path, flavour.name, context.warnings)
+        plates = _plates(path, context.ome, image_ids, context.warnings)
     return Source(
         path=path,
-        format=flavour.name,
+        format=label,
         images=tuple(images),
         ome_xml=ome_xml,
         warnings=context.warnings,
+        plates=plates,
         _closers=[file.close],
     )
+
+
+#: Flavours whose metadata is carried as an OME-XML document written for them (Bio-Formats' way).
+WRITTEN_OME_XML = frozenset({"Aperio SVS", "ImageJ TIFF"})
+
+
+def _written_ome_xml(
+    path: Path, flavour: str, tif: tifffile.TiffFile, images: list[tuple[int, Image]], warnings: list[str]
+) -> str | None:
+    """The OME-XML of an SVS or ImageJ file (``adapters/tiff/ome_writer.py``); None, said
+    in ``warnings``, when OME cannot describe it (a 64-bit integer image)."""
+    from adapters.tiff import ome_writer  # ome-types costs about a second to import
+
+    write = ome_writer.svs_ome_xml if flavour == "Aperio SVS" else ome_writer.imagej_ome_xml
+    try:
+        return write(tif, images)
+    except ValueError as exc:  # pydantic's ValidationError included: a value OME refuses
+        warning = f"no OME-XML written for its metadata: {exc}"
+        warnings.append(warning)
+        logger.warning("%s: %s", path, warning)
+        return None
+
+
+def _plates(
+    path: Path, ome: OmeDocument | None, image_ids: list[str | None], warnings: list[str]
+) -> tuple[Plate, ...]:
+    """The plates the images sit on (``adapters/tiff/plates.py``), their problems logged."""
+    if ome is None or not ome.plates:
+        return ()
+    found: list[str] = []
+    plates = plates_of(ome, image_ids, found)
+    for warning in found:
+        logger.warning("%s: %s", path, warning)
+    warnings.extend(found)
+    return plates
+
+
+# ---------------------------------------------------------------------------------------
+# Multi-file sets (adapters/tiff/multifile/: which files, their planes, their readers)
+
+
+def _open_companion(path: Path, tiles: TileCache, max_chunk_bytes: int, access: FileAccess) -> Source:
+    """A ``.companion.ome`` file: the OME-XML of a set whose pixels all lie in its members."""
+    xml = read_companion(path)
+    document = read_set_document(xml)
+    if document is None:
+        raise UnsupportedSourceError(f"{path.name}: its OME-XML does not parse")
+    return _open_set(path, xml, document, None, tiles, max_chunk_bytes, access)
+
+
+def _open_set(
+    path: Path,
+    xml: str,
+    document: SetDocument,
+    own: tuple[tifffile.TiffFile, PositionalFile] | None,
+    tiles: TileCache,
+    max_chunk_bytes: int,
+    access: FileAccess | None,
+) -> Source:
+    """A multi-file set as one source: each OME Image with a readable plane is an image,
+    described by the set's OME-XML; each plane is read from the file it lies in. ``own``:
+    the master TIFF's parsed file and descriptor (None for a companion master)."""
+    fileset = open_file_set(path, document, access or FileAccess.beside(path), own)
+    try:
+        context = _FileContext(tif=fileset.tif, warnings=fileset.warnings, max_chunk_bytes=max_chunk_bytes)
+        context.ome = _parse_ome_text(xml, context.warnings)
+        flavour = FLAVOURS[0]  # OME-TIFF
+        images: list[Image] = []
+        image_ids: list[str | None] = []
+        for series in fileset.series:
+            planes = set_planes(series)
+            index = planes.ome_index if planes is not None else len(images)
+            try:
+                images.append(_build_image(path, fileset.files[0], tiles, context, flavour, index, series))
+            except (UnsupportedSourceError, SourceReadError) as exc:
+                context.warnings.append(f"image {index} skipped: {exc}")
+                logger.warning("%s: image %d skipped: %s", path, index, exc)
+                continue
+            matched = _match_ome_image(context.ome, index, series)
+            image_ids.append(matched.id if matched is not None else None)
+        if not images:
+            raise UnsupportedSourceError(f"{path.name}: no servable image ({'; '.join(context.warnings)})")
+        plates = _plates(path, context.ome, image_ids, context.warnings)
+    except BaseException:
+        fileset.close()
+        raise
+    finally:
+        fileset.release_parsers()
+    return Source(
+        path=path,
+        format="OME-TIFF (multi-file)",
+        images=tuple(images),
+        ome_xml=xml,
+        warnings=context.warnings,
+        dependencies=fileset.dependencies,
+        parts=fileset.parts,
+        file_bytes=SOURCE_BYTES + fileset.file_bytes,
+        plates=plates,
+        _closers=[fileset.close] + ([own[1].close] if own is not None else []),
+    )
+
+
+def _parse_ome_text(xml: str, warnings: list[str]) -> OmeDocument | None:
+    try:
+        document = parse_ome_xml(xml)
+    except OmeXmlError as exc:
+        warnings.append(str(exc))
+        return None
+    warnings.extend(document.warnings)
+    return document
 
 
 @dataclass(slots=True)
@@ -145,6 +324,7 @@ class _FileContext:
     warnings: list[str]
     ome: OmeDocument | None = None
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES  # a larger tile or strip is refused when read
+    axes: str | None = None  # the configuration's letters for this file's series ([tiff.axes])
 
 
 #: An OME-XML may claim more planes than its file holds (an acquisition cut short: tifffile
@@ -182,19 +362,20 @@ def _parse_ome(tif: tifffile.TiffFile, warnings: list[str]) -> OmeDocument | Non
 
 def _build_image(
     path: Path,
-    file: PositionalFile,
+    file: PositionalReader,
     tiles: TileCache,
     context: _FileContext,
     flavour: Flavour,
     index: int,
     series: tifffile.TiffPageSeries,
 ) -> Image:
-    if getattr(series, "is_multifile", False):
-        raise UnsupportedSourceError("image data spread over several files is not supported yet")
-    layout = _SeriesLayout.from_series(series.levels[0])
+    if getattr(series, "is_multifile", False) and set_planes(series) is None:
+        raise UnsupportedSourceError("image data spread over several files is read only as a set")
+    stack = _stack_names(context, index, series.levels[0])
+    layout = _SeriesLayout.from_series(series.levels[0], stack)
     levels: list[Level] = []
     for level_index, level_series in enumerate(series.levels):
-        level_layout = _SeriesLayout.from_series(level_series)
+        level_layout = _SeriesLayout.from_series(level_series, stack)
         if level_layout.lead_letters != layout.lead_letters or level_layout.lead_shape != layout.lead_shape:
             context.warnings.append(f"series {index}: level {level_index} differs in stack shape; ignored")
             break
@@ -209,6 +390,8 @@ def _build_image(
     channels = meta.channels if len(meta.channels) == n_channels else ()
     if not channels and layout.sample_count > 1 and n_channels == layout.sample_count:
         channels = _sample_channels(n_channels, series.keyframe)
+    elif n_channels == layout.sample_count and int(series.keyframe.photometric) in COLOUR_PHOTOMETRICS:
+        channels = _rgb_coloured(channels)
     name = meta.name or series.name or (path.name if index == 0 else f"{path.name} #{index}")
     return Image(name=name, axes=axes, levels=tuple(levels), scale=scale, channels=channels)
 
@@ -236,15 +419,13 @@ class _SeriesLayout:
         return self.page_shape[0] * self.page_shape[4]
 
     @classmethod
-    def from_series(cls, series: tifffile.TiffPageSeries) -> _SeriesLayout:
-        keyframe = series.keyframe
-        page_shape = tuple(int(n) for n in keyframe.shaped)
-        page_size = math.prod(page_shape)
-        axes = series.get_axes(False)
-        shape = tuple(int(n) for n in series.get_shape(False))
-        planes = math.prod(shape) // page_size if page_size else 0
-        lead = _leading_prefix(axes, shape, planes)
-        lead_letters, lead_shape = axes[:lead], shape[:lead]
+    def from_series(cls, series: tifffile.TiffPageSeries, stack: _Stack | None = None) -> _SeriesLayout:
+        """The layout of ``series``; ``stack`` names its stack dimensions instead of
+        tifffile (``_stack_names``) when it accounts for the same pages."""
+        page_shape = tuple(int(n) for n in series.keyframe.shaped)
+        lead_letters, lead_shape = _stack_of(series)
+        if stack is not None and math.prod(n for _, n in stack) == math.prod(lead_shape):
+            lead_letters, lead_shape = "".join(letter for letter, _ in stack), tuple(n for _, n in stack)
         n_lead = len(lead_shape)
         assignments: dict[AxisName, list[int]] = {"t": [], "c": [], "z": [], "y": [], "x": []}
         unknown: list[int] = []
@@ -276,6 +457,111 @@ class _SeriesLayout:
         return cls(lead_letters, lead_shape, page_shape, names, groups)  # type: ignore[arg-type]  # 5-tuple
 
 
+#: (letter, size) of each stack dimension, outermost first; letters as tifffile's (T, C, Z).
+_Stack = tuple[tuple[str, int], ...]
+
+
+def _stack_of(series: tifffile.TiffPageSeries) -> tuple[str, tuple[int, ...]]:
+    """tifffile's letters and sizes of the stack (page-indexing) dimensions of ``series``."""
+    page_size = math.prod(int(n) for n in series.keyframe.shaped)
+    axes = series.get_axes(False)
+    shape = tuple(int(n) for n in series.get_shape(False))
+    planes = math.prod(shape) // page_size if page_size else 0
+    lead = _leading_prefix(axes, shape, planes)
+    return axes[:lead], shape[:lead]
+
+
+def _configured_axes(path: Path, table: Sequence[tuple[str, str]]) -> str | None:
+    """The letters of the first ``[tiff.axes]`` pattern matching the file's path or name."""
+    for pattern, letters in table:
+        if fnmatch.fnmatchcase(str(path), pattern) or fnmatch.fnmatchcase(path.name, pattern):
+            return letters.lower()
+    return None
+
+
+def _stack_names(context: _FileContext, index: int, series: tifffile.TiffPageSeries) -> _Stack | None:
+    """Names for the stack dimensions of a series other than tifffile's (module docstring:
+    the configuration, then the file's ImageJ or OME metadata where tifffile left a
+    dimension unnamed); None keeps tifffile's letters and the guesses."""
+    letters, shape = _stack_of(series)
+    stack = tuple((letter, n) for letter, n in zip(letters, shape, strict=True) if n > 1)
+    if context.axes is not None:
+        configured = _configured_stack(context.axes, stack, series.keyframe)
+        if configured is not None:
+            return configured
+        page = "".join(_page_letters(series.keyframe)).upper()
+        problem = (
+            f"series {index}: the configured axes {context.axes!r} do not fit its dimensions "
+            f"{''.join(letter for letter, _ in stack)}{page} {tuple(n for _, n in stack)}; ignored"
+        )
+        context.warnings.append(problem)
+        logger.warning("%s: %s", context.tif.filehandle.path, problem)
+    if all(letter in LEADING_AXES for letter, _ in stack):
+        return None
+    planes = math.prod(shape)
+    for hint in (_ome_stack(context.ome, index, series), _imagej_stack(context.tif.imagej_metadata)):
+        if hint and math.prod(n for _, n in hint) == planes:
+            return hint
+    return None
+
+
+def _page_letters(keyframe: tifffile.TiffPage) -> list[str]:
+    """The axes of one page's dimensions of size > 1 (y and x always), in storage order."""
+    separate, depth, _length, _width, contiguous = (int(n) for n in keyframe.shaped)
+    return [*("c" * (separate > 1)), *("z" * (depth > 1)), "y", "x", *("c" * (contiguous > 1))]
+
+
+def _configured_stack(letters: str, stack: _Stack, keyframe: tifffile.TiffPage) -> _Stack | None:
+    """The stack named by configured ``letters`` (one per dimension of size > 1, stack then
+    page: ``tyx`` for 51 pages); None when they do not fit (the page's own letters must
+    end them, and the stack's be distinct letters of t, c, z)."""
+    page = "".join(_page_letters(keyframe))
+    head = letters[: len(letters) - len(page)]
+    if len(head) != len(stack) or not letters.endswith(page):
+        return None
+    if not set(head) <= {"t", "c", "z"} or len(set(head)) != len(head) or set(head) & set(page):
+        return None
+    return tuple((letter.upper(), n) for letter, (_, n) in zip(head, stack, strict=True))
+
+
+def _imagej_stack(info: dict[str, Any] | None) -> _Stack | None:
+    """The stack an ImageJ header describes: frames, slices, channels (ImageJ's page order)."""
+    if not info:
+        return None
+    keys = (("T", "frames"), ("Z", "slices"), ("C", "channels"))
+    counts = ((letter, _count(info.get(key))) for letter, key in keys)
+    return tuple((letter, n) for letter, n in counts if n > 1) or None
+
+
+def _ome_stack(document: OmeDocument | None, index: int, series: tifffile.TiffPageSeries) -> _Stack | None:
+    """The stack an OME Image describes: its sizes in ``DimensionOrder`` (outermost last)."""
+    image = _match_ome_image(document, index, series)
+    if image is None:
+        return None
+    order = image.dimension_order.upper()
+    if len(order) != 5 or set(order) != set("XYZCT") or not order.startswith("XY"):
+        return None
+    sizes = {"T": image.sizes["t"], "Z": image.sizes["z"], "C": len(image.channels) or image.sizes["c"]}
+    return tuple((letter, sizes[letter]) for letter in reversed(order[2:]) if sizes[letter] > 1) or None
+
+
+def _served_size(layout: _SeriesLayout, axis: str) -> int:
+    """The size of image axis ``axis`` (1 when absent) under ``layout``."""
+    if axis not in layout.axis_names:
+        return 1
+    storage = (*layout.lead_shape, *layout.page_shape)
+    return math.prod(storage[dim] for dim in layout.groups[layout.axis_names.index(axis)])
+
+
+def _count(value: Any) -> int:
+    """A dimension count from a header (1 when it is not a positive integer)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 1
+    return number if number > 0 else 1
+
+
 def _leading_prefix(axes: str, shape: Sequence[int], planes: int) -> int:
     """Length of the longest prefix of stack (page-indexing) dimensions of a series."""
     best = 0
@@ -296,7 +582,7 @@ def _leading_prefix(axes: str, shape: Sequence[int], planes: int) -> int:
 
 
 def _stored_array(
-    file: PositionalFile,
+    file: PositionalReader,
     tiles: TileCache,
     key: tuple[int, int],
     series: tifffile.TiffPageSeries,
@@ -320,7 +606,7 @@ def _stored_array(
         dtype=dtype,
         fill_value=_fill_value(keyframe, dtype),
         codec=codec,
-        files=[file],
+        files=list(planes.files) if (planes := set_planes(series)) is not None else [file],
         tiles=tiles,
         max_chunk_bytes=max_chunk_bytes,
     )
@@ -397,6 +683,11 @@ class _TiffSegments:
     grid: tuple[int, int, int]  # segments along depth, length, width per sample plane
     segments_per_sample: int
     file_size: int
+    #: multi-file sets: the file (index in the array's files) each plane lies in, and why
+    #: a plane cannot be read (index into ``problems``; -1: readable, or not stored: fill)
+    file_of_plane: np.ndarray | None = None
+    problem_of_plane: np.ndarray | None = None
+    problems: tuple[str, ...] = ()
     _lead_strides: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -409,7 +700,7 @@ class _TiffSegments:
 
     @classmethod
     def from_series(
-        cls, series: tifffile.TiffPageSeries, layout: _SeriesLayout, file: PositionalFile
+        cls, series: tifffile.TiffPageSeries, layout: _SeriesLayout, file: PositionalReader
     ) -> _TiffSegments:
         keyframe = series.keyframe
         planes = math.prod(layout.lead_shape)
@@ -471,6 +762,7 @@ class _TiffSegments:
             grid=grid,
             segments_per_sample=per_sample,
             file_size=file.size,
+            **_set_planes(series, planes),
         )
 
     def _address(self, coords: tuple[int, ...]) -> tuple[int, int]:
@@ -485,6 +777,8 @@ class _TiffSegments:
         """Offsets and byte counts of every segment, plus the key pages the decoders keep
         alive (tags included)."""
         arrays = self.offsets.nbytes + self.counts.nbytes + self.decoder_of_page.nbytes
+        for extra in (self.file_of_plane, self.problem_of_plane):
+            arrays += extra.nbytes if extra is not None else 0
         return arrays + len(self.decoders) * KEY_PAGE_BYTES
 
     def any_located(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> bool:
@@ -495,17 +789,23 @@ class _TiffSegments:
         box = tuple(slice(a, b) for a, b in zip(lo[: n_lead + 4], hi[: n_lead + 4], strict=True))
         samples = self.offsets.shape[1] // self.segments_per_sample
         grid = (*self.lead_shape, samples, *self.grid)
+        problems = self.problem_of_plane
+        if problems is not None and (problems.reshape(self.lead_shape)[box[:n_lead]] >= 0).any():
+            return True  # an unreadable plane is no fill: read it, and fail
         offsets = self.offsets.reshape(grid)[box]
         counts = self.counts.reshape(grid)[box]
         return bool(np.logical_and(offsets > 0, counts > 0).any())
 
     def locate(self, coords: tuple[int, ...]) -> Extent | None:
         plane, segment = self._address(coords)
+        if self.problem_of_plane is not None and (problem := int(self.problem_of_plane[plane])) >= 0:
+            raise MissingPlaneError(f"plane {plane} cannot be read: {self.problems[problem]}")
         offset = int(self.offsets[plane, segment])
         nbytes = int(self.counts[plane, segment])
         if offset <= 0 or nbytes <= 0:
             return None
-        return Extent(0, offset, nbytes)
+        file = int(self.file_of_plane[plane]) if self.file_of_plane is not None else 0
+        return Extent(file, offset, nbytes)
 
     def decode(self, coords: tuple[int, ...], data: bytes) -> np.ndarray:
         plane, segment = self._address(coords)
@@ -514,6 +814,20 @@ class _TiffSegments:
         if array is None:
             raise SourceReadError(f"segment {segment} of page {plane} decoded to nothing")
         return np.asarray(array).reshape((1,) * (len(self.lead_shape) + 1) + array.shape)
+
+
+def _set_planes(series: tifffile.TiffPageSeries, planes: int) -> dict[str, Any]:
+    """The per-plane file and problem tables of a multi-file set's series (none else)."""
+    found = set_planes(series)
+    if found is None:
+        return {}
+    if len(found.file_of_plane) != planes:
+        raise UnsupportedSourceError(f"{len(found.file_of_plane)} planes mapped for {planes} in the stack")
+    return {
+        "file_of_plane": found.file_of_plane,
+        "problem_of_plane": found.problem_of_plane,
+        "problems": found.problems,
+    }
 
 
 def _decode_kwargs(page: tifffile.TiffPage) -> dict[str, Any]:
@@ -624,7 +938,9 @@ def _describe_imagej(
 def _imagej_channels(
     info: dict[str, Any], series: tifffile.TiffPageSeries, layout: _SeriesLayout
 ) -> tuple[Channel, ...]:
-    count = int(info.get("channels", 1) or 1)
+    count = _count(info.get("channels"))  # the header is untrusted: "x", 10**20...
+    if count > 1 and count != _served_size(layout, "c"):
+        return ()  # not the served channels (and never a loop over a claimed count)
     if count <= 1:  # one channel: its display range is the description's min and max
         low, high = _finite(info.get("min")), _finite(info.get("max"))
         if low is None or high is None or high <= low:
@@ -654,15 +970,20 @@ def _imagej_channels(
 def _describe_svs(
     context: _FileContext, index: int, series: tifffile.TiffPageSeries, layout: _SeriesLayout
 ) -> ImageMeta:
+    """The baseline's pixel size is its ``MPP``; the thumbnail, the whole baseline scaled
+    down ("2220x2967 -> 574x768"), has that times their size ratio. Label and macro are
+    photographs of the glass slide, at a scale the file does not give: none."""
     meta = ImageMeta(name=series.name or None)
-    if index != 0:
-        return meta
+    baseline = context.tif.series[0].keyframe
     try:
-        mpp = _number(svs_description_metadata(series.keyframe.description).get("MPP"))
+        mpp = _number(svs_description_metadata(baseline.description).get("MPP"))
     except Exception:  # a description tifffile cannot parse just means no pixel size
         mpp = None
-    meta.set("x", mpp, "micrometer")
-    meta.set("y", mpp, "micrometer")
+    if mpp is None or (index != 0 and (series.name or "").lower() != "thumbnail"):
+        return meta
+    page = series.keyframe
+    meta.set("x", mpp * (baseline.imagewidth / page.imagewidth) if page.imagewidth else None, "micrometer")
+    meta.set("y", mpp * (baseline.imagelength / page.imagelength) if page.imagelength else None, "micrometer")
     return meta
 
 
@@ -716,6 +1037,15 @@ def _sample_channels(count: int, keyframe: tifffile.TiffPage) -> tuple[Channel, 
             for i in range(count)
         )
     return tuple(Channel(label=f"Sample {i}") for i in range(count))
+
+
+def _rgb_coloured(channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
+    """``channels`` (the samples of colour pages) with red, green, blue (and white for
+    alpha) where the metadata gave no colour."""
+    return tuple(
+        replace(channel, color=RGB_COLORS[i]) if channel.color is None and i < len(RGB_COLORS) else channel
+        for i, channel in enumerate(channels)
+    )
 
 
 #: Order is dispatch priority: the first flavour whose test passes describes the file.

@@ -1,11 +1,13 @@
 """A small, forgiving reader of the OME-XML fields the gateway serves.
 
-Only what becomes OME-Zarr metadata is read: per image its name, dimension order and
+Only what becomes OME-Zarr metadata is read: per image its ID, name, dimension order and
 sizes, physical pixel sizes with units, time increment, and channels (name — else the
-fluorophore —, colour, samples per pixel). Everything is namespace-agnostic (2008-2016
-schemas), and a value that cannot be understood becomes a warning, never an exception,
-so one odd attribute does not hide an image. Only XML that does not parse at all raises
-``OmeXmlError``.
+fluorophore —, colour, samples per pixel); per plate (high-content screening) its name,
+size and naming conventions, its wells (row, column, the images of their samples) and
+its acquisitions (name, description, times, the samples they took). Everything is
+namespace-agnostic (2008-2016 schemas), and a value that cannot be understood becomes a
+warning, never an exception, so one odd attribute does not hide an image. Only XML that
+does not parse at all raises ``OmeXmlError``.
 
 The checks the schema would make on what is read are made too, as warnings that say the
 document is not valid OME-XML: the ``ID`` of every Image, Pixels and Channel must follow
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from adapters.base import AdapterError
 from adapters.units import space_unit, time_unit
@@ -70,12 +73,48 @@ class OmeImage:
     physical: dict[str, PhysicalSize]  # keys among x, y, z, t
     channels: list[OmeChannel]
     pixel_type: str | None
+    id: str | None = None  # what a plate's WellSample ImageRef names
+
+
+@dataclass(frozen=True, slots=True)
+class OmeWellSample:
+    id: str | None
+    image: str | None  # the ID its ImageRef names
+
+
+@dataclass(frozen=True, slots=True)
+class OmeWell:
+    row: int  # 0-based, as OME-XML counts
+    column: int
+    samples: tuple[OmeWellSample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OmePlateAcquisition:
+    name: str | None
+    description: str | None
+    start_seconds: int | None  # since the epoch; a time without zone is taken as UTC
+    end_seconds: int | None
+    maximum_field_count: int | None
+    samples: tuple[str, ...]  # IDs of the WellSamples it took
+
+
+@dataclass(frozen=True, slots=True)
+class OmePlate:
+    name: str | None
+    rows: int | None  # the plate's size, when it says
+    columns: int | None
+    row_naming: str | None  # "letter" or "number" (RowNamingConvention), None when absent
+    column_naming: str | None
+    wells: tuple[OmeWell, ...]
+    acquisitions: tuple[OmePlateAcquisition, ...]
 
 
 @dataclass(slots=True)
 class OmeDocument:
     images: list[OmeImage]
     warnings: list[str] = field(default_factory=list)
+    plates: list[OmePlate] = field(default_factory=list)
 
 
 def _local(tag: str) -> str:
@@ -178,6 +217,108 @@ def _image(element: ET.Element, index: int, warnings: list[str]) -> OmeImage | N
         physical=_physical(attrs, warnings, where),
         channels=channels,
         pixel_type=attrs.get("Type") or attrs.get("PixelType"),
+        id=element.attrib.get("ID"),
+    )
+
+
+_NAMING_CONVENTIONS = ("letter", "number")
+
+
+def _count(attrs: dict[str, str], key: str, minimum: int, warnings: list[str], where: str) -> int | None:
+    """An integer attribute of at least ``minimum``; None (and a warning) otherwise."""
+    raw = attrs.get(key)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        warnings.append(f"{where}: {key}={raw!r} is not an integer; ignored")
+        return None
+    if value < minimum:
+        warnings.append(f"{where}: {key}={raw!r} is below {minimum}; ignored")
+        return None
+    return value
+
+
+def _naming(attrs: dict[str, str], key: str, warnings: list[str], where: str) -> str | None:
+    raw = attrs.get(key)
+    if raw is None:
+        return None
+    if raw.lower() not in _NAMING_CONVENTIONS:
+        warnings.append(f"{where}: {key}={raw!r} is neither 'letter' nor 'number'; ignored")
+        return None
+    return raw.lower()
+
+
+def _epoch_seconds(attrs: dict[str, str], key: str, warnings: list[str], where: str) -> int | None:
+    """An xsd:dateTime as whole seconds since the epoch (UTC when it names no zone)."""
+    raw = attrs.get(key)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        warnings.append(f"{where}: {key}={raw!r} is not a date and time; ignored")
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = int(moment.timestamp())
+    if seconds < 0:
+        warnings.append(f"{where}: {key}={raw!r} is before 1970; ignored")
+        return None
+    return seconds
+
+
+def _text(element: ET.Element, name: str) -> str | None:
+    """The text of the first child ``name``; None when absent or blank."""
+    found = _children(element, name)
+    if not found:
+        return None
+    return (found[0].text or "").strip() or None
+
+
+def _well(element: ET.Element, warnings: list[str], where: str) -> OmeWell | None:
+    row = _count(element.attrib, "Row", 0, warnings, where)
+    column = _count(element.attrib, "Column", 0, warnings, where)
+    if row is None or column is None:
+        warnings.append(f"{where}: a Well without a valid Row and Column; skipped")
+        return None
+    samples = []
+    for sample in _children(element, "WellSample"):
+        refs = _children(sample, "ImageRef")
+        samples.append(
+            OmeWellSample(id=sample.attrib.get("ID"), image=refs[0].attrib.get("ID") if refs else None)
+        )
+    return OmeWell(row=row, column=column, samples=tuple(samples))
+
+
+def _plate_acquisition(element: ET.Element, warnings: list[str], where: str) -> OmePlateAcquisition:
+    attrs = element.attrib
+    return OmePlateAcquisition(
+        name=attrs.get("Name") or None,
+        description=_text(element, "Description"),
+        start_seconds=_epoch_seconds(attrs, "StartTime", warnings, where),
+        end_seconds=_epoch_seconds(attrs, "EndTime", warnings, where),
+        maximum_field_count=_count(attrs, "MaximumFieldCount", 1, warnings, where),
+        samples=tuple(ref.attrib["ID"] for ref in _children(element, "WellSampleRef") if "ID" in ref.attrib),
+    )
+
+
+def _plate(element: ET.Element, index: int, warnings: list[str]) -> OmePlate:
+    where = f"Plate {index}"
+    attrs = element.attrib
+    wells = [_well(well, warnings, where) for well in _children(element, "Well")]
+    return OmePlate(
+        name=attrs.get("Name") or None,
+        rows=_count(attrs, "Rows", 1, warnings, where),
+        columns=_count(attrs, "Columns", 1, warnings, where),
+        row_naming=_naming(attrs, "RowNamingConvention", warnings, where),
+        column_naming=_naming(attrs, "ColumnNamingConvention", warnings, where),
+        wells=tuple(well for well in wells if well is not None),
+        acquisitions=tuple(
+            _plate_acquisition(acquisition, warnings, where)
+            for acquisition in _children(element, "PlateAcquisition")
+        ),
     )
 
 
@@ -195,4 +336,5 @@ def parse_ome_xml(text: str | bytes) -> OmeDocument:
         image = _image(element, index, warnings)
         if image is not None:
             images.append(image)
-    return OmeDocument(images=images, warnings=warnings)
+    plates = [_plate(element, index, warnings) for index, element in enumerate(_children(root, "Plate"))]
+    return OmeDocument(images=images, warnings=warnings, plates=plates)

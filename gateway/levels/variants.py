@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Image, Level, Region, may_hold_data
+from adapters.plates import Plate
+from gateway.levels import placement
 
 VARIANT_NAME = "float32"
 VARIANT_DTYPE = np.dtype("float32")
@@ -64,9 +66,13 @@ def float32_variant(image: Image) -> Image:
     )
 
 
-def group_prefixes(images: Sequence[Image]) -> Iterator[tuple[str, Image]]:
+def group_prefixes(images: Sequence[Image], plates: Sequence[Plate] = ()) -> Iterator[tuple[str, Image]]:
     """(group prefix, image) of a source's images: ``""`` for a single image, ``"<i>/"``
-    for each of several, ``"<path>/"`` for images with a place of their own."""
+    for each of several, ``"<path>/"`` for images with a place of their own, and the
+    fields of ``plates`` (the source's) where ``placement`` puts them."""
+    if plates:
+        yield from zip(placement.image_prefixes(plates, len(images)), images, strict=True)
+        return
     multi = len(images) > 1
     for index, image in enumerate(images):
         if image.path is not None:  # an image with a place of its own (HDF5 dataset paths)

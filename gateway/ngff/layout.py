@@ -5,7 +5,8 @@ A single-image source is an OME-Zarr image group at its root (``zarr.json``, arr
 the bioformats2raw layout: a root group, one image group per series (``0/``, ``1/``...),
 an ``OME/`` group listing them and, for OME-TIFF, the original ``OME/METADATA.ome.xml``.
 Images with a path of their own (``Image.path``: HDF5 dataset paths) sit at that path
-instead, below plain groups.
+instead, below plain groups. Images on plates (``Source.plates``) are the fields of OME-Zarr
+plates (``gateway/ngff/hcs.py``; where they sit: ``gateway/levels/placement.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gateway.config.settings import ChunkSettings, MetadataSettings, PyramidSett
 from gateway.levels import pyramid, variants
 from gateway.levels.labels import LabelAttachment
 from gateway.levels.windows import with_estimated_windows
-from gateway.ngff import consolidated, metadata, ome, rocrate, zarr_v2
+from gateway.ngff import consolidated, hcs, metadata, ome, rocrate, zarr_v2
 from gateway.ngff.codecs import ChunkEncoding
 from gateway.ngff.keys import chunk_grid
 
@@ -82,7 +83,7 @@ class ArrayNode:
 class DatasetTree:
     """Every key of a dataset: metadata documents (bytes) and arrays (chunk keys).
 
-    ``v2``: the same arrays seen as Zarr v2 / OME-Zarr 0.4 (``gateway/zarr_v2.py``), whose
+    ``v2``: the same arrays seen as Zarr v2 / OME-Zarr 0.4 (``gateway/ngff/zarr_v2.py``), whose
     chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2"), unsharded (v2 has no shards)."""
 
     documents: dict[str, bytes]
@@ -368,7 +369,8 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
     builder = _TreeBuilder(settings, options)
     named = any(image.path is not None for image in source.images)
     multi = len(source.images) > 1 and not named
-    for prefix, image in variants.group_prefixes(source.images):
+    placed = list(variants.group_prefixes(source.images, source.plates))
+    for prefix, image in placed:
         group = prefix.rstrip("/")
         is_label = group in options.label_groups
         if options.metadata.estimate_windows and not is_label:
@@ -385,10 +387,15 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
                 levels.transforms,
                 downsampling=downsampling_attributes(levels),
             )
+    for prefix, attributes in hcs.plate_groups(source.plates, len(source.images), source.path.name).items():
+        builder.add_group(prefix, attributes)
     documents, arrays = builder.documents, builder.arrays
     if named:
         _add_parent_groups(documents, arrays)
-    if multi:
+    if source.plates:  # the bioformats2raw series: where each Image of the OME-XML went
+        series = [prefix.rstrip("/") for prefix, _ in placed]
+        documents["OME/zarr.json"] = metadata.dumps(metadata.group_document(ome.series_attributes(series)))
+    elif multi:
         series = [str(i) for i in range(len(source.images))]
         documents["zarr.json"] = metadata.dumps(metadata.group_document(ome.bioformats2raw_attributes()))
         documents["OME/zarr.json"] = metadata.dumps(metadata.group_document(ome.series_attributes(series)))

@@ -13,6 +13,9 @@ from gateway.levels.pyramid import LevelTransform
 OME_VERSION = "0.5"
 #: Colours for channels that carry none: one channel is grey, several get distinct hues.
 DEFAULT_COLORS = ("00FF00", "FF00FF", "00FFFF", "FF0000", "0000FF", "FFFF00", "FFFFFF")
+#: Three 8-bit channels without colours are nearly always a colour image's red, green and
+#: blue (a brightfield slide, a photograph): bioformats2raw shows them so too.
+RGB_COLORS = ("FF0000", "00FF00", "0000FF")
 
 
 def downsample_factor(full: int, reduced: int) -> float:
@@ -30,10 +33,14 @@ def downsample_factor(full: int, reduced: int) -> float:
 
 
 def level_scales(image: Image) -> list[list[float]]:
+    """Each level's pixel size: the source's own where it gives one per level
+    (``Image.level_scales``), else level 0's times the downsampling factor."""
     base = image.levels[0].shape
     return [
-        [s * downsample_factor(n0, n) for s, n0, n in zip(image.scale, base, level.shape, strict=True)]
-        for level in image.levels
+        list(image.level_scales[index])
+        if index < len(image.level_scales)
+        else [s * downsample_factor(n0, n) for s, n0, n in zip(image.scale, base, level.shape, strict=True)]
+        for index, level in enumerate(image.levels)
     ]
 
 
@@ -54,6 +61,16 @@ def default_window(dtype: np.dtype[Any]) -> Window:
     return Window(min=0.0, max=1.0, start=0.0, end=1.0)
 
 
+def default_color(index: int, count: int, dtype: np.dtype[Any]) -> str:
+    """The colour of channel ``index`` of ``count`` when the file gives it none: white for
+    one channel, red/green/blue for three uint8 channels, else the palette."""
+    if count == 1:
+        return "FFFFFF"
+    if count == len(RGB_COLORS) and dtype == np.uint8:
+        return RGB_COLORS[index]
+    return DEFAULT_COLORS[index % len(DEFAULT_COLORS)]
+
+
 def _omero(image: Image) -> dict[str, Any]:
     names = image.axis_names
     count = image.levels[0].shape[names.index("c")] if "c" in names else 1
@@ -63,7 +80,7 @@ def _omero(image: Image) -> dict[str, Any]:
     for index in range(count):
         channel = known[index] if known else Channel()
         window = channel.window or default_window(dtype)
-        color = channel.color or ("FFFFFF" if count == 1 else DEFAULT_COLORS[index % len(DEFAULT_COLORS)])
+        color = channel.color or default_color(index, count, dtype)
         channels.append(
             {
                 "label": channel.label or f"Channel {index}",

@@ -7,8 +7,8 @@ v3 paths keep answering 404 for ``.zattrs`` and friends, and v2 paths never serv
 
 - a group's ``zarr.json`` becomes ``.zgroup`` and ``.zattrs``; the ``ome`` namespace of
   0.5 is unwrapped to 0.4's top-level keys (``multiscales`` with ``"version": "0.4"``,
-  ``omero``, ``labels``, ``image-label`` with its version, ``bioformats2raw.layout``,
-  ``series``);
+  ``omero``, ``labels``, ``image-label``, ``plate`` and ``well`` with their version,
+  ``bioformats2raw.layout``, ``series``);
 - an array's ``zarr.json`` becomes ``.zarray`` (``dimension_separator`` ``/``, the same
   chunks, the byte order in the ``dtype`` string, the compressor as a numcodecs
   configuration) and ``.zattrs`` (``_ARRAY_DIMENSIONS``, xarray's convention);
@@ -90,6 +90,8 @@ def attributes_v04(attributes: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [{"version": OME_VERSION_V04, **multiscale} for multiscale in value]
         elif key == "image-label":
             out[key] = {"version": OME_VERSION_V04, **value}
+        elif key in ("plate", "well"):
+            out[key] = {**value, "version": OME_VERSION_V04}
         else:
             out[key] = value
     return out

@@ -87,11 +87,6 @@ SAMPLES: dict[str, Sample] = {
         (S("ZYX", "zyx", "zyx", "uint16", levels=3),), "ome"
     ),
     "viv_fixtures/multi-channel.ome.tif": Sample((S("CYX", "cyx", "cyx", "int8"),), "ome"),
-    # BinaryOnly OME-XML (pixels described in the companion file): resolution tags only
-    **{
-        f"viv_multifile/multifile-Z{i}.ome.tiff": Sample((S("YX", "yx", "yx", "uint8"),), "resolution")
-        for i in range(1, 6)
-    },
     **{f"viv_multitiff/Channel_{i}.tif": Sample((S("YX", "yx", "yx", "uint8"),), "imagej") for i in range(3)},
 }
 
@@ -103,7 +98,11 @@ def _found() -> list[str]:
     return sorted(p.relative_to(SHARED_DATA).as_posix() for p in paths)
 
 
-FILES = sorted(set(_found()) | set(SAMPLES))
+#: Members of a multi-file set: no dataset of their own (the set is served at its companion
+#: file: tests/multifile/test_viv_multifile.py).
+PARTS = {f"viv_multifile/multifile-Z{i}.ome.tiff" for i in range(1, 6)}
+
+FILES = sorted((set(_found()) | set(SAMPLES)) - PARTS)
 
 # ---------------------------------------------------------------------------------------
 # Fixtures and helpers
@@ -248,10 +247,15 @@ def imagej_physical(tif: tifffile.TiffFile) -> Physical:
 
 def svs_physical(tif: tifffile.TiffFile, index: int) -> Physical:
     physical = Physical({}, {}, {}, {})
-    if index == 0:  # MPP describes the baseline, not the thumbnail, label or macro
+    # MPP describes the baseline; the thumbnail says what it is scaled from ("2220x2967 ->
+    # 574x768"); label and macro (photographs of the glass slide) have no scale
+    scaled = re.search(r"(\d+)x(\d+) -> (\d+)x(\d+)", tif.series[index].keyframe.description)
+    if index == 0 or scaled:
         match = re.search(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)", tif.series[0].keyframe.description)
         assert match, "SVS description without MPP"
-        physical.scale["x"] = physical.scale["y"] = float(match.group(1))
+        width, height, to_width, to_height = (int(n) for n in scaled.groups()) if scaled else (1, 1, 1, 1)
+        physical.scale["x"] = float(match.group(1)) * (width / to_width)
+        physical.scale["y"] = float(match.group(1)) * (height / to_height)
         physical.unit["x"] = physical.unit["y"] = "micrometer"
     return physical
 
@@ -280,7 +284,8 @@ def expected_physical(sample: Sample, tif: tifffile.TiffFile, index: int) -> Phy
 def test_every_sample_file_is_declared(shared_data: Path) -> None:
     found = set(_found())
     assert found, f"no TIFF files found in {shared_data}"
-    assert not found - set(SAMPLES), "sample files missing from SAMPLES (declare them)"
+    assert not found - set(SAMPLES) - PARTS, "sample files missing from SAMPLES (declare them)"
+    assert not PARTS - found, "PARTS entries whose file is gone"
     assert not set(SAMPLES) - found, "SAMPLES entries whose file is gone"
 
 

@@ -103,7 +103,8 @@ def test_axes_scale_origin_and_units(base_url: str) -> None:
     assert transforms[0]["scale"] == pytest.approx([45.5, 1.0, 1.5, 0.25, 0.25])
     assert transforms[1]["translation"] == pytest.approx([0.0, 0.0, 0.0, -20.0, 10.0])
     level2 = multiscale["datasets"][2]["coordinateTransformations"][0]["scale"]
-    assert level2 == pytest.approx([45.5, 1.0, 6.0, 1.0, 1.0])
+    # every level spans the extent (30 x 17.5 x 12.5 um): its voxel is that over its size (5, 18, 13)
+    assert level2 == pytest.approx([45.5, 1.0, 30 / 5, 17.5 / 18, 12.5 / 13])
     assert multiscale["name"] == "imaris test"
 
 
