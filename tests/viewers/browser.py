@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,17 +62,21 @@ class PageLog:
         )
 
 
-def launch_browser() -> Any:
-    """(playwright, browser) — Debian's Chromium; fails (or skips locally) when missing."""
+@contextmanager
+def running_browser(extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """Debian's Chromium, with ``extra_args`` (say, a ``--host-resolver-rules`` mapping),
+    stopped on leaving; fails (or skips locally) when missing."""
     require(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM} (apt-get install chromium)")
     sync_api = require_module("playwright.sync_api")
     playwright = sync_api.sync_playwright().start()
     try:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
         playwright.stop()
-        raise
-    return playwright, browser
 
 
 @contextmanager
@@ -92,12 +96,21 @@ def open_page(
             return  # a missing favicon is no error of the data
         log.console_errors.append(f"{message.text} ({where})")
 
+    answered_heads: set[int] = set()
+
     def on_response(response: Any) -> None:
         if response.url.startswith(gateway):
             log.responses.append((response.status, response.url))
             log.last_gateway_event = time.monotonic()
+            if response.request.method == "HEAD":
+                answered_heads.add(id(response.request))
 
     def on_failed(request: Any) -> None:
+        # Chromium reports every answered HEAD (a response without a body by design) as
+        # failed with net::ERR_ABORTED, whatever the server (microsoft/playwright#32752:
+        # the same for 204s); Neuroglancer sends one before reading a shard's index
+        if id(request) in answered_heads:
+            return
         if request.url.startswith(gateway):
             log.failed.append(request.url)
             log.last_gateway_event = time.monotonic()

@@ -5,6 +5,12 @@ read is computed independently with tifffile (``Expected``). Client tools are in
 by ``.ci/run`` (pip extra ``clients``, ``npm ci`` in ``tests/viewers/js``, Debian's
 ``chromium``). A missing tool **fails** its tests; set ``OME_ZARR_GATEWAY_ALLOW_MISSING_CLIENTS=1``
 to skip them instead (for a local run without the tools; never in CI).
+
+The clients run in Node or Python read each dataset twice (``client_gateway`` is
+parametrized): from a gateway serving plain chunks, and from one serving virtual shards
+(``[chunks] shard`` = ``SHARD``) whose last shards overhang the chunk grid and whose inner
+chunks are partial at the array's edges. The browser tests show a view from both and
+compare the pictures.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 import tifffile
 
 from gateway.config.settings import Settings
 from gateway.demo import write_pyramid_ome_tiff, write_zstack_imagej
+from tests.plates.writers import write_ome_tiff
 from tests.pyramid_reference import reference_pyramid
 from tests.server import serve
 
@@ -33,6 +41,10 @@ ALLOW_MISSING_ENV = "OME_ZARR_GATEWAY_ALLOW_MISSING_CLIENTS"
 JS_DIR = Path(__file__).resolve().parent / "js"
 CHROMIUM = os.environ.get("OME_ZARR_GATEWAY_CHROMIUM", "/usr/bin/chromium")
 ROOT = "lab"
+#: Inner chunks per shard along z, y and x. Three does not divide the chunk grids of these
+#: datasets (2048² in 256² tiles: 8 per side; 40 planes; 4 chunks of 64 in y), so their
+#: last shards overhang the grid; where a grid has fewer chunks the shard shrinks to it.
+SHARD = (3, 3, 3)
 
 
 def require(available: bool, what: str) -> None:
@@ -101,6 +113,36 @@ def write_float64(path: Path) -> np.ndarray:
     return data
 
 
+def write_volume(path: Path) -> np.ndarray:
+    """A gzip HDF5 volume in 16 x 64 x 64 chunks (served as 3-D chunks of that shape),
+    partial in every axis: smooth structure to look at, plus noise so that every voxel counts."""
+    z, y, x = np.mgrid[0:45, 0:200, 0:170]
+    smooth = (np.sin(z / 5.0) + np.cos(y / 13.0) * np.sin(x / 11.0) + 2.0) * 8000.0
+    noise = np.random.default_rng(7).integers(0, 500, smooth.shape)
+    data = (smooth + noise).astype(np.uint16)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("volume", data=data, chunks=(16, 64, 64), compression="gzip")
+    return data
+
+
+#: Rows A-B, columns 1-3; wells A/1 (two fields: Image:0 and Image:1) and B/3 (Image:2).
+PLATE_XML = (
+    '<Plate ID="Plate:0" Name="viewers" Rows="2" Columns="3">'
+    '<Well ID="Well:0" Row="0" Column="0">'
+    '<WellSample ID="WellSample:0"><ImageRef ID="Image:0"/></WellSample>'
+    '<WellSample ID="WellSample:1"><ImageRef ID="Image:1"/></WellSample></Well>'
+    '<Well ID="Well:1" Row="1" Column="2">'
+    '<WellSample ID="WellSample:2"><ImageRef ID="Image:2"/></WellSample></Well>'
+    "</Plate>"
+)
+
+
+def write_plate(path: Path) -> dict[str, np.ndarray]:
+    """An OME-TIFF plate of three uint16 fields (one plane each): field path → pixels."""
+    planes = write_ome_tiff(path, PLATE_XML, 3, shape=(200, 300))
+    return dict(zip(["A/1/0", "A/1/1", "B/3/0"], planes, strict=True))
+
+
 def write_two_images(path: Path) -> list[np.ndarray]:
     """An OME-TIFF with two images (the bioformats2raw layout): int16 ZYX and uint8 CYX."""
     rng = np.random.default_rng(5)
@@ -135,12 +177,42 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     two = root / "two-images.ome.tif"
     first, second = write_two_images(two)
     found["two"] = Expected(f"{ROOT}/{two.name}", {"0": [first], "1": [second]})
+
+    hdf5 = root / "volume.h5"
+    voxels = write_volume(hdf5)
+    # isotropic (no voxel size): z halves with y/x until the coarsest level fits one chunk
+    shapes = [(45, 200, 170), (23, 100, 85), (12, 50, 43)]
+    found["volume"] = Expected(f"{ROOT}/{hdf5.name}", {"volume": reference_pyramid(voxels, shapes, "mean")})
+
+    plate = root / "plate.ome.tif"
+    found["plate"] = Expected(f"{ROOT}/{plate.name}", {f: [p] for f, p in write_plate(plate).items()})
     return root, found
+
+
+def gateway_settings(root: Path, *, sharded: bool = False, **sections: Any) -> Settings:
+    """Settings serving ``root`` as ``ROOT``; ``sharded``: arrays in shards of ``SHARD``."""
+    mapping: dict[str, Any] = {"roots": {ROOT: str(root)}, **sections}
+    if sharded:
+        mapping["chunks"] = {**mapping.get("chunks", {}), "shard": list(SHARD)}
+    return Settings.from_mapping(mapping)
 
 
 @pytest.fixture(scope="session")
 def gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[str]:
     """One gateway for the non-browser clients (all origins allowed)."""
-    root, _ = datasets
-    with serve(Settings.from_mapping({"roots": {ROOT: str(root)}})) as base:
+    with serve(gateway_settings(datasets[0])) as base:
         yield base
+
+
+@pytest.fixture(scope="session")
+def sharded_gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[str]:
+    """The same datasets, every array served in virtual shards of ``SHARD`` inner chunks."""
+    with serve(gateway_settings(datasets[0], sharded=True)) as base:
+        yield base
+
+
+@pytest.fixture(scope="session", params=["unsharded", "sharded"])
+def client_gateway(request: pytest.FixtureRequest) -> str:
+    """Each gateway in turn: what every client must read alike."""
+    base: str = request.getfixturevalue("gateway" if request.param == "unsharded" else "sharded_gateway")
+    return base

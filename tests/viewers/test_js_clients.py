@@ -1,5 +1,6 @@
-"""zarrita.js and Viv's loaders (@vivjs/loaders), run in Node, read the served datasets;
-what they read is compared, by checksum, with the pixels tifffile reads from the files."""
+"""zarrita.js and Viv's loaders (@vivjs/loaders), run in Node, read the served datasets,
+from plain chunks and from virtual shards (``client_gateway``); what they read is
+compared, by checksum, with the pixels tifffile (h5py) reads from the files."""
 
 from __future__ import annotations
 
@@ -15,21 +16,33 @@ ARRAYS = [
     ("zstack", "", 1),  # synthesized
     ("float64", "", 0),
     ("two", "0", 0),
+    ("volume", "volume", 0),  # 3-D chunks
+    ("volume", "volume", 1),
+    ("plate", "B/3/0", 0),  # a field of a well
 ]
-IMAGES = [("pyramid", ""), ("zstack", ""), ("float64", "float32"), ("two", "1")]
+IMAGES = [
+    ("pyramid", ""),
+    ("zstack", ""),
+    ("float64", "float32"),
+    ("two", "1"),
+    ("volume", "volume"),
+    ("plate", "A/1/1"),
+]
 
 
 @pytest.fixture(scope="module")
-def zarrita(gateway, datasets):
+def zarrita(client_gateway, datasets):
     found = datasets[1]
-    arrays = [found[name].group_url(gateway, group) + f"{level}/" for name, group, level in ARRAYS]
-    return run_node("zarrita_read.mjs", {"group": found["pyramid"].group_url(gateway), "arrays": arrays})
+    arrays = [found[name].group_url(client_gateway, group) + f"{level}/" for name, group, level in ARRAYS]
+    return run_node(
+        "zarrita_read.mjs", {"group": found["pyramid"].group_url(client_gateway), "arrays": arrays}
+    )
 
 
 @pytest.fixture(scope="module")
-def viv(gateway, datasets):
+def viv(client_gateway, datasets):
     found = datasets[1]
-    return run_node("viv_read.mjs", {"images": [found[n].group_url(gateway, g) for n, g in IMAGES]})
+    return run_node("viv_read.mjs", {"images": [found[n].group_url(client_gateway, g) for n, g in IMAGES]})
 
 
 def test_zarrita_reads_group_metadata(zarrita):

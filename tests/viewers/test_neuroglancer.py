@@ -5,24 +5,33 @@ pyramid level are fetched from the gateway, and the screenshot is not blank. The
 gateway's own dataset page is loaded the same way and its "Open in Neuroglancer" link
 followed. A negative control (CORS disabled by config) must fail to load the layer, so the
 positive checks are known to measure something.
+
+Sharded arrays (``[chunks] shard``): a 3-D volume in 4-panel view and the 2-D pyramid are
+shown from a gateway serving shards, and each screenshot is compared with the one of the
+same view from plain chunks: the same voxels make the same picture.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gateway.config.settings import Settings
 from tests.server import serve
-from tests.viewers.browser import launch_browser, open_page, pixel_stats, save_artifact, wait_until
-from tests.viewers.conftest import ROOT, require_module
+from tests.viewers.browser import open_page, pixel_stats, running_browser, save_artifact, wait_until
+from tests.viewers.conftest import gateway_settings, require_module
 
 #: A loaded image lights up more than this share of the viewer area; a blank one far less.
 MIN_LIT_FRACTION = 0.1
 MAX_BLANK_LIT_FRACTION = 0.02
 LOAD_TIMEOUT = 60.0
+#: Mean absolute difference (0-255 luminance) allowed between two renderings of the same
+#: voxels: none expected; a little for SwiftShader's rasterisation.
+MAX_MEAN_DIFFERENCE = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -39,36 +48,34 @@ def neuroglancer() -> Iterator[tuple[Any, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright, chromium = launch_browser()
-    try:
+    with running_browser() as chromium:
         yield chromium
-    finally:
-        chromium.close()
-        playwright.stop()
 
 
-def gateway_settings(datasets, viewer_url: str, cors: list[str]) -> Settings:
-    root, _ = datasets
-    return Settings.from_mapping(
-        {
-            "roots": {ROOT: str(root)},
-            "server": {"cors_origins": cors},
-            "viewers": {"neuroglancer": viewer_url},
-        }
+def ng_settings(datasets, viewer_url: str, cors: list[str], sharded: bool = False) -> Settings:
+    return gateway_settings(
+        datasets[0], sharded=sharded, server={"cors_origins": cors}, viewers={"neuroglancer": viewer_url}
     )
 
 
 @pytest.fixture(scope="module")
 def ng_gateway(datasets, neuroglancer) -> Iterator[str]:
     _, viewer = neuroglancer
-    with serve(gateway_settings(datasets, viewer.get_viewer_url(), ["*"])) as base:
+    with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"])) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def sharded_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
+    _, viewer = neuroglancer
+    with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"], sharded=True)) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def no_cors_gateway(datasets, neuroglancer) -> Iterator[str]:
     _, viewer = neuroglancer
-    with serve(gateway_settings(datasets, viewer.get_viewer_url(), [])) as base:
+    with serve(ng_settings(datasets, viewer.get_viewer_url(), [])) as base:
         yield base
 
 
@@ -84,6 +91,13 @@ def image_link(client_base: str, dataset_path: str, image: int = 0, variant: boo
 
 def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name: str, min_levels: int = 2):
     """Load the link's state into the hosted viewer and wait for chunks; (log, stats)."""
+    log, png = screenshot(neuroglancer, browser, gateway, link, dataset_path, name, min_levels)
+    return log, pixel_stats(png)
+
+
+def screenshot(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name: str, min_levels: int):
+    """(log, png) of the link's state in the hosted viewer once chunks of ``min_levels``
+    levels came and the gateway went quiet."""
     module, viewer = neuroglancer
     viewer.set_state(module.parse_url(link))
     with open_page(browser, gateway) as (page, log):
@@ -91,7 +105,7 @@ def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name
         wait_until(page, log, lambda: len(log.chunk_levels(dataset_path)) >= min_levels, LOAD_TIMEOUT)
         png = page.screenshot()
     save_artifact(name, png)
-    return log, pixel_stats(png)
+    return log, png
 
 
 CASES = {
@@ -99,10 +113,12 @@ CASES = {
     "zstack": ("zstack", 0, False, 1),  # 3-D, one native level and one synthesized
     "float64-as-float32": ("float64", 0, True, 1),  # the served variant
     "two-images-second": ("two", 1, False, 1),  # bioformats2raw layout, image 1
+    "volume": ("volume", 0, False, 1),  # 3-D chunks, 4-panel view with 3-D
+    "plate-field": ("plate", 2, False, 1),  # B/3/0: a field of a well of a plate
 }
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", [case for case in CASES if case != "volume"])  # volume: below
 def test_neuroglancer_shows_the_image(neuroglancer, browser, ng_gateway, datasets, case):
     name, image, variant, min_levels = CASES[case]
     dataset_path = datasets[1][name].path
@@ -117,6 +133,38 @@ def test_neuroglancer_shows_the_image(neuroglancer, browser, ng_gateway, dataset
     assert all(status in (200, 404) for status, _ in log.responses), log.responses
     assert stats.lit_fraction > MIN_LIT_FRACTION, stats
     assert stats.std > 3, stats
+
+
+@pytest.mark.parametrize("case", ["volume", "pyramid"])
+def test_neuroglancer_shows_sharded_arrays_as_plain_ones(
+    neuroglancer, browser, ng_gateway, sharded_ng_gateway, datasets, case
+):
+    """The same view from shards and from plain chunks: no console error, shards of the
+    array's levels fetched (whole or by range: 206), the same picture."""
+    name, image, variant, min_levels = CASES[case]
+    dataset_path = datasets[1][name].path
+    pictures = []
+    for gateway, kind in ((ng_gateway, "plain"), (sharded_ng_gateway, "sharded")):
+        link = image_link(gateway, dataset_path, image, variant)
+        log, png = screenshot(
+            neuroglancer, browser, gateway, link, dataset_path, f"neuroglancer-{case}-{kind}", min_levels
+        )
+        assert log.console_errors == [], kind
+        assert log.failed == [], kind
+        assert all(status in (200, 206, 404) for status, _ in log.responses), log.responses
+        ranged = log.chunk_levels(dataset_path, 206)  # a shard's index, an inner chunk
+        assert len(log.chunk_levels(dataset_path) | ranged) >= min_levels, (kind, log.responses)
+        assert bool(ranged) == (kind == "sharded"), (kind, log.responses)
+        pictures.append(png)
+    plain, sharded = (pixel_stats(png) for png in pictures)
+    assert plain.lit_fraction > MIN_LIT_FRACTION and plain.std > 3, plain
+    difference = np.abs(luminance(pictures[0]) - luminance(pictures[1])).mean()
+    assert difference <= MAX_MEAN_DIFFERENCE, (difference, plain, sharded)
+
+
+def luminance(png: bytes) -> np.ndarray:
+    image_module = require_module("PIL.Image")
+    return np.asarray(image_module.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
 
 
 def test_neuroglancer_fetches_chunks_of_several_levels(neuroglancer, browser, ng_gateway, datasets):

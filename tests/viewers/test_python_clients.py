@@ -1,5 +1,6 @@
 """zarr-python 3, tensorstore (zarr3 driver over the http kvstore) and ome-zarr-py read the
-served datasets over HTTP, every level of every image group, bit-exactly."""
+served datasets over HTTP, every level of every image group, bit-exactly, from plain chunks
+and from virtual shards (``client_gateway``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from tests.viewers.conftest import Expected, require_module
+from tests.viewers.conftest import SHARD, Expected, require_module
 
 CASES = [
     (name, group, level)
@@ -16,6 +17,8 @@ CASES = [
         "zstack": {"": 2},  # level 1 synthesized
         "float64": {"": 1, "float32": 1},
         "two": {"0": 1, "1": 1},
+        "volume": {"volume": 3},  # 3-D chunks, levels 1 and 2 synthesized
+        "plate": {"A/1/0": 1, "A/1/1": 1, "B/3/0": 1},  # the fields of its wells
     }.items()
     for group, levels in groups.items()
     for level in range(levels)
@@ -33,9 +36,9 @@ def test_cases_cover_every_written_level(datasets):
 
 
 @pytest.mark.parametrize(("name", "group", "level"), CASES)
-def test_zarr_python_reads_level_bit_exactly(gateway, datasets, name, group, level):
+def test_zarr_python_reads_level_bit_exactly(client_gateway, datasets, name, group, level):
     expected = _expected(datasets, name)
-    image = zarr.open_group(expected.group_url(gateway, group), mode="r")
+    image = zarr.open_group(expected.group_url(client_gateway, group), mode="r")
     assert image.attrs["ome"]["version"] == "0.5"
     served = image[str(level)][...]
     want = expected.groups[group][level]
@@ -44,10 +47,10 @@ def test_zarr_python_reads_level_bit_exactly(gateway, datasets, name, group, lev
 
 
 @pytest.mark.parametrize(("name", "group", "level"), CASES)
-def test_tensorstore_reads_level_bit_exactly(gateway, datasets, name, group, level):
+def test_tensorstore_reads_level_bit_exactly(client_gateway, datasets, name, group, level):
     ts = require_module("tensorstore")
     expected = _expected(datasets, name)
-    url = expected.group_url(gateway, group) + f"{level}/"
+    url = expected.group_url(client_gateway, group) + f"{level}/"
     store = ts.open({"driver": "zarr3", "kvstore": url, "open": True}).result()
     served = store.read().result()
     want = expected.groups[group][level]
@@ -55,23 +58,33 @@ def test_tensorstore_reads_level_bit_exactly(gateway, datasets, name, group, lev
     np.testing.assert_array_equal(served, want.reshape(served.shape), strict=True)
 
 
-def test_tensorstore_reads_a_region_of_the_finest_level(gateway, datasets):
+def test_tensorstore_reads_a_region_of_the_finest_level(client_gateway, datasets):
     ts = require_module("tensorstore")
     expected = _expected(datasets, "pyramid")
-    store = ts.open({"driver": "zarr3", "kvstore": expected.group_url(gateway) + "0/"}).result()
+    store = ts.open({"driver": "zarr3", "kvstore": expected.group_url(client_gateway) + "0/"}).result()
     assert list(store.domain.labels) == ["c", "y", "x"]
     region = store[1, 300:813, 1000:1700].read().result()
     np.testing.assert_array_equal(region, expected.groups[""][0][1, 300:813, 1000:1700])
 
 
-@pytest.mark.parametrize(("name", "group"), [("pyramid", ""), ("zstack", ""), ("float64", ""), ("two", "1")])
-def test_ome_zarr_py_opens_the_image(gateway, datasets, name, group):
+@pytest.mark.parametrize(
+    ("name", "group"),
+    [
+        ("pyramid", ""),
+        ("zstack", ""),
+        ("float64", ""),
+        ("two", "1"),
+        ("volume", "volume"),
+        ("plate", "B/3/0"),
+    ],
+)
+def test_ome_zarr_py_opens_the_image(client_gateway, datasets, name, group):
     require_module("ome_zarr")
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader
 
     expected = _expected(datasets, name)
-    location = parse_url(expected.group_url(gateway, group))
+    location = parse_url(expected.group_url(client_gateway, group))
     assert location is not None, "ome-zarr-py did not recognise the URL as OME-Zarr"
     assert location.version == "0.5"
     image = next(node for node in Reader(location)() if node.load(Multiscales) is not None)
@@ -80,3 +93,21 @@ def test_ome_zarr_py_opens_the_image(gateway, datasets, name, group):
         np.testing.assert_array_equal(np.asarray(served), want.reshape(served.shape), strict=True)
     axes = [a["name"] for a in image.metadata["axes"]]
     assert axes[-2:] == ["y", "x"]
+
+
+def test_the_sharded_gateway_serves_edge_shards_and_partial_inner_chunks(sharded_gateway, datasets):
+    """What the sharded runs above exercise: every array sharded, shards of several inner
+    chunks along z too, last shards overhanging the inner grid, partial inner chunks."""
+    several_in_z = overhanging = partial = 0
+    for name, group, level in CASES:
+        url = _expected(datasets, name).group_url(sharded_gateway, group) + f"{level}/"
+        array = zarr.open_array(url, mode="r")
+        assert array.metadata.to_dict()["codecs"][0]["name"] == "sharding_indexed", url
+        assert array.shards is not None
+        per_shard = [s // c for s, c in zip(array.shards, array.chunks, strict=True)]
+        assert all(1 <= k <= max(SHARD) for k in per_shard), (url, per_shard)
+        inner_grid = [-(-n // c) for n, c in zip(array.shape, array.chunks, strict=True)]
+        several_in_z += "z" in array.metadata.dimension_names and per_shard[-3] > 1
+        overhanging += any(g % k for g, k in zip(inner_grid, per_shard, strict=True))
+        partial += any(n % c for n, c in zip(array.shape, array.chunks, strict=True))
+    assert several_in_z >= 3 and overhanging >= 3 and partial >= 3, (several_in_z, overhanging, partial)
