@@ -5,7 +5,7 @@ sizes and channel names, a 3-D z-stack as an ImageJ hyperstack, an RGB slide-lik
 tiled TIFF, a BigDataViewer dataset (XML + HDF5) and an Imaris ``.ims`` file. Together
 they exercise SubIFD pyramids, channels, z, t, RGB, compression and the HDF5 flavours;
 the z-stack and the RGB file have no pyramid of their own, so they show the synthesized
-levels (``gateway/pyramid.py``).
+levels (``gateway/levels/pyramid.py``).
 """
 
 from __future__ import annotations
@@ -219,14 +219,19 @@ DEMO_FILES: dict[str, Callable[[Path], None]] = {
 }
 
 
+def missing_demo_files(directory: Path | None = None) -> list[str]:
+    """The demo files not yet in ``directory`` (what ``ensure_demo_files`` would write)."""
+    folder = directory or default_demo_dir()
+    return [name for name in DEMO_FILES if not (folder / name).exists()]
+
+
 def ensure_demo_files(directory: Path | None = None) -> Path:
     """Write the demo files once (atomically) and return their folder."""
     folder = directory or default_demo_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    for name, write in DEMO_FILES.items():
+    for name in missing_demo_files(folder):
         target = folder / name
-        if target.exists():
-            continue
+        write = DEMO_FILES[name]
         partial = folder / f".{name}.partial"
         write(partial)
         partial.replace(target)

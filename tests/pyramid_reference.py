@@ -1,6 +1,6 @@
 """The documented downsampling rules, written again with plain numpy for the tests.
 
-Independent of ``gateway/pyramid.py`` (which counts an odd edge's last slab twice and
+Independent of ``gateway/levels/pyramid.py`` (which counts an odd edge's last slab twice and
 sorts with a network): here a partial block is averaged over its *valid* pixels with
 Python-integer arithmetic where 64-bit sums could overflow, and the mode counts every
 pair. The rules (README, "Synthesized pyramids"):

@@ -1,7 +1,9 @@
-"""The command line, run as real subprocesses: serve (directory, config, workers), demo, inspect."""
+"""The command line, run as real subprocesses: serve (directory, config, workers, what it says
+at start, what it refuses), demo, inspect (details, summary, files that are not)."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -18,6 +20,8 @@ import pytest
 import tifffile
 import zarr
 from ome_zarr_models.v05.image import Image as OmeImage
+
+from gateway.demo import ensure_demo_files
 
 CLI = [sys.executable, "-m", "gateway"]
 URL = re.compile(r"(http://127\.0\.0\.1:\d+)/")
@@ -128,6 +132,7 @@ def test_demo_writes_and_serves_valid_images(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
     with running(["demo", "--dir", str(demo_dir), "--port", "0"], "Listing:") as (_, lines):
         output = "".join(lines)
+        assert output.startswith(f"Writing 5 demo file(s) to {demo_dir} (once)...\n")
         urls = re.findall(r"(http://127\.0\.0\.1:\d+/demo/\S+?)/\s", output)
         assert len(urls) == 5, output
         wait_until_serving(URL.search(output).group(1))
@@ -192,3 +197,191 @@ def test_serve_announces_public_url_and_workers_keep_the_request_deadline(tiff_d
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
             assert sock.recv(1024) == b""  # closed by the server, well within the timeout of 10 s
+
+
+# -- issue 12: the newcomer's frictions ------------------------------------------------------------
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_a_port_in_use_is_one_clear_line_and_exit_69(tiff_dir, host: str) -> None:
+    folder, _ = tiff_dir
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", str(folder), "--host", host, "--port", str(port))
+    assert result.returncode == 69  # EX_UNAVAILABLE
+    assert result.stderr.splitlines() == [
+        f"error: cannot listen on {host}:{port}: the port is in use (another server?); "
+        "choose another --port, or --port 0 for a free one"
+    ]
+    assert result.stdout == ""
+
+
+def test_serve_names_its_roots_and_counts_their_datasets(tmp_path: Path) -> None:
+    lab, empty = tmp_path / "lab", tmp_path / "empty"
+    for relative in ("a.tif", "2024/b.tif", "2024/run/c.ome.tif"):
+        (lab / relative).parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(lab / relative, np.zeros((8, 8), np.uint8))
+    (lab / "notes.txt").write_text("not an image")
+    (lab / ".hidden.tif").write_bytes(b"")
+    empty.mkdir()
+    with running(["serve", str(lab), str(empty), "--port", "0"], "Found") as (_, lines):
+        output = "".join(lines)
+    base = URL.search(output).group(1)
+    assert f"Serving 2 roots at {base}/\n  lab → {lab}\n  empty → {empty}\n" in output
+    assert re.search(r"^Found 3 datasets in 2 roots \(empty 0, lab 3\) in \d+\.\d s$", output, re.M), output
+
+
+def _routed_address() -> str | None:
+    """This machine's address towards the outside (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_serve_on_every_interface_prints_a_url_others_can_use(tiff_dir) -> None:
+    """--host 0.0.0.0: the first URL names this machine (its name or address, never
+    127.0.0.1 or 0.0.0.0), and it answers."""
+    if _routed_address() is None:
+        pytest.skip("this machine has no network address besides loopback")
+    folder, data = tiff_dir
+    args = ["serve", str(folder), "--host", "0.0.0.0", "--port", "0", "--name", "lab"]
+    with running(args, "Serving") as (_, lines):
+        first = next(line for line in lines if line.startswith("Serving"))
+        base = re.search(r" at (http://\S+?)/$", first.rstrip("\n")).group(1)
+        host = base.removeprefix("http://").rsplit(":", 1)[0]
+        assert host not in ("127.0.0.1", "0.0.0.0", "localhost"), first
+        wait_until_serving(base)
+        np.testing.assert_array_equal(zarr.open_array(f"{base}/lab/sub/plane.tif/0", mode="r")[:], data)
+
+
+def test_log_level_and_config_work_after_the_command(tiff_dir) -> None:
+    folder, _ = tiff_dir
+    config = folder / "gateway.toml"
+    config.write_text('[server]\naccess_log = "off"\n')
+    args = ["serve", str(folder), "--port", "0", "--config", str(config), "--log-level", "warning"]
+    with running(args, "Found") as (_, lines):
+        base = URL.search("".join(lines)).group(1)
+        wait_until_serving(base)
+        assert httpx.get(f"{base}/sub/plane.tif/zarr.json").status_code in (200, 404)
+        time.sleep(1.5)  # an access line would be flushed within a second
+    output = "".join(lines)
+    assert "INFO" not in output, output  # uvicorn's "Started server process" is INFO
+
+
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_inspect_takes_config_before_or_after_the_command(tmp_path: Path, order: str) -> None:
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((200, 200), np.uint16))
+    config = tmp_path / "gateway.toml"
+    config.write_text("[chunks]\nyx = 128\n")
+    options = ["--config", str(config)]
+    argv = [*options, "inspect", str(tmp_path / "a.tif")]
+    if order == "after":
+        argv = ["inspect", str(tmp_path / "a.tif"), *options]
+    result = run_cli(*argv)
+    assert result.returncode == 0, result.stderr
+    assert "chunks (128, 128)" in result.stdout  # default: one 256-px chunk
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("absent.tif", "no such file"),
+        ("absent", "no such file"),
+        ("folder", "is a directory (inspect one file; serve a folder with `ome-zarr-gateway serve`)"),
+    ],
+)
+def test_inspect_of_no_file_says_what_it_is(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "folder").mkdir()
+    result = run_cli("inspect", str(tmp_path / name))
+    assert result.returncode == 1
+    assert result.stderr == f"error: {tmp_path / name}: {message}\n"
+    assert "adapter" not in result.stderr
+
+
+def test_inspect_prints_the_served_channel_colours(tmp_path: Path) -> None:
+    tifffile.imwrite(
+        tmp_path / "three.tif", np.zeros((3, 32, 32), np.uint16), imagej=True, metadata={"axes": "CYX"}
+    )
+    result = run_cli("inspect", str(tmp_path / "three.tif"))
+    assert result.returncode == 0, result.stderr
+    root = result.stdout.split("--- zarr.json\n", 1)[1].split("\n---", 1)[0]
+    served = json.loads(root)["attributes"]["ome"]["omero"]["channels"]
+    channels = re.search(r"^    channels: (.*)$", result.stdout, re.M).group(1)
+    assert [c.split(" window")[0] for c in channels.split("; ")] == [
+        f"{c['label']} #{c['color']}" for c in served
+    ]
+    assert "#------" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("write", "expected"),
+    [
+        ({"photometric": "minisblack"}, "pixel size: uncalibrated (no physical unit)"),
+        (
+            {"imagej": True, "resolution": (2.0, 2.0), "metadata": {"unit": "um"}},
+            "pixel size: y 0.5 micrometer, x 0.5 micrometer",
+        ),
+    ],
+)
+def test_inspect_says_uncalibrated_where_the_file_has_no_unit(tmp_path: Path, write, expected: str) -> None:
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((16, 16), np.uint8), **write)
+    result = run_cli("inspect", "--summary", str(tmp_path / "a.tif"))
+    assert result.returncode == 0, result.stderr
+    assert f"    {expected}\n" in result.stdout
+    assert "=1," not in result.stdout and "x=1" not in result.stdout
+
+
+def test_inspect_summary_is_a_few_lines_per_image(shared_data: Path) -> None:
+    xml = shared_data / "pybdv_derived" / "cells3d_stardist.xml"
+    result = run_cli("inspect", "--summary", str(xml))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{xml}: BigDataViewer, 2 image(s)",
+        "  image 'cells3d_nuclei' at 0/: 60x256x256 uint16 (zyx)",
+        "    pixel size: z 0.29 micrometer, y 0.26 micrometer, x 0.26 micrometer",
+        "    levels: 4 (1 synthesized): 60x256x256, 60x128x128, 30x64x64, 15x32x32",
+        result.stdout.splitlines()[4],  # the window is estimated from the data: checked below
+        "  image 'stardist_img3d' at 1/: 31x61x57 uint16 (zyx)",
+        "    pixel size: z 2 micrometer, y 1 micrometer, x 1 micrometer",
+        "    levels: 3 (1 synthesized): 31x61x57, 31x30x28, 16x15x14",
+        result.stdout.splitlines()[8],
+    ]
+    assert re.fullmatch(
+        r"    channels: cells3d_nuclei #[0-9A-F]{6} window \[\d+, \d+\]", result.stdout.splitlines()[4]
+    )
+    full = run_cli("inspect", str(xml))
+    assert len(full.stdout.splitlines()) > 10 * len(result.stdout.splitlines())  # documents and all
+
+
+def test_demo_does_not_say_it_writes_files_it_already_has(tmp_path: Path) -> None:
+    ensure_demo_files(tmp_path / "demo")
+    with running(["demo", "--dir", str(tmp_path / "demo"), "--port", "0"], "Listing:") as (_, lines):
+        output = "".join(lines)
+    assert "Writing" not in output
+    assert "/demo/pyramid-3channel.ome.tif/" in output
+
+
+def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
+    folder, _ = tiff_dir
+    tifffile.imwrite(folder / "sub" / "float.tif", np.zeros((40, 50), np.float32))
+    config = folder / "gateway.toml"
+    config.write_text(
+        f'[roots]\nlab = "{folder}"\n[[labels]]\nimage = "lab/sub/plane.tif"\nsource = "lab/sub/float.tif"\n'
+    )
+    result = run_cli("serve", str(config), "--port", "0")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: labels[0].source: 'lab/sub/float.tif' cannot label 'lab/sub/plane.tif': "
+        "its data type float32 is not an integer type\n"
+    )
+    assert "Serving" not in result.stdout

@@ -451,9 +451,7 @@ def _image(
     names: list[AxisName] = [*outer_names, *(["z"] if keep_z else []), "y", "x"]  # type: ignore[list-item]
     scale, units, translation = _calibration(ctx, description, first.setup, timepoints)
     axes = tuple(Axis(n, units if n in ("z", "y", "x") else None) for n in names)
-    channels: tuple[Channel, ...] = tuple(
-        _channel(description, d.setup, first.served) for d in members
-    )
+    channels: tuple[Channel, ...] = tuple(_channel(description, d.setup, first.served) for d in members)
     name = first.setup.name or f"setup {first.setup.id}"
     if len(members) > 1 or (not multi and first.setup.name is None):
         name = description.name or ctx.file.path.stem

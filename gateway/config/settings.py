@@ -40,6 +40,8 @@ RSS_MARGIN_BYTES = 256 * 1024**2
 #: First URL segments the gateway answers itself (``s``: signed tokens; the rest: service
 #: routes), reserved even when auth or metrics are off, so turning them on never hides a root.
 RESERVED_ROOT_NAMES = frozenset({"s", "health", "ready", "metrics"})
+#: A shorter signing key could be guessed (HMAC-SHA256 keys: 32 random bytes are usual).
+MIN_KEY_BYTES = 16
 #: TOML and JSON have arrays; the settings keep immutable tuples.
 Strings = Annotated[tuple[str, ...], Field(strict=False)]
 HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+")]
@@ -47,6 +49,11 @@ Segment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]*$")]  # one
 _URL_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 _ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")  # host or [IPv6]
 _AXIS_LETTERS = re.compile(r"^(?!.*(.).*\1)[tczyx]+$")
+_WEB_URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*")
+_NCBI_TAXON = re.compile(r"NCBI:txid\d+")
+_FBBI_TERM = re.compile(r"obo:FBbi_\d+")
+_UNSET_VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
 
 
 class Section(BaseModel):
@@ -262,17 +269,35 @@ class Hdf5Settings(Section):
     @field_validator("axes")
     @classmethod
     def _axis_letters(cls, axes: dict[str, str]) -> dict[str, str]:
-        for pattern, letters in axes.items():
-            if not _AXIS_LETTERS.match(letters.lower()) or not {"y", "x"} <= set(letters.lower()):
-                raise ValueError(
-                    f"{pattern!r} must be distinct letters of tczyx including y and x, not {letters!r}"
-                )
-        return axes
+        return _axis_table(axes)
 
     def open_options(self) -> OpenOptions:
         return OpenOptions(
             lock_free=self.lock_free, axes=tuple(self.axes.items()), max_datasets=self.max_datasets
         )
+
+
+class TiffSettings(Section):
+    """TIFF sources. ``axes``: fnmatch pattern (over the file's path, or its name) → axis
+    letters, one per dimension of each series as tifffile lists them (``QYX`` → ``tyx``),
+    first match wins: for stacks whose files do not say what their pages are."""
+
+    axes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("axes")
+    @classmethod
+    def _axis_letters(cls, axes: dict[str, str]) -> dict[str, str]:
+        return _axis_table(axes)
+
+
+def _axis_table(axes: dict[str, str]) -> dict[str, str]:
+    """``axes`` when every value is distinct letters of tczyx including y and x."""
+    for pattern, letters in axes.items():
+        if not _AXIS_LETTERS.match(letters.lower()) or not {"y", "x"} <= set(letters.lower()):
+            raise ValueError(
+                f"{pattern!r} must be distinct letters of tczyx including y and x, not {letters!r}"
+            )
+    return axes
 
 
 class AuthSettings(Section):
@@ -288,21 +313,43 @@ class AuthSettings(Section):
     def enabled(self) -> bool:
         return bool(self.protect or self.signing_key or self.signing_key_file)
 
+    @model_validator(mode="after")
+    def _one_key(self) -> AuthSettings:
+        if self.signing_key and self.signing_key_file:
+            raise ValueError("set signing_key or signing_key_file, not both (which would sign?)")
+        return self
+
     @property
     def key_path(self) -> Path | None:
         """The signing key file, environment variables and ``~`` expanded; None if unset."""
         return Path(os.path.expandvars(self.signing_key_file)).expanduser() if self.signing_key_file else None
 
     def key(self) -> bytes:
-        """The signing key; raises SettingsError when none is configured or it is short."""
+        """The signing key; raises SettingsError naming the key that is missing, unreadable
+        or short (checked at start: a worker must not fail on its first request)."""
         path = self.key_path
-        try:
-            key = path.read_bytes().strip() if path is not None else self.signing_key.encode()
-        except OSError as exc:
-            raise SettingsError(f"auth.signing_key_file: cannot read {path}: {exc.strerror}") from exc
-        if len(key) < 16:
-            raise SettingsError("auth: a signing key of at least 16 bytes is needed (signing_key_file)")
+        if path is None:
+            if not self.signing_key:
+                raise SettingsError.of([("auth.signing_key_file", f"not set; {self._needs_key}")])
+            key, where = self.signing_key.encode(), "auth.signing_key"
+        else:
+            unset = _UNSET_VARIABLE.search(str(path))
+            if unset:  # expandvars leaves unknown variables as they are
+                problem = f"{unset.group(0)} is not set in the environment ({self.signing_key_file})"
+                raise SettingsError.of([("auth.signing_key_file", problem)])
+            try:
+                key, where = path.read_bytes().strip(), "auth.signing_key_file"
+            except OSError as exc:
+                raise SettingsError(f"auth.signing_key_file: cannot read {path}: {exc.strerror}") from exc
+        if len(key) < MIN_KEY_BYTES:
+            problem = f"{len(key)} bytes; a signing key needs at least {MIN_KEY_BYTES}"
+            raise SettingsError.of([(where, problem)])
         return key
+
+    @property
+    def _needs_key(self) -> str:
+        what = f"protect = {list(self.protect)}" if self.protect else "signed URLs"
+        return f"{what} needs a signing key of at least {MIN_KEY_BYTES} bytes"
 
 
 class PyramidSettings(Section):
@@ -358,7 +405,9 @@ class LabelSettings(Section):
 
 
 class RoCrateSettings(Section):
-    """A ``[[rocrate]]`` entry: ``ro-crate-metadata.json`` for datasets matching ``dataset``."""
+    """A ``[[rocrate]]`` entry: ``ro-crate-metadata.json`` for datasets matching ``dataset``.
+    The identifiers are checked at start: a crate is read by machines, and a typo in a
+    term would be served to every client without a word."""
 
     dataset: str = Field(min_length=1)
     name: str = ""
@@ -366,6 +415,30 @@ class RoCrateSettings(Section):
     license: str = ""
     organism: str = ""  # an NCBI taxon (NCBI:txid9606)
     imaging_method: str = ""  # an FBbi term (obo:FBbi_00000246)
+
+    @field_validator("license")
+    @classmethod
+    def _license(cls, value: str) -> str:
+        if value and not (_WEB_URL.fullmatch(value) or _SPDX_ID.fullmatch(value)):
+            raise ValueError(
+                f"{value!r} is neither a URL (https://creativecommons.org/licenses/by/4.0/) "
+                "nor an SPDX identifier (CC-BY-4.0)"
+            )
+        return value
+
+    @field_validator("organism")
+    @classmethod
+    def _taxon(cls, value: str) -> str:
+        if value and not (_WEB_URL.fullmatch(value) or _NCBI_TAXON.fullmatch(value)):
+            raise ValueError(f"{value!r} is not an NCBI taxon such as NCBI:txid9606 (or its URL)")
+        return value
+
+    @field_validator("imaging_method")
+    @classmethod
+    def _fbbi(cls, value: str) -> str:
+        if value and not (_WEB_URL.fullmatch(value) or _FBBI_TERM.fullmatch(value)):
+            raise ValueError(f"{value!r} is not an FBbi term such as obo:FBbi_00000246 (or its URL)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -384,6 +457,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     viewers: ViewerSettings = Field(default_factory=ViewerSettings)
     hdf5: Hdf5Settings = Field(default_factory=Hdf5Settings)
+    tiff: TiffSettings = Field(default_factory=TiffSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     pyramids: PyramidSettings = Field(default_factory=PyramidSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
@@ -429,6 +503,9 @@ class Settings(BaseSettings):
         unknown = [name for name in self.auth.protect if name != "*" and name not in self.roots]
         if unknown and self.roots:
             raise ValueError(f"auth.protect names roots that are not configured: {unknown}")
+        problems = _label_problems(self.labels, self.roots) + _pattern_problems(self)
+        if problems:
+            raise SettingsError.of(problems)
         return self
 
     def check_roots(self) -> None:
@@ -464,7 +541,11 @@ class Settings(BaseSettings):
 
     def open_options(self) -> OpenOptions:
         """What adapters are told when a source is opened."""
-        return replace(self.hdf5.open_options(), max_chunk_bytes=self.cache.max_chunk_bytes)
+        return replace(
+            self.hdf5.open_options(),
+            max_chunk_bytes=self.cache.max_chunk_bytes,
+            tiff_axes=tuple((pattern, letters.lower()) for pattern, letters in self.tiff.axes.items()),
+        )
 
 
 def _resolve(path: Any, base: Path) -> Any:
@@ -499,3 +580,61 @@ def _check_key_outside_roots(key_path: Path | None, roots: dict[str, Path]) -> N
                 f"auth.signing_key_file {key_path} lies inside root {name!r} ({root}): "
                 "keep the signing key outside every served folder"
             )
+
+
+def _root_of(url_path: str) -> str:
+    return url_path.strip("/").partition("/")[0]
+
+
+def _label_problems(labels: tuple[LabelSettings, ...], roots: Mapping[str, Path]) -> list[tuple[str, str]]:
+    """``[[labels]]`` entries that can never be served, found without touching the disk:
+    a path under no root, an image its own label, two labels of one name on one image
+    (which would be two nodes at one place of the tree). What the files hold is checked
+    when serving starts (``gateway.store.preflight``)."""
+    problems: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], int] = {}
+    known = ", ".join(sorted(roots))
+    for index, entry in enumerate(labels):
+        where = f"labels[{index}]"
+        for field in ("image", "source"):
+            path = getattr(entry, field)
+            if roots and _root_of(path) not in roots:
+                problems.append((f"{where}.{field}", f"{path!r} is under no root (roots: {known})"))
+        if entry.image.strip("/") == entry.source.strip("/"):
+            problems.append((f"{where}.source", "an image cannot be its own label image"))
+        name = (entry.image.strip("/"), entry.label_name)
+        if name in seen:
+            problems.append(
+                (
+                    f"{where}.name",
+                    f"{entry.label_name!r} already names a label of {name[0]!r} (labels[{seen[name]}])",
+                )
+            )
+        seen.setdefault(name, index)
+    return problems
+
+
+def _pattern_problems(settings: Settings) -> list[tuple[str, str]]:
+    """``[[rocrate]]`` and ``[[chunks.rules]]`` patterns that no dataset's URL path
+    (``<root>/<path>``) can match: a pattern without its root (``cells/*.tif``) would
+    otherwise be silently ignored."""
+    if not settings.roots:
+        return []
+    entries = [(f"rocrate[{i}].dataset", e.dataset) for i, e in enumerate(settings.rocrate)]
+    entries += [(f"chunks.rules[{i}].pattern", r.pattern) for i, r in enumerate(settings.chunks.rules)]
+    known = ", ".join(sorted(settings.roots))
+    return [
+        (where, f"{pattern!r} matches no dataset: URL paths are <root>/<path> (roots: {known})")
+        for where, pattern in entries
+        if not any(_may_match_under(pattern, root) for root in settings.roots)
+    ]
+
+
+def _may_match_under(pattern: str, root: str) -> bool:
+    """Whether fnmatch ``pattern`` can match some path ``<root>/...``: its literal head
+    (up to the first wildcard) must agree with ``root/``."""
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    prefix = root + "/"
+    if head == pattern:  # no wildcard: the pattern is one path
+        return pattern.startswith(prefix)
+    return prefix.startswith(head) or head.startswith(prefix)

@@ -5,7 +5,7 @@ request that waits for it: single flight). The event loop cancels it when no req
 waits any more (clients hung up, or they gave up at their deadline); the worker thread
 notices at its next ``checkpoint()`` — between blocks of a synthesized level — and stops
 with ``WorkCancelled`` or ``BudgetExceeded``. Nothing is pre-empted: a computation stops
-cooperatively, so the checks sit where work repeats (``gateway/pyramid.py``).
+cooperatively, so the checks sit where work repeats (``gateway/levels/pyramid.py``).
 
 Threads of an executor do not inherit the submitting request's context variables, so the
 token is handed to the worker explicitly (``bound``), which sets it as the thread's

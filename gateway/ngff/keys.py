@@ -17,17 +17,25 @@ _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 #: Last segments of the keys a dataset can have besides chunk indices.
 _DOCUMENT_NAMES = ("zarr.json", "ro-crate-metadata.json")
 _DOCUMENT_SUFFIXES = (".xml",)
-#: ... and those of its Zarr v2 view (``gateway/zarr_v2.py``).
+#: Last segment of an image's thumbnail (``gateway.store.thumbnails``): ``thumbnail.png``,
+#: ``thumbnail.webp``, and one channel's ``thumbnail.c<N>.png`` / ``.webp``.
+THUMBNAIL_NAME = re.compile(r"thumbnail(?:\.c(0|[1-9][0-9]{0,5}))?\.(png|webp)")
+#: ... and those of its Zarr v2 view (``gateway/ngff/zarr_v2.py``).
 _V2_DOCUMENT_NAMES = (".zgroup", ".zattrs", ".zarray", ".zmetadata", "ro-crate-metadata.json")
 
 
 def may_be_key(path: str) -> bool:
     """Whether ``path`` could name a served key: its last segment is ``zarr.json``, an
-    XML document, the RO-Crate or a chunk index. Client probes (``.zattrs``, ``.zarray``,
-    ``.zmetadata``, ``info``, ``attributes.json``...) cannot, so they answer 404 without
-    touching a file."""
+    XML document, the RO-Crate, a thumbnail or a chunk index. Client probes (``.zattrs``,
+    ``.zarray``, ``.zmetadata``, ``info``, ``attributes.json``...) cannot, so they answer
+    404 without touching a file."""
     last = path.rpartition("/")[2]
-    return last in _DOCUMENT_NAMES or last.endswith(_DOCUMENT_SUFFIXES) or _INDEX.fullmatch(last) is not None
+    return (
+        last in _DOCUMENT_NAMES
+        or last.endswith(_DOCUMENT_SUFFIXES)
+        or _INDEX.fullmatch(last) is not None
+        or THUMBNAIL_NAME.fullmatch(last) is not None
+    )
 
 
 def may_be_v2_key(path: str) -> bool:

@@ -1,8 +1,8 @@
 """Zarr v3 ``zarr.json`` documents for groups and arrays.
 
-Follows the compatibility checklist in DESIGN.md: no unknown top-level keys, ``data_type``
-by name, endianness in the ``bytes`` codec, a JSON-safe mandatory ``fill_value``,
-``dimension_names`` on every array, default chunk key encoding with ``/``.
+Written the way real clients need it (each rule is one a zarr reader breaks on): no unknown
+top-level keys, ``data_type`` by name, endianness in the ``bytes`` codec, a JSON-safe mandatory
+``fill_value``, ``dimension_names`` on every array, default chunk key encoding with ``/``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,18 @@ from gateway.ops.request_metrics import Increments, Instruments, Observes, Tally
 from gateway.store.cache import CacheStats
 
 #: Route kinds (the only values of the ``kind`` label).
-KINDS = ("listing", "page", "metadata", "chunk", "document", "health", "ready", "metrics", "other")
+KINDS = (
+    "listing",
+    "page",
+    "metadata",
+    "chunk",
+    "document",
+    "thumbnail",
+    "health",
+    "ready",
+    "metrics",
+    "other",
+)
 METHODS = ("GET", "HEAD", "OPTIONS")
 _SIGNED_PREFIX = re.compile(r"^/s/[^/]*")
 _LOOKUP_RESULTS = (("hits", "hit"), ("misses", "miss"), ("shared", "shared"))

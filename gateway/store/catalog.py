@@ -21,6 +21,11 @@ how an operator withdraws a file), and so is a file the process cannot open.
 Containment: a file path with an empty, ``.`` or ``..`` segment, a hidden segment, a NUL
 or a backslash is refused before touching the disk; the resolved file (symlinks followed) must
 lie inside the resolved root. A refusal is indistinguishable from a missing file (404).
+
+Folders: ``list_folder`` pages a directory under the same rules without opening a file
+(``gateway.store.folders``); what each file held when it was opened, or why it could not
+be, is remembered per file version (``known``), and ``probe`` learns it for files nothing
+is known of, without pooling them.
 """
 
 from __future__ import annotations
@@ -41,14 +46,28 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from adapters.base import AdapterError, Dependency, Source, SourceReadError
+from adapters.base import AdapterError, Dependency, PartOfSourceError, Source, SourceReadError
+from adapters.diagnostics import add_failure
 from adapters.io.files import FileAccess
-from adapters.registry import Registry
+from adapters.registry import SNIFFED_SUFFIXES, Registry
 from gateway.config.settings import Settings
 from gateway.ngff.layout import DatasetTree
 from gateway.store.base import ServedStore
 from gateway.store.cache import ByteLRU, NamespacedTiles
 from gateway.store.entity import Identity
+from gateway.store.folders import (
+    Entry,
+    FileVersion,
+    FolderListing,
+    Known,
+    KnownFiles,
+    failure_reason,
+    file_version,
+    inside,
+    page_entries,
+    scan_directory,
+    summarise,
+)
 from gateway.store.logs import LogLimiter
 from gateway.store.pool import OpenPool
 
@@ -81,6 +100,16 @@ class SourceUnavailableError(Exception):
         super().__init__(f"{url_path}: {cause}")
         self.url_path = url_path
         self.cause = cause
+
+
+class PartOfDatasetError(SourceUnavailableError):
+    """The file is one piece of the dataset at URL path ``dataset`` (a member of a
+    multi-file OME-TIFF set), not a dataset of its own."""
+
+    def __init__(self, url_path: str, cause: Exception, dataset: str) -> None:
+        super().__init__(url_path, cause)
+        self.args = (f"{url_path} is part of the dataset {dataset}; open that instead",)
+        self.dataset = dataset
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +169,12 @@ def _readable(stat: os.stat_result) -> bool:
 
 def _denied(url_path: str) -> SourceUnavailableError:
     return SourceUnavailableError(url_path, PermissionError(PERMISSION_DENIED))
+
+
+def _known_failure(version: FileVersion, exc: SourceUnavailableError) -> Known:
+    """What a failure to open a file teaches listings: why, or whose part it is."""
+    part_of = exc.dataset if isinstance(exc, PartOfDatasetError) else ""
+    return Known(version, reason=failure_reason(exc.cause, version), part_of=part_of)
 
 
 def _dependency_status(dependencies: Iterable[Dependency], *, current: bool) -> Status:
@@ -223,6 +258,8 @@ class Catalog:
         self._splits: LRUCache[str, tuple[str, str]] = LRUCache(maxsize=SPLITS_REMEMBERED)
         self._opening: dict[str, Future[Dataset]] = {}
         self._failures: LRUCache[str, tuple[Identity, Exception, float]] = LRUCache(maxsize=1024)
+        #: what each file opened (or failed to open) held, for folder listings
+        self.known = KnownFiles()
         self._openings = itertools.count()
         self._log = LogLimiter()  # a file failing under load: one line per interval
         self._lock = threading.Lock()
@@ -325,6 +362,9 @@ class Catalog:
             raise SourceUnavailableError(dataset.url_path, SourceReadError("closed before the read started"))
         try:
             yield
+        except AdapterError as exc:  # damage met while reading: said on the dataset's page
+            add_failure(dataset.source.warnings, f"reading failed: {exc}")
+            raise
         finally:
             self.release(dataset)
 
@@ -458,7 +498,7 @@ class Catalog:
                 and failure[0] == identity + status
                 and time.monotonic() - failure[2] < self.settings.cache.stat_interval_seconds
             ):
-                raise SourceUnavailableError(url_path, failure[1])
+                raise self._unavailable(url_path, failure[1])
             future = self._opening.get(url_path)
             owner = future is None
             if future is None:
@@ -478,6 +518,8 @@ class Catalog:
             with self._lock:
                 self._failures[url_path] = (identity + status, exc.cause, time.monotonic())
                 self._opening.pop(url_path, None)
+            version = identity[:4] + status[:1]
+            self.known.put(url_path, _known_failure(version, exc))
             future.set_exception(exc)
             raise
         except BaseException as exc:
@@ -496,8 +538,36 @@ class Catalog:
             self._opening.pop(url_path, None)
         self._close(doomed)
         self._start_housekeeper()
+        self._remember(opened)
         future.set_result(opened)
         return opened
+
+    def _remember(self, dataset: Dataset) -> Known | None:
+        """Note what an opened dataset holds, for listings (valid for its file's version).
+        A summary that fails is a bug of its own: logged, and never the request's failure."""
+        try:
+            summary = summarise(dataset.tree, dataset.source)
+        except Exception:
+            logger.exception("summarising %s for listings failed", dataset.url_path)
+            return None
+        self._remember_parts(dataset)
+        return self.known.put(dataset.url_path, Known(dataset.identity[:4] + dataset.status[:1], summary))
+
+    def _remember_parts(self, dataset: Dataset) -> None:
+        """Note the files an opened dataset is made of (a multi-file set's members) as its
+        parts, for listings: known without opening each of them."""
+        root_name = dataset.url_path.split("/", 1)[0]
+        root = self.roots[root_name]
+        for part in dataset.source.parts:
+            real = Path(os.path.realpath(part))
+            if not real.is_relative_to(root):
+                continue
+            try:
+                version = file_version(os.stat(real))
+            except OSError:
+                continue
+            part_path = f"{root_name}/{real.relative_to(root).as_posix()}"
+            self.known.put(part_path, Known(version, part_of=dataset.url_path))
 
     def _retire(self, dataset: Dataset, reason: str) -> None:
         """A served file changed on disk or vanished: take it out of the pool (closed once
@@ -526,8 +596,10 @@ class Catalog:
             options = replace(self.settings.open_options(), access=root)
             source = self.registry.open(file_path, tiles, options)
         except AdapterError as exc:
-            self._log.log(logger, logging.WARNING, (url_path, "open"), f"cannot open {url_path}: {exc}")
-            raise SourceUnavailableError(url_path, exc) from exc
+            # a member of a multi-file set is no fault: it is served as part of its set
+            level = logging.INFO if isinstance(exc, PartOfSourceError) else logging.WARNING
+            self._log.log(logger, level, (url_path, "open"), f"cannot open {url_path}: {exc}")
+            raise self._unavailable(url_path, exc) from exc
         except PermissionError:
             raise _denied(url_path) from None
         except OSError as exc:
@@ -548,8 +620,31 @@ class Catalog:
             source.close()
             self._log.log(logger, logging.ERROR, (url_path, "describe"), f"cannot describe {url_path}", exc)
             raise SourceUnavailableError(url_path, exc) from exc
-        logger.info("opened %s (%s) in %.3f s", url_path, source.format, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if source.warnings:  # one line per dataset; the list is on its page (a truncated file)
+            logger.warning(
+                "opened %s (%s) in %.3f s with %d warning(s), shown on its page; first: %s",
+                url_path,
+                source.format,
+                seconds,
+                len(source.warnings),
+                source.warnings[0],
+            )
+        else:
+            logger.info("opened %s (%s) in %.3f s", url_path, source.format, seconds)
         return dataset
+
+    def _unavailable(self, url_path: str, cause: Exception) -> SourceUnavailableError:
+        """Why the file at ``url_path`` is not served: a piece of another dataset in the
+        same root (a member of a multi-file set) names that dataset's URL path."""
+        if isinstance(cause, PartOfSourceError):
+            root_name = url_path.split("/", 1)[0]
+            root = self.roots[root_name]
+            source = Path(os.path.realpath(cause.source))
+            if source.is_relative_to(root):
+                dataset = f"{root_name}/{source.relative_to(root).as_posix()}"
+                return PartOfDatasetError(url_path, cause, dataset)
+        return SourceUnavailableError(url_path, cause)
 
     def resolve_file(self, url_path: str) -> tuple[str, Path, str] | None:
         """(dataset URL path, file, key inside it) of a URL path, without opening the file;
@@ -588,25 +683,125 @@ class Catalog:
                         return
 
     def directory_entries(self, url_path: str) -> list[str]:
-        """Subdirectories and candidate files of a directory under a root (sorted); [] if
-        the path is not such a directory."""
+        """Subdirectories and dataset files of a directory under a root (sorted as folder
+        pages sort them: folders first), for in-process listings: files of a sniffed
+        suffix are sniffed here (a page never does); [] if the path is no such directory."""
+        directory = self.folder_path(url_path)
+        if directory is None:
+            return []
+        root = self.roots[url_path.split("/", 1)[0]]
+        return [
+            entry.name
+            for entry in scan_directory(root, directory, self.registry.is_candidate_name)
+            if entry.is_folder or self.registry.is_dataset_file(Path(entry.path))
+        ]
+
+    def folder_path(self, url_path: str) -> Path | None:
+        """The directory a URL path names under a root (symlinks resolved, kept inside the
+        root, the rules of ``resolve_file``), or None. Blocking (stat)."""
         segments = split_url_path(url_path)
         if not segments or segments[0] not in self.roots:
-            return []
+            return None
         root = self.roots[segments[0]]
-        directory = Path(os.path.realpath(root.joinpath(*segments[1:])))
-        if os.path.commonpath([root, directory]) != str(root) or not directory.is_dir():
-            return []
-        entries = []
-        for entry in sorted(directory.iterdir()):
-            if entry.name.startswith("."):
-                continue
-            resolved = os.path.realpath(entry)
-            if os.path.commonpath([root, resolved]) != str(root):
-                continue
-            if entry.is_dir() or (entry.is_file() and self.registry.is_dataset_file(entry)):
-                entries.append(entry.name)
-        return entries
+        directory = root.joinpath(*segments[1:])
+        try:
+            if not inside(root, directory) or not directory.is_dir():
+                return None
+        except OSError:  # a name too long, no permission...: no folder to serve
+            return None
+        return directory
+
+    def list_folder(
+        self,
+        url_path: str,
+        *,
+        query: str = "",
+        after: str = "",
+        limit: int = 100,
+        visible: Callable[[str], bool] | None = None,
+    ) -> FolderListing | None:
+        """A page of the folder at ``url_path`` ("": the roots), filtered by name, with what
+        is known of its datasets; None when no such folder is served. Opens no file (see
+        ``gateway.store.folders``): a dataset nothing is known of yet is not looked at;
+        one known stats its file, so that what is shown belongs to its current version.
+        ``visible``: which URL paths the caller may see (roots a token does not grant).
+        Blocking (scandir): call from a worker thread."""
+        if url_path:
+            directory = self.folder_path(url_path)
+            if directory is None:
+                return None
+            root = self.roots[url_path.split("/", 1)[0]]
+            entries = scan_directory(root, directory, self.registry.is_candidate_name)
+            prefix = f"{url_path}/"
+        else:
+            entries = [Entry(name, True, str(path)) for name, path in self.roots.items()]
+            entries.sort(key=lambda e: (e.name.casefold(), e.name))
+            prefix = ""
+        if visible is not None:
+            entries = [e for e in entries if visible(prefix + e.name)]
+        known: dict[str, Known] = {}
+        # a sniffed suffix (.xml) no adapter recognised is no dataset: left out once known
+        sniffed = [e for e in entries if not e.is_folder and e.name.lower().endswith(SNIFFED_SUFFIXES)]
+        for entry in sniffed:
+            found = self._known_now(prefix + entry.name, entry.path)
+            if found is not None:
+                known[entry.name] = found
+        entries = [e for e in entries if e.name not in known or known[e.name].is_dataset]
+        page = page_entries(entries, query, after, limit)
+        for entry in page.entries:
+            if not entry.is_folder and entry.name not in known:
+                found = self._known_now(prefix + entry.name, entry.path)
+                if found is not None:
+                    known[entry.name] = found
+        on_page = {e.name for e in page.entries}
+        return FolderListing(url_path, page, {name: k for name, k in known.items() if name in on_page})
+
+    def _known_now(self, url_path: str, path: str) -> Known | None:
+        """What is known of the file at ``url_path`` as it is now (a stat, only when
+        something is known of it)."""
+        if url_path not in self.known:
+            return None
+        try:
+            return self.known.get(url_path, file_version(os.stat(path)))
+        except OSError:
+            return None
+
+    def probe(self, url_path: str) -> Known | None:
+        """Learn what a listed dataset file holds: open it as a request would, remember its
+        summary or why it failed, and close it again. Not pooled: probing a folder of
+        thousands of files must not evict the datasets being served. None when
+        ``url_path`` is no dataset file (any more). Blocking: a worker thread's job."""
+        segments = split_url_path(url_path)  # contained again: the folder may have changed
+        if not segments or len(segments) < 2 or segments[0] not in self.roots:
+            return None
+        if not self.registry.is_candidate_name(segments[-1]):
+            return None
+        file_path = self._contained_file(segments[0], segments[1:])
+        if file_path is None:
+            return None
+        try:
+            stat = os.stat(file_path)
+        except OSError:
+            return None
+        version = file_version(stat)
+        known = self.known.get(url_path, version)
+        if known is not None:
+            return known
+        if not _readable(stat):
+            return self.known.put(url_path, Known(version, reason=PERMISSION_DENIED))
+        if file_path.name.lower().endswith(SNIFFED_SUFFIXES) and self.registry.find(file_path) is None:
+            return self.known.put(url_path, Known(version, is_dataset=False))
+        try:
+            dataset = self._open(url_path, file_path, identity_of(stat), (stat.st_ctime_ns,))
+        except SourceUnavailableError as exc:
+            return self.known.put(url_path, _known_failure(version, exc))
+        except Exception as exc:  # a file no adapter expected: unreadable, like a request would find it
+            logger.warning("probing %s failed: %s", url_path, failure_reason(exc))
+            return self.known.put(url_path, Known(version, reason=failure_reason(exc, version)))
+        try:
+            return self._remember(dataset)
+        finally:
+            dataset.source.close()
 
     @property
     def open_count(self) -> int:

@@ -1,10 +1,11 @@
 """``DatasetStore``: one opened source as a read-only zarr Store — the spine of the data path.
 
 A dataset store owns the tree of one source (``gateway.ngff.layout``): its documents and
-its arrays. A key is parsed once, into a ``Target``: a document, or one chunk of one array.
-``describe`` answers from the target alone (no pixel read); ``item`` produces the bytes —
-a document as it is, a chunk read, padded and encoded in a worker thread
-(``gateway.store.render``) within the work budget (``server.request_seconds``).
+its arrays. A key is parsed once, into a ``Target``: a document, one chunk of one array, or
+an image's thumbnail (``gateway.store.thumbnails``). ``describe`` answers from the target
+alone (no pixel read); ``item`` produces the bytes — a document as it is, a chunk read,
+padded and encoded (``gateway.store.render``), a thumbnail rendered, in a worker thread
+within the work budget (``server.request_seconds``).
 
 Cross-cutting behaviour stacks on it as wrappers (``gateway.store.wrappers``): the chunk
 cache, the Zarr v2 view, request timing. The mount table (``gateway.store.mounts``) builds
@@ -28,6 +29,7 @@ from gateway.levels.pyramid import is_synthesized
 from gateway.ngff import zarr_v2
 from gateway.ngff.keys import parse_chunk_key
 from gateway.ngff.layout import ArrayNode, DatasetTree
+from gateway.store import thumbnails
 from gateway.store.base import NOT_READY, Ready, ServedStore
 from gateway.store.entity import (
     Description,
@@ -40,6 +42,7 @@ from gateway.store.entity import (
     modified_seconds,
 )
 from gateway.store.render import chunk_configuration, render_chunk, render_shard
+from gateway.store.thumbnails import ThumbnailPlan
 from gateway.store.timing import current_timing
 
 V = TypeVar("V")
@@ -65,14 +68,16 @@ class Workers:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a key of a dataset names: a document, or one chunk of one array (a shard of
-    inner chunks when the array is sharded: ``coords`` then index its shards)."""
+    """What a key of a dataset names: a document, one chunk of one array (a shard of
+    inner chunks when the array is sharded: ``coords`` then index its shards), or a
+    thumbnail (``thumbnail``: what it reads and shows)."""
 
     key: str
     description: Description
     document: bytes | None = None
     node: ArrayNode | None = None
     coords: tuple[int, ...] = ()
+    thumbnail: ThumbnailPlan | None = None
 
 
 def document_description(key: str, data: bytes, identity: Identity) -> Description:
@@ -151,7 +156,7 @@ class DatasetStore(ServedStore):
             return Target(key, document_description(key, document, self.identity), document=document)
         found = self.tree.find_array(key)
         if found is None:
-            return None
+            return self._thumbnail(key)
         node, chunk_key = found
         coords = parse_chunk_key(chunk_key, node.key_grid)
         if coords is None:
@@ -159,6 +164,17 @@ class DatasetStore(ServedStore):
         etag = entity_tag(self.identity, key, self._configurations[node.path], __version__)
         description = Description("chunk", "application/octet-stream", etag, self._modified)
         return Target(key, description, node=node, coords=coords)
+
+    def _thumbnail(self, key: str) -> Target | None:
+        """The thumbnail ``key`` names, planned from the served documents (no pixel read);
+        its entity tag is its canonical key's (a root alias shares its image's)."""
+        wanted = thumbnails.parse_key(key)
+        found = None if wanted is None else thumbnails.plan(self.tree, wanted)
+        if found is None:
+            return None
+        etag = entity_tag(self.identity, found.key, found.configuration, __version__)
+        description = Description("thumbnail", found.media_type, etag, self._modified)
+        return Target(key, description, thumbnail=found)
 
     def describe(self, key: str) -> Description | None:
         target = self.resolve(key)
@@ -186,7 +202,10 @@ class DatasetStore(ServedStore):
 
     def cache_key(self, target: Target) -> Hashable:
         """The key of a chunk in a cache shared by every dataset (and by both views); a
-        shard's names its shape too (the v2 view's store has the same arrays unsharded)."""
+        shard's names its shape too (the v2 view's store has the same arrays unsharded);
+        a thumbnail's is its canonical key."""
+        if target.thumbnail is not None:
+            return (self.namespace, "thumbnail", target.thumbnail.key)
         node = target.node
         assert node is not None
         if node.shard_shape is None:
@@ -194,20 +213,23 @@ class DatasetStore(ServedStore):
         return (self.namespace, node.path, node.shard_shape, target.coords)
 
     async def render(self, target: Target, share: Share[bytes | None] | None = None) -> bytes | None:
-        """The encoded bytes of the chunk (or shard) ``target`` names (None: all fill), computed in
-        the pool its level's cost calls for, within the work budget. ``share``: a cache's
-        single flight, so that identical concurrent requests compute it once."""
-        node = target.node
-        assert node is not None
+        """The encoded bytes of the chunk (or shard) ``target`` names (None: all fill), or of its
+        thumbnail, computed in the pool its level's cost calls for, within the work budget.
+        ``share``: a cache's single flight, so that identical concurrent requests compute it once."""
         token = WorkToken(self.workers.request_seconds)  # checked by the worker
         timing = current_timing()
         omit_empty = self.omit_empty
-
-        render_one = render_chunk if node.shard_shape is None else render_shard
+        plan = target.thumbnail
+        node = target.node if plan is None else plan.node
+        assert node is not None
 
         def compute() -> bytes | None:
             with self._hold():
-                return render_one(node, target.coords, omit_empty, timing)
+                if plan is not None:
+                    return thumbnails.render(plan, timing)
+                if node.shard_shape is None:
+                    return render_chunk(node, target.coords, omit_empty, timing)
+                return render_shard(node, target.coords, omit_empty, timing)
 
         work = bound(token, compute)
         pool = self.workers.heavy if is_synthesized(node.level) else self.workers.io

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["metadata", "chunk", "document"]
+Kind = Literal["metadata", "chunk", "document", "thumbnail"]
 #: st_dev, st_ino, st_mtime_ns, st_size of the source file, then of each file it depends
 #: on (``Source.dependencies``: a BigDataViewer XML's HDF5 file)
 Identity = tuple[int, ...]

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -33,6 +34,7 @@ from gateway.store.cache import ByteLRU, CacheStats, NamespacedTiles
 from gateway.store.catalog import Catalog, Dataset, DatasetStores, Hold, Located, ResolveFile
 from gateway.store.dataset import DatasetStore, Workers
 from gateway.store.entity import Description, Identity, StoreItem
+from gateway.store.folders import FolderListing, Prober
 from gateway.store.timing import current_timing
 from gateway.store.wrappers import ChunkCache, Timed, ZarrV2View
 
@@ -50,7 +52,9 @@ class StoreFactory:
         self.chunks = chunks
         self.workers = workers
 
-    def tree(self, url_path: str, source: Source, namespace: Hashable, resolve_file: ResolveFile) -> DatasetTree:
+    def tree(
+        self, url_path: str, source: Source, namespace: Hashable, resolve_file: ResolveFile
+    ) -> DatasetTree:
         """Pyramids, windows, the v2 view, declared labels (their sources opened and
         attached to ``source``) and the RO-Crate of the dataset at ``url_path``."""
         settings = self.settings
@@ -73,7 +77,9 @@ class StoreFactory:
         )
         return build_tree(source, settings.chunks.for_path(url_path), options)
 
-    def stack(self, tree: DatasetTree, identity: Identity, namespace: Hashable, **options: Any) -> DatasetStores:
+    def stack(
+        self, tree: DatasetTree, identity: Identity, namespace: Hashable, **options: Any
+    ) -> DatasetStores:
         """``Timed(ChunkCache(DatasetStore))``, and the v2 view's stack on the same cache.
         When the tree has shards, the v2 view reads a store of the same arrays unsharded
         (v2 has no shards); closing the v3 stack releases what ``options`` say."""
@@ -151,8 +157,16 @@ class Mounts:
         self.chunks: ByteLRU[bytes | None] = ByteLRU(settings.cache.chunk_bytes)
         self.factory = StoreFactory(settings, self.tiles, self.chunks, workers)
         self.catalog = Catalog(
-            settings, self.tiles, registry or default_registry(), self.factory.build, on_stale=self._drop_chunks
+            settings,
+            self.tiles,
+            registry or default_registry(),
+            self.factory.build,
+            on_stale=self._drop_chunks,
         )
+        # listed files are learnt in the background on at most half the io threads (none
+        # with a single thread: a request must never wait behind a probe)
+        probes = min(2, settings.server.threads // 2)
+        self.prober = Prober(self.catalog.probe, workers.io, concurrency=probes)
 
     def _drop_chunks(self, namespace: Hashable) -> None:
         self.chunks.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
@@ -181,7 +195,9 @@ class Mounts:
         started = time.perf_counter()
         located = self.catalog.acquire_cached(url_path)
         if located is None:
-            pending = asyncio.get_running_loop().run_in_executor(self.workers.io, self.catalog.acquire, url_path)
+            pending = asyncio.get_running_loop().run_in_executor(
+                self.workers.io, self.catalog.acquire, url_path
+            )
             try:
                 located = await asyncio.shield(pending)
             except asyncio.CancelledError:  # the lease taken after we left is given back
@@ -296,6 +312,11 @@ class Mounts:
                     children[name] = children.get(name, False) or not sep
             return sorted(children.items())
 
+    async def list_folder(self, url_path: str, **options: Any) -> FolderListing | None:
+        """A page of a folder (``Catalog.list_folder``), listed in the io pool."""
+        listing: FolderListing | None = await self.run(partial(self.catalog.list_folder, url_path, **options))
+        return listing
+
     def cache_stats(self) -> dict[str, tuple[CacheStats, int, int]]:
         """(statistics, bytes held, entries) of each cache, for metrics."""
         return {
@@ -307,4 +328,5 @@ class Mounts:
         return self.catalog.open_count
 
     def close(self) -> None:
+        self.prober.close()
         self.catalog.close()

@@ -27,7 +27,7 @@ class RequestTiming:
 
     started: float = field(default_factory=time.perf_counter)
     seconds: dict[str, float] = field(default_factory=dict)
-    kind: str | None = None  # metadata | chunk | document, set by the store
+    kind: str | None = None  # metadata | chunk | document | thumbnail, set by the store
 
     def add(self, phase: str, seconds: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds

@@ -27,7 +27,7 @@ from gateway.store.dataset import Workers
 from gateway.store.logs import LogLimiter, RepeatFilter
 from gateway.store.mounts import Mounts, StoreMount
 from gateway.web.auth import AccessControl
-from gateway.web.errors import exception_handlers
+from gateway.web.errors import BrowserErrors, exception_handlers, home_path
 from gateway.web.hotpath import HotPath
 from gateway.web.links import with_link_origin
 from gateway.web.middleware import CORSWrapper, MountPath, any_origin_headers
@@ -59,7 +59,9 @@ def _service_endpoints(settings: Settings) -> dict[str, Endpoint]:
     return service
 
 
-def create_app(settings: Settings, metrics_dir: str | None = None, registry: Registry | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings, metrics_dir: str | None = None, registry: Registry | None = None
+) -> ASGIApp:
     """The gateway as an ASGI app. ``metrics_dir``: prometheus_client's multiprocess
     directory, when this process is one of several workers (see gateway.ops.metrics);
     ``registry``: the adapter families served (default: every family shipped).
@@ -77,7 +79,7 @@ def create_app(settings: Settings, metrics_dir: str | None = None, registry: Reg
         server_log = logging.getLogger(SERVER_LOGGER)
         server_log.addFilter(repeats)  # malformed HTTP: one warning per interval
         executor = ThreadPoolExecutor(settings.server.threads, thread_name_prefix="gateway-io")
-        # chunks of synthesized levels: a bounded pool of their own (gateway/budget.py)
+        # chunks of synthesized levels: a bounded pool of their own (gateway/levels/budget.py)
         heavy = ThreadPoolExecutor(settings.server.heavy_pool_threads, thread_name_prefix="gateway-heavy")
         mounts = Mounts(settings, Workers(executor, heavy, settings.server.request_seconds), registry)
         app.state.mounts = app.state.keys = mounts
@@ -151,9 +153,9 @@ def _observed(
     metrics: Metrics | None = None,
     access_log: AccessLog | None = None,
 ) -> ASGIApp:
-    """``app`` behind the observing middleware and CORS. With any origin allowed, the CORS
-    headers are constant and the observing middleware adds them with its own; with a list
-    of origins the CORS middleware decides per request."""
+    """``app`` behind the observing middleware, CORS and HTML error pages for browsers.
+    With any origin allowed, the CORS headers are constant and the observing middleware
+    adds them with its own; with a list of origins the CORS middleware decides per request."""
     cors = any_origin_headers() if "*" in server.cors_origins else ()
     observed = ObserveMiddleware(
         app,
@@ -164,7 +166,9 @@ def _observed(
         instance=server.instance,
         response_headers=cors,
     )
-    return CORSWrapper(observed, server.cors_origins, added_inside=True)
+    with_cors = CORSWrapper(observed, server.cors_origins, added_inside=True)
+    # outside all: every JSON error of every layer becomes a page for a browser
+    return BrowserErrors(with_cors, home_path(server.public_url, server.root_path))
 
 
 def settings_to_env(settings: Settings) -> str:

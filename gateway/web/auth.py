@@ -1,7 +1,7 @@
 """Access control for sites without an authenticating proxy: signed, expiring path grants.
 
-A token grants one path prefix (``lab``: a whole root; ``lab/2024/cells.ome.tif``: one
-dataset; ``""``: everything, the listing included) until an expiry, signed with HMAC-SHA256
+A token grants one path prefix (``lab``: a whole root; ``lab/2024``: a folder;
+``lab/2024/cells.ome.tif``: one dataset; ``""``: everything) until an expiry, signed with HMAC-SHA256
 under the site's key: ``v1.<expiry>.<base64url prefix>.<base64url MAC>``. It travels
 
 - in the URL path, ``/s/<token>/<root>/<file>/...``: browser viewers (Neuroglancer, Viv)
@@ -14,6 +14,10 @@ Nothing is stored server-side, so any instance verifies any token. ``AccessContr
 sees: the ``/s/<token>`` part becomes part of ``root_path``, so routes, logs and errors never
 see it; the access log redacts it too. Responses to a credential are ``private`` with a
 ``max-age`` no longer than the grant's remaining life, so no shared cache (nginx) keeps them.
+
+The list of roots (``/``) needs no credential: it shows every caller the public roots, and
+the protected ones only to a request whose grant covers them (``Access``, left in the
+scope for the pages). A token never narrows what is public: it adds what it grants.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ MAX_TOKEN_CHARS = 2048
 MAX_EXPIRY_DIGITS = 16
 #: Unpadded base64url, as minted: ASCII only, so no decoder sees other characters.
 _B64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
+#: The scope key under which ``AccessControl`` leaves the request's ``Access`` (absent
+#: when no root is protected: then everything is allowed).
+ACCESS_KEY = "gateway.access"
 
 
 class TokenError(ValueError):
@@ -72,6 +79,22 @@ class Grant:
         if not prefix:
             return True
         return path == prefix or path.startswith(prefix + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one request may reach: every unprotected root, and what its grant covers."""
+
+    protected: frozenset[str]
+    grant: Grant | None = None
+
+    def protects(self, path: str) -> bool:
+        """Whether ``path`` (no leading ``/``) lies in a protected root."""
+        return "*" in self.protected or path.split("/", 1)[0] in self.protected
+
+    def allows(self, path: str) -> bool:
+        """Whether this request may read ``path``: public, or granted."""
+        return not self.protects(path) or (self.grant is not None and self.grant.covers(path))
 
 
 def _b64(data: bytes) -> str:
@@ -155,6 +178,7 @@ class AccessControl:
         self.protect_all = "*" in protect
         self.protected = frozenset(protect)
         self.views = frozenset(views)
+        self.public = Access(self.protected)  # what a request without a token may reach
 
     def _dataset_path(self, path: str) -> str:
         head, sep, rest = path.partition("/")
@@ -162,8 +186,8 @@ class AccessControl:
 
     def _protected(self, path: str) -> bool:
         root = path.split("/", 1)[0]
-        if not root:  # the listing shows every root's datasets
-            return bool(self.protected)
+        if not root:  # the list of roots: each caller sees what it may (``Access``)
+            return False
         return self.protect_all or root in self.protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -191,6 +215,7 @@ class AccessControl:
             if self._protected(target):
                 await self._deny(scope, receive, send, 401, "unauthorized", "a token is required")
                 return
+            scope[ACCESS_KEY] = self.public
             await self.app(scope, receive, send)
             return
         try:
@@ -198,9 +223,10 @@ class AccessControl:
         except TokenError as exc:
             await self._deny(scope, receive, send, 403, "forbidden", f"{exc}", error="invalid_token")
             return
-        if not grant.covers(target):
+        if self._protected(target) and not grant.covers(target):
             await self._deny(scope, receive, send, 403, "forbidden", "the token does not grant this path")
             return
+        scope[ACCESS_KEY] = Access(self.protected, grant)
         remaining = int(grant.expires - time.time())
 
         async def send_private(message: Message) -> None:

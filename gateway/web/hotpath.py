@@ -51,7 +51,8 @@ class HotPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in _READ_METHODS:
             path = route_path(scope)[1:]
-            if path and path[-1] != "/" and path not in self.reserved:
+            # a query may name another value (a thumbnail's ``?channel=``): the app decides
+            if path and path[-1] != "/" and not scope.get("query_string") and path not in self.reserved:
                 space = self._key_space()
                 if space is not None and await self._answered(scope, send, path, *space):
                     return

@@ -1,5 +1,6 @@
-"""The pages for people (HTML) and programs (JSON): the listing at ``/`` and one page per
-dataset at ``/<root>/<file>/`` (the dataset URL with its trailing slash, never a zarr key)."""
+"""The pages for people (HTML) and programs (JSON) of one dataset at ``/<root>/<file>/``
+(the dataset URL with its trailing slash, never a zarr key); folder pages and the list of
+roots at ``/`` are ``gateway.web.folders``."""
 
 from __future__ import annotations
 
@@ -12,62 +13,19 @@ import numpy as np
 
 from gateway.config.settings import ViewerSettings
 from gateway.levels import variants
+from gateway.ngff.layout import OME_XML_KEY
+from gateway.store import thumbnails
 from gateway.store.catalog import Located
-from gateway.store.mounts import Mounts
 from gateway.web import viewers as viewers_mod
-
-
-async def build_listing(mounts: Mounts, base_url: str) -> dict[str, Any]:
-    limit = mounts.settings.server.listing_limit
-    found = await mounts.run(lambda: list(mounts.catalog.iter_datasets(limit=limit + 1)))
-    base = base_url.rstrip("/")
-    datasets = [
-        {
-            "path": url_path,
-            "url": f"{base}/{quote(url_path)}",
-            "zarr_json": f"{base}/{quote(url_path)}/zarr.json",
-            "page": f"{base}/{quote(url_path)}/",
-        }
-        for url_path, _file in found[:limit]
-    ]
-    return {
-        "roots": sorted(mounts.catalog.roots),
-        "datasets": datasets,
-        "truncated": len(found) > limit,
-    }
-
-
-def render_listing_html(listing: dict[str, Any]) -> str:
-    rows = "\n".join(
-        f'<tr><td><a href="{html.escape(d["page"])}">{html.escape(d["path"])}</a></td>'
-        f"<td><code>{html.escape(d['url'])}</code></td></tr>"
-        for d in listing["datasets"]
-    )
-    example = listing["datasets"][0]["url"] if listing["datasets"] else "http://host/root/file.tif"
-    note = "<p><em>Listing truncated.</em></p>" if listing["truncated"] else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>ome-zarr-gateway</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td{{padding:.2rem 1rem}}
-code{{background:#f4f4f4;padding:.1rem .3rem}}</style></head>
-<body><h1>ome-zarr-gateway</h1>
-<p>Files served read-only as OME-Zarr 0.5 (Zarr v3). Roots: {html.escape(", ".join(listing["roots"]))}.</p>
-<table><tr><th>dataset</th><th>URL (paste into a viewer or zarr-python)</th></tr>
-{rows}
-</table>{note}
-<h2>Open from Python</h2>
-<pre>import zarr
-group = zarr.open_group("{html.escape(example)}", mode="r")
-print(group.attrs["ome"]["multiscales"][0]["axes"])
-level0 = group["0"][:]  # or group["0/0"] for multi-image files</pre>
-</body></html>
-"""
-
 
 # -- one dataset ------------------------------------------------------------------------------
 
 
-def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -> dict[str, Any]:
+def describe_dataset(
+    located: Located, base_url: str, viewers: ViewerSettings, zarr_v2_prefix: str | None = None
+) -> dict[str, Any]:
     """What a person or program needs to know of a dataset and how to open it.
+    ``zarr_v2_prefix``: the Zarr v2 view's URL prefix (None: the view is off).
 
     Everything is read back from the dataset's own served ``zarr.json`` documents, so
     the page can never disagree with what clients get."""
@@ -80,15 +38,35 @@ def describe_dataset(located: Located, base_url: str, viewers: ViewerSettings) -
         for path in groups
         if not variants.is_variant_group(path) and not _is_label_image(tree.documents, path)
     ]
+    pictured = set(thumbnails.thumbnail_images(tree))
+    for image in images:
+        image.update(_thumbnail_links(image, image["path"] in pictured))
     return {
         "path": dataset.url_path,
         "url": url,
         "format": dataset.source.format,
         "multi_image": len(images) > 1,
+        # the same tree as Zarr v2 / OME-Zarr 0.4 (clients that read no v3), and the OME-XML
+        "zarr_v2": f"{base_url.rstrip('/')}/{zarr_v2_prefix}/{quote(dataset.url_path)}/"
+        if zarr_v2_prefix
+        else None,
+        "ome_xml": url + OME_XML_KEY if OME_XML_KEY in tree.documents else None,
+        # the first image's (gateway.store.thumbnails): what a listing shows of the dataset
+        "thumbnail": f"{url}thumbnail.png" if pictured else None,
         # what the file holds but is not served, and why (a refused HDF5 link or layout)
         "warnings": list(dataset.source.warnings),
         "images": images,
     }
+
+
+def _thumbnail_links(image: dict[str, Any], pictured: bool) -> dict[str, Any]:
+    """Links to an image's thumbnail and to each of its channels' (none: its type or
+    axes make no picture)."""
+    if not pictured:
+        return {"thumbnail": None, "channel_thumbnails": []}
+    composite = f"{image['url']}thumbnail.png"
+    channels = [f"{composite}?channel={index}" for index in range(len(image["channels"]))]
+    return {"thumbnail": composite, "channel_thumbnails": channels}
 
 
 def _is_label_image(documents: dict[str, bytes], path: str) -> bool:
@@ -206,8 +184,96 @@ def _link_items(links: dict[str, str | None]) -> str:
 
 def _snippet(title: str, code: str) -> str:
     return (
-        f'<h4>{_e(title)} <button type=button onclick="navigator.clipboard.writeText('
-        f'this.parentNode.nextElementSibling.textContent)">copy</button></h4><pre>{_e(code)}</pre>'
+        f'<h4>{_e(title)} <button type=button class=copy onclick="copySnippet(this)">copy</button></h4>'
+        f"<pre>{_e(code)}</pre>"
+    )
+
+
+#: The copy buttons' script. ``navigator.clipboard`` exists only in secure contexts (https,
+#: or loopback): over plain http from another machine the snippet is copied from a selected
+#: hidden text area (``execCommand("copy")``), else left selected for the person to copy.
+_COPY_SCRIPT = """
+function copySnippet(button) {
+  var snippet = button.parentNode.nextElementSibling, text = snippet.textContent;
+  function said(copied) {
+    button.textContent = copied ? "copied" : "selected: press Ctrl+C";
+    setTimeout(function () { button.textContent = "copy"; }, 2500);
+  }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(
+      function () { said(true); }, function () { said(copyBySelection(snippet, text)); });
+  } else {
+    said(copyBySelection(snippet, text));
+  }
+}
+function copyBySelection(snippet, text) {
+  var area = document.createElement("textarea"), copied = false;
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.cssText = "position:fixed;top:0;left:0;opacity:0";
+  document.body.appendChild(area);
+  area.focus();
+  area.select();
+  try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+  document.body.removeChild(area);
+  if (!copied) {
+    var range = document.createRange(), selection = window.getSelection();
+    range.selectNodeContents(snippet);
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+  return copied;
+}
+"""
+
+
+def _views_html(description: dict[str, Any]) -> str:
+    """Links to the dataset's other views: OME-Zarr 0.4 (Zarr v2) and the original OME-XML."""
+    items = []
+    if description.get("zarr_v2"):
+        v2 = _e(description["zarr_v2"])
+        items.append(
+            "<li>Zarr v2 / OME-Zarr 0.4, for clients that read no Zarr v3: "
+            f'<a class="zarr-v2" href="{v2}">{v2}</a></li>'
+        )
+    if description.get("ome_xml"):
+        xml = _e(description["ome_xml"])
+        items.append(
+            f'<li>The original OME-XML: <a class="ome-xml" href="{xml}">OME/METADATA.ome.xml</a></li>'
+        )
+    return f'<ul class="views">{"".join(items)}</ul>' if items else ""
+
+
+def _warnings_html(warnings: list[str]) -> str:
+    """What is wrong with the file (truncated, damaged, partly refused), before anything else."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f'<section class="warnings"><h2>Warnings</h2><ul class="note warning">{items}</ul></section>'
+
+
+#: Channels shown in a dataset page's strip of channel thumbnails (each is one request).
+MAX_STRIP_CHANNELS = 16
+
+
+def _thumbnail_html(image: dict[str, Any]) -> str:
+    """The image's thumbnail and, for several channels, a strip of each one alone."""
+    if not image.get("thumbnail"):
+        return ""
+    name = _e(image["name"])
+    strip = ""
+    shown = list(zip(image["channels"], image["channel_thumbnails"], strict=True))[:MAX_STRIP_CHANNELS]
+    if len(shown) > 1:
+        strip = "".join(
+            f'<figure><img class="channel-thumbnail" src="{_e(url)}" alt="channel {_e(c["label"])}">'
+            f"<figcaption>{_e(c['label'])}</figcaption></figure>"
+            for c, url in shown
+        )
+        more = len(image["channels"]) - len(shown)
+        strip = f'<div class="channel-strip">{strip}{f"<p>and {more} more</p>" if more > 0 else ""}</div>'
+    return (
+        f'<div class="thumbnails"><img class="thumbnail" src="{_e(image["thumbnail"])}" '
+        f'alt="thumbnail of {name}">{strip}</div>'
     )
 
 
@@ -243,7 +309,7 @@ def _render_image(image: dict[str, Any]) -> str:
     )
     if labels:
         variant += f"<h3>Labels</h3><ul>{labels}</ul>"
-    return f"""<section class="image"><h2>{_e(image["name"])}</h2>
+    return f"""<section class="image"><h2>{_e(image["name"])}</h2>{_thumbnail_html(image)}
 <p>URL (paste into a viewer or client): <code class="image-url">{_e(image["url"])}</code></p>
 <table><tr><th>shape</th><td>{_e(image["shape"])}</td></tr>
 <tr><th>data type</th><td>{_e(image["dtype"])}</td></tr>
@@ -263,11 +329,13 @@ def render_dataset_html(description: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>{_e(description["path"])} — ome-zarr-gateway</title>
 <style>{_STYLE}</style></head>
-<body><p><a href="/">all datasets</a></p><h1>{_e(description["path"])}</h1>
+<body><p><a href="{"../" * (description["path"].count("/") + 1)}">all datasets</a></p><h1>{_e(description["path"])}</h1>
 <p>{_e(description["format"])} file served as OME-Zarr 0.5 (Zarr v3) at <code>{_e(description["url"])}</code>.
 JSON: this URL with <code>Accept: application/json</code> or <code>?format=json</code>.</p>
-{"".join(f'<p class="note warning">{_e(w)}</p>' for w in description["warnings"])}
+{_views_html(description)}
+{_warnings_html(description["warnings"])}
 {images}
+<script>{_COPY_SCRIPT}</script>
 </body></html>
 """
 
@@ -276,4 +344,7 @@ _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}td,th{padding:.2rem 1rem;text-align:left}"
     "code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:.6rem}.note{color:#a40}"
     "section{border-top:1px solid #ccc;margin-top:1.5rem}"
+    ".thumbnails{float:right;margin:0 0 1rem 1rem;max-width:256px}.thumbnail{display:block;background:#000}"
+    ".channel-strip{display:flex;flex-wrap:wrap;gap:.3rem}.channel-strip figure{margin:.3rem 0 0;font-size:.75rem}"
+    ".channel-strip img{display:block;height:48px;background:#000}section{display:flow-root}"
 )

@@ -1,8 +1,8 @@
 """HTTP endpoints: parse, delegate to the store, set headers. No logic lives here.
 
 Conditional requests, ranges and caching headers are decided by ``gateway.web.http``; a
-dataset's page is its URL with a trailing slash (``/<root>/<file>/``), which no zarr key
-has (keys never end in ``/``).
+folder's or a dataset's page is its URL with a trailing slash (``/<root>/<dir>/``,
+``/<root>/<file>/``), which no zarr key has (keys never end in ``/``).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.config.settings import ServerSettings
+from gateway.store import thumbnails
 from gateway.store.base import NOT_READY
 from gateway.store.mounts import KeySpace, Mounts
-from gateway.web import http, links, pages
+from gateway.web import folders, http, links, pages
 from gateway.web.disconnect import ClientDisconnected, unless_disconnected
 from gateway.web.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
 
@@ -86,10 +87,23 @@ async def _revalidated(request: Request, path: str, condition: str | None) -> Re
 
 
 async def index(request: Request) -> Response:
+    """The list of roots: the folder page of ``/``."""
     _require_read(request)
+    response = await folder_page(request, "")
+    assert response is not None, "the list of roots always exists"
+    return response
+
+
+async def folder_page(request: Request, path: str) -> Response | None:
+    """The page of the folder at ``path`` (``gateway.web.folders``), or None when there
+    is no such folder; what it lists that is not known yet is probed once it is sent."""
     mounts = _mounts(request)
-    listing = await pages.build_listing(mounts, links.base_url(request, mounts.settings.server))
-    return _page(request, listing, pages.render_listing_html(listing))
+    page = await folders.folder_page(request, mounts, path)
+    if page is None:
+        return None
+    response = _page(request, page.document, page.html())
+    response.background = page.probe_later(mounts)
+    return response
 
 
 async def dataset_page(request: Request, path: str) -> Response:
@@ -97,24 +111,52 @@ async def dataset_page(request: Request, path: str) -> Response:
     if located is None or located.key:
         return not_found(path)
     settings = _mounts(request).settings
-    description = pages.describe_dataset(located, links.base_url(request, settings.server), settings.viewers)
+    v2 = settings.zarr_v2.prefix if settings.zarr_v2.enabled else None  # the page links that view
+    base = links.base_url(request, settings.server)
+    description = pages.describe_dataset(located, base, settings.viewers, v2)
     return _page(request, description, pages.render_dataset_html(description))
 
 
 async def key(request: Request) -> Response:
-    """A dataset's page (a path ending in ``/``), else a value of the store."""
+    """A folder's or a dataset's page (a path ending in ``/``), else a value of the store
+    (a folder's URL without its slash is redirected to its page)."""
     path = request.path_params["path"]
     if path.endswith("/"):
         _require_read(request)
-        return await dataset_page(request, path)
-    return await value(request)
+        return await folder_page(request, path[:-1]) or await dataset_page(request, path)
+    response = await value(request)
+    if response.status_code == 404:  # a folder's URL without its slash: to its page
+        return await folders.slash_redirect(request, _mounts(request), path) or response
+    return response
+
+
+def _key_path(request: Request) -> str:
+    """The path of the value a request names: its path, or for a thumbnail with query
+    parameters (``thumbnail.png?channel=N&format=webp``) the key they name."""
+    path: str = request.path_params["path"]
+    if not request.scope.get("query_string"):
+        return path
+    query = request.query_params
+    return thumbnails.with_parameters(path, {name: query.getlist(name) for name in query})
+
+
+async def _absent(request: Request, path: str) -> Response:
+    """The 404 of an absent value; a 400 for a thumbnail's ``channel`` parameter that
+    names no channel of an image that has a thumbnail (a bad parameter, not a bad path)."""
+    wanted = thumbnails.parse_key(path)
+    if wanted is not None and wanted.channel is not None and "channel" in request.query_params:
+        composite = thumbnails.ThumbnailKey(wanted.image, None, wanted.format).key
+        if await _keys(request).describe(composite) is not None:
+            detail = f"channel={wanted.channel}: the image has no such channel"
+            return error_response(400, "unknown_channel", detail)
+    return not_found(path)
 
 
 async def value(request: Request) -> Response:
-    """The value at the path: a metadata document or a chunk, with ETag, conditional
-    requests and byte ranges (``gateway.web.http``)."""
+    """The value at the path: a metadata document, a chunk or a thumbnail, with ETag,
+    conditional requests and byte ranges (``gateway.web.http``)."""
     _require_read(request)
-    path = request.path_params["path"]
+    path = _key_path(request)
     conditions = http.conditional_headers(request.scope["headers"])
     revalidated = await _revalidated(request, path, conditions.get("if-none-match"))
     if revalidated is not None:
@@ -127,7 +169,7 @@ async def value(request: Request) -> Response:
         except ClientDisconnected:
             return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")
     if item is None:
-        return not_found(path)
+        return await _absent(request, path)
     entity = http.entity_of(item, _server(request))
     if not conditions:
         return _whole(request.method, entity)

@@ -82,7 +82,10 @@ def neuroglancer_state(
     else:
         layers = [_layer(source, channels[0], None)]
     three_d = "z" in axis_names
-    return {"layers": layers, "layout": "4panel" if three_d else "xy"}
+    # Neuroglancer shows the first global dimensions in the array's order (z, y, x), so
+    # its "xy" panel would show z across: name the display dimensions as people expect
+    shown_axes = [name for name in ("x", "y", "z") if name in axis_names]
+    return {"displayDimensions": shown_axes, "layers": layers, "layout": "4panel" if three_d else "xy"}
 
 
 def neuroglancer_url(base: str, state: dict[str, Any]) -> str:

@@ -367,10 +367,13 @@ def test_pages_link_under_the_sub_path(cluster):
     nginx, _ = cluster
     with httpx.Client(timeout=30) as client:
         page = client.get(url(nginx, f"{DATASETS[3]}/"), params={"format": "json"}).json()
-        listing = client.get(f"{nginx.http}{PREFIX}/", params={"format": "json"}).text
+        folder = DATASETS[3].rsplit("/", 1)[0]
+        listing = client.get(f"{nginx.http}{PREFIX}/lab/{folder}/", params={"format": "json"}).text
+        roots = client.get(f"{nginx.http}{PREFIX}/", params={"format": "json"}).json()
         tls_page = httpx.get(f"{nginx.https}{PREFIX}/lab/{DATASETS[3]}/?format=json", verify=False).json()
     assert page["url"] == f"{nginx.http}{PREFIX}/lab/{DATASETS[3]}/"
     assert f"{nginx.http}{PREFIX}/lab/{DATASETS[3]}/" in listing
+    assert [f["url"] for f in roots["folders"]] == [f"{nginx.http}{PREFIX}/lab/"]
     assert tls_page["url"] == f"{nginx.https}{PREFIX}/lab/{DATASETS[3]}/"  # X-Forwarded-Proto
 
 

@@ -7,6 +7,7 @@ the HDF5 tables (``resolutions``, ``subdivisions``), and every image group must 
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,12 +114,28 @@ def test_sample_hdf5_alone_is_served_without_calibration(shared_data: Path, shar
         assert group["0"][...].tobytes() == f["t00000/s00/0/cells"][()].tobytes()
 
 
+def folder_datasets(url: str) -> list[dict]:
+    """Every dataset entry of a folder page (following ``next``)."""
+    found: list[dict] = []
+    while url:
+        page = httpx.get(url, headers={"Accept": "application/json"}).json()
+        found += page["datasets"]
+        url = page["next"]
+    return found
+
+
 def test_listing_shows_bdv_xml_but_no_other_xml(shared_url: str) -> None:
-    listing = httpx.get(f"{shared_url}/", headers={"Accept": "application/json"}).json()
-    paths = {d["path"] for d in listing["datasets"]}
-    assert f"shared/{SAMPLE}.xml" in paths
-    assert f"shared/{SAMPLE}.h5" in paths
-    assert not any(p.startswith("shared/ome_types/xml/") for p in paths), sorted(paths)
+    folder, name = f"shared/{SAMPLE}".rsplit("/", 1)
+    paths = {d["path"] for d in folder_datasets(f"{shared_url}/{folder}/")}
+    assert f"{folder}/{name}.xml" in paths
+    assert f"{folder}/{name}.h5" in paths
+    # a listing opens no file: an .xml is listed until probed (in the background after a
+    # listing), then left out when it is no BigDataViewer file
+    deadline = time.monotonic() + 60
+    while remaining := folder_datasets(f"{shared_url}/shared/ome_types/xml/"):
+        assert all(d["status"] == "unknown" for d in remaining), remaining
+        assert time.monotonic() < deadline, sorted(d["path"] for d in remaining)
+        time.sleep(0.2)
 
 
 def test_other_xml_is_not_a_dataset(shared_url: str) -> None:

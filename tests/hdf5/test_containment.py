@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ import pytest
 import zarr
 
 from gateway.config.settings import Settings, SettingsError
-from gateway.web.auth import mint_token
 from tests.hdf5.writers import BdvSetup, ImarisSpec, smooth, write_bdv, write_imaris
 from tests.http.support import assert_json_error, new_client
 from tests.server import serve
@@ -172,20 +171,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield {"base": base, "client": client, "top": top, **expected}
 
 
+def walk_folder(client: httpx.Client, url: str) -> Iterator[dict[str, Any]]:
+    """Every dataset entry of the folder page at ``url`` and of its sub-folders, page by page."""
+    next_url: str | None = url
+    while next_url:
+        folder = client.get(next_url, headers=JSON)
+        assert folder.status_code == 200, folder.text
+        document = folder.json()
+        yield from document["datasets"]
+        for sub in document["folders"]:
+            yield from walk_folder(client, sub["url"])
+        next_url = document.get("next")
+
+
 def crawl(client: httpx.Client, base: str) -> dict[str, list[httpx.Response]]:
     """Dataset URL path → every response of its tree: root ``zarr.json``, the page (JSON and
     HTML), and per image (and variant) each level's ``zarr.json`` and every chunk key."""
-    # the listing is protected when a root is: a token for everything lists both roots
-    everything = mint_token(KEY_TEXT, "", int(time.time()) + 600)
-    listing = client.get(f"{base}/", headers={**JSON, "Authorization": f"Bearer {everything}"}).json()
     found: dict[str, list[httpx.Response]] = {}
-    for entry in listing["datasets"]:
-        if not entry["path"].startswith("pub/"):
-            continue
+    for entry in walk_folder(client, f"{base}/pub/"):
         responses = found.setdefault(entry["path"], [])
-        responses.append(client.get(entry["zarr_json"]))
-        responses.append(client.get(entry["page"]))
-        page = client.get(entry["page"], headers=JSON)
+        responses.append(client.get(f"{entry['url']}/zarr.json"))
+        responses.append(client.get(f"{entry['url']}/"))
+        page = client.get(f"{entry['url']}/", headers=JSON)
         responses.append(page)
         if page.status_code != 200:
             continue

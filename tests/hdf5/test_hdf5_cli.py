@@ -24,15 +24,16 @@ def test_inspect_bdv(tmp_path: Path) -> None:
     write_bdv(tmp_path / "set.xml", "set.h5", [BdvSetup(smooth((1, 6, 40, 30)), "nuclei")])
     out = inspect(tmp_path / "set.xml")
     assert "BigDataViewer, 1 image(s)" in out
-    assert "shape (6, 40, 30) uint16" in out and "channel 0: nuclei" in out
-    assert "z=1 micrometer, y=0.5 micrometer, x=0.5 micrometer" in out
+    assert "image 'nuclei': 6x40x30 uint16 (zyx)" in out
+    assert "channels: nuclei #FFFFFF" in out
+    assert "pixel size: z 1 micrometer, y 0.5 micrometer, x 0.5 micrometer" in out
 
 
 def test_inspect_imaris(tmp_path: Path) -> None:
     write_imaris(tmp_path / "a.ims", ImarisSpec(smooth((1, 2, 5, 50, 40)), channel_names=("A", "B")))
     out = inspect(tmp_path / "a.ims")
-    assert "Imaris, 1 image(s)" in out and "shape (2, 5, 50, 40) uint16" in out
-    assert "channel 1: B" in out
+    assert "Imaris, 1 image(s)" in out and "2x5x50x40 uint16 (czyx)" in out
+    assert "channels: A #00FF00" in out and "; B #FF00FF" in out
 
 
 def test_inspect_generic_lists_paths_and_fallbacks(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """A generated corpus of hostile TIFF and HDF5 files, and the secrets they try to reach.
 
-Whoever can save a file into a served folder is untrusted (DESIGN.md, "Hostile inputs").
+Whoever can save a file into a served folder is untrusted (README, "Files an HDF5 file names").
 ``write_corpus(root, outside, scale)`` writes at least 40 such files into ``root``: bombs,
 sparse giants, index loops, offsets past EOF, HDF5 indirections (external storage,
 virtual datasets, external links, BigDataViewer XML) aimed at ``outside``, truncated and

@@ -92,10 +92,13 @@ def test_unprotected_root_is_open(site):
     assert response.status_code == 200 and "public" in response.headers["cache-control"]
 
 
-def test_listing_needs_a_site_wide_grant(site):
-    assert site.raw("GET", "/").status == 401
-    assert site.raw("GET", signed("data", "")).status == 403
-    assert site.raw("GET", signed("", "")).status == 200
+def test_root_list_shows_each_caller_what_it_may_read(site):
+    # public roots to anyone (not a 401 for the whole page), protected ones when granted
+    listed = {f["name"] for f in site.raw("GET", "/", {"Accept": "application/json"}).json()["folders"]}
+    assert listed == {"pub"}
+    for prefix in ("data", ""):
+        granted = site.raw("GET", signed(prefix, ""), {"Accept": "application/json"}).json()["folders"]
+        assert {f["name"] for f in granted} == {"data", "pub"}
 
 
 def test_probes_and_preflights_need_no_token(site):

@@ -152,7 +152,9 @@ def test_coarsest_chunk_of_a_giant_with_one_tile_is_exact(giants: Path) -> None:
 
 def test_control_file_answers_while_heavy_work_holds_its_pool(tmp_path: Path, gate: Gate) -> None:
     data = heavy_pixels()
-    tifffile.imwrite(tmp_path / "heavy.tif", data, tile=(512, 512), compression="zlib", photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "heavy.tif", data, tile=(512, 512), compression="zlib", photometric="minisblack"
+    )
     heavy_requests = 6  # more than the whole read pool (4) and the heavy pool (2)
     with running_gateway(tmp_path, server={"threads": 4, "heavy_threads": 2}) as gateway:
         array = gateway.get("data/heavy.tif/1/zarr.json").json()
@@ -184,7 +186,9 @@ def test_request_over_its_budget_answers_json_503(tmp_path: Path, gate: Gate) ->
         gateway.assert_healthy()
 
 
-def test_client_hanging_up_cancels_the_work(tmp_path: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_hanging_up_cancels_the_work(
+    tmp_path: Path, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tifffile.imwrite(tmp_path / "heavy.tif", heavy_pixels(), tile=(512, 512), photometric="minisblack")
     cancelled, stopped = threading.Event(), threading.Event()
 

@@ -141,7 +141,7 @@ def test_symlink_to_file_inside_root_is_served(gateway):
 
 
 def test_listing_never_mentions_outside_or_hidden_files(gateway):
-    response = gateway.get("/", headers={"Accept": "application/json"})
+    response = gateway.get("/data/", headers={"Accept": "application/json"})
     paths = {d["path"] for d in response.json()["datasets"]}
     assert paths == {"data/healthy.tif", "data/link-in.tif"}
     assert SECRET not in response.content

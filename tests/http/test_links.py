@@ -55,7 +55,15 @@ def proxied(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/data/healthy.tif/", "/?format=json", "/data/healthy.tif/?format=json"]
+    "path",
+    [
+        "/",
+        "/data/",
+        "/data/healthy.tif/",
+        "/?format=json",
+        "/data/?format=json",
+        "/data/healthy.tif/?format=json",
+    ],
 )
 @pytest.mark.parametrize(
     "headers",
@@ -75,7 +83,9 @@ def test_pages_show_no_trace_of_a_hostile_host(plain, path, headers):
 def test_public_url_builds_the_links(public):
     page = get(public, "/data/healthy.tif/?format=json", {"Host": HOSTILE}).json()
     assert page["url"] == "https://zarr.example.org/zarr/data/healthy.tif/"
-    listing = get(public, "/?format=json", {"X-Forwarded-Host": HOSTILE}).json()
+    roots = get(public, "/?format=json", {"X-Forwarded-Host": HOSTILE}).json()
+    assert [f["url"] for f in roots["folders"]] == ["https://zarr.example.org/zarr/data/"]
+    listing = get(public, "/data/?format=json", {"X-Forwarded-Host": HOSTILE}).json()
     assert [d["url"] for d in listing["datasets"]] == ["https://zarr.example.org/zarr/data/healthy.tif"]
 
 

@@ -131,7 +131,7 @@ def test_mounted_under_a_sub_path(tmp_path):
         # the proxy strips /zarr; the gateway's links carry it
         page = gw.get("data/healthy.tif/", params={"format": "json"}).json()
         assert page["url"] == f"{gw.base}/zarr/data/healthy.tif/"
-        listing = gw.get("/", params={"format": "json"}).text
+        listing = gw.get("/data/", params={"format": "json"}).text
         assert f"{gw.base}/zarr/data/healthy.tif/" in listing
         assert gw.get("/health").status_code == 200
         gw.assert_healthy()

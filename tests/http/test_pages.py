@@ -153,16 +153,14 @@ def test_html_page_for_float64_names_the_limitation(gateway):
     assert "float32/" in page
 
 
-def test_listing_links_to_dataset_pages(gateway):
-    listing = gateway.get("/", headers=JSON).json()
+def test_folder_page_links_to_dataset_pages(gateway):
+    listing = gateway.get("/data/", headers=JSON).json()
     pages = {d["page"] for d in listing["datasets"]}
     assert gateway.url("data/healthy.tif/") in pages
-    assert 'href="' + gateway.url("data/healthy.tif/") in gateway.get("/").text
+    assert 'href="' + gateway.url("data/healthy.tif/") in gateway.get("/data/").text
 
 
-@pytest.mark.parametrize(
-    "target", ["/data/missing.tif/", "/data/healthy.tif/0/", "/data/", "/data/healthy.tif//"]
-)
+@pytest.mark.parametrize("target", ["/data/missing.tif/", "/data/healthy.tif/0/", "/data/healthy.tif//"])
 def test_page_of_something_else_is_json_404(gateway, target):
     assert_json_error(gateway.raw("GET", target), 404)
 

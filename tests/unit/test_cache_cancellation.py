@@ -122,7 +122,9 @@ def test_a_thread_waiting_for_stopped_work_computes_the_value_itself():
     thread.start()
     assert started.wait(WAIT)
     results: list[bytes] = []
-    waiter = threading.Thread(target=lambda: results.extend(cache.get_many(["t"], lambda keys: {"t": b"mine"})))
+    waiter = threading.Thread(
+        target=lambda: results.extend(cache.get_many(["t"], lambda keys: {"t": b"mine"}))
+    )
     waiter.start()
     for _ in range(int(WAIT * 1000)):  # until the second thread waits for the first one's work
         if cache.stats.shared >= 1:

@@ -150,5 +150,7 @@ def test_invalid_channel_ids_are_warnings(value):
 
 
 def test_channel_name_falls_back_to_the_fluorophore():
-    parsed = parse_ome_xml(document('SizeC="2"', '<Channel ID="Channel:0:0" Fluor="GFP"/><Channel ID="Channel:0:1"/>'))
+    parsed = parse_ome_xml(
+        document('SizeC="2"', '<Channel ID="Channel:0:0" Fluor="GFP"/><Channel ID="Channel:0:1"/>')
+    )
     assert [c.name for c in parsed.images[0].channels] == ["GFP", None]

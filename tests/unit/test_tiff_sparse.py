@@ -22,7 +22,8 @@ def write_sparse(path: Path, shape: tuple[int, ...], stored: dict[tuple[int, ...
     pages = shape[0] if len(shape) == 3 else 1
     rows, columns = shape[-2] // TILE, shape[-1] // TILE
     blob = {
-        where: zlib.compress(np.full((TILE, TILE), value, np.uint8).tobytes()) for where, value in stored.items()
+        where: zlib.compress(np.full((TILE, TILE), value, np.uint8).tobytes())
+        for where, value in stored.items()
     }
     tiles = (
         blob.get((page, row, column) if len(shape) == 3 else (row, column), b"")
@@ -31,7 +32,14 @@ def write_sparse(path: Path, shape: tuple[int, ...], stored: dict[tuple[int, ...
         for column in range(columns)
     )
     tifffile.imwrite(
-        path, tiles, shape=shape, dtype="uint8", tile=(TILE, TILE), compression="zlib", photometric="minisblack", **kwargs
+        path,
+        tiles,
+        shape=shape,
+        dtype="uint8",
+        tile=(TILE, TILE),
+        compression="zlib",
+        photometric="minisblack",
+        **kwargs,
     )
 
 

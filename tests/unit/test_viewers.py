@@ -66,6 +66,15 @@ def test_state_layout_is_2d_or_4panel():
     assert neuroglancer_state(URL, ["z", "y", "x"], one)["layout"] == "4panel"
 
 
+def test_state_shows_x_across_and_y_down():
+    # without displayDimensions Neuroglancer's "xy" panel shows the array's first two
+    # dimensions: z across and y down for a (z, y, x) volume
+    one = channels_from_omero(None, 1)
+    assert neuroglancer_state(URL, ["z", "y", "x"], one)["displayDimensions"] == ["x", "y", "z"]
+    assert neuroglancer_state(URL, ["t", "c", "z", "y", "x"], one)["displayDimensions"] == ["x", "y", "z"]
+    assert neuroglancer_state(URL, ["c", "y", "x"], one)["displayDimensions"] == ["x", "y"]
+
+
 def test_neuroglancer_url_round_trips_the_state():
     state = {"layers": [{"source": f"zarr3://{URL}"}]}
     link = neuroglancer_url("https://ng.example/", state)

@@ -31,7 +31,12 @@ def _stable(response: httpx.Response) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "path",
-    ["data/healthy.tif/zarr.json", "data/healthy.tif/0/c/0/0", "v2/data/healthy.tif/.zattrs", "v2/data/healthy.tif/0/0/0"],
+    [
+        "data/healthy.tif/zarr.json",
+        "data/healthy.tif/0/c/0/0",
+        "v2/data/healthy.tif/.zattrs",
+        "v2/data/healthy.tif/0/0/0",
+    ],
 )
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_hot_answer_equals_the_routed_answer(tmp_path: Path, path: str, method: str) -> None:

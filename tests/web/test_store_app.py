@@ -28,7 +28,9 @@ def pixels() -> np.ndarray:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, pixels: np.ndarray) -> Iterator[ServedStore]:
     path = tmp_path_factory.mktemp("store-app") / "cells.tif"
-    tifffile.imwrite(path, pixels, photometric="minisblack", tile=(128, 128), compression="zlib", metadata={"axes": "CYX"})
+    tifffile.imwrite(
+        path, pixels, photometric="minisblack", tile=(128, 128), compression="zlib", metadata={"axes": "CYX"}
+    )
     served = open_store(path)
     yield served
     served.close()
@@ -65,7 +67,12 @@ def test_conditional_and_range_requests(base: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "0/c/9/9/9", 404), ("GET", "no/such/zarr.json", 404), ("GET", "0/", 404), ("PUT", "zarr.json", 405)],
+    [
+        ("GET", "0/c/9/9/9", 404),
+        ("GET", "no/such/zarr.json", 404),
+        ("GET", "0/", 404),
+        ("PUT", "zarr.json", 405),
+    ],
 )
 def test_what_the_store_has_not_is_a_json_error(base: str, method: str, path: str, status: int) -> None:
     answer = httpx.request(method, f"{base}/{path}")
