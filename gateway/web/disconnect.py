@@ -31,6 +31,10 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+#: nginx's status for a request whose client went away before the answer (logs, metrics).
+CLIENT_CLOSED = 499
+
+
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
     """The result of ``work``; raises ``ClientDisconnected`` (after cancelling ``work``)
     when the client disconnects first."""

@@ -18,12 +18,11 @@ from gateway.store import thumbnails
 from gateway.store.base import NOT_READY
 from gateway.store.mounts import KeySpace, Mounts
 from gateway.web import folders, http, links, pages
-from gateway.web.disconnect import ClientDisconnected, unless_disconnected
+from gateway.web.disconnect import CLIENT_CLOSED, ClientDisconnected, unless_disconnected
 from gateway.web.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
 
 READ_METHODS = ("GET", "HEAD")
 #: Status of an answer nobody receives (nginx's 499): what logs and metrics record.
-CLIENT_CLOSED = 499
 
 
 def _mounts(request: Request) -> Mounts:
