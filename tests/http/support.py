@@ -171,3 +171,23 @@ def new_client() -> httpx.Client:
     """An httpx client without keep-alive: reused loopback connections wait ~40 ms per request
     on delayed ACKs, which would dominate the suite's runtime."""
     return httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def write_browsable_tree(root: Path, outside: Path) -> None:
+    """A root as a listing sees it: datasets at the top and two folders down, a name in
+    capitals, hidden files and folders, a non-dataset file, and symlinks out of the root
+    (a file and a folder) and within it; ``outside`` holds what the links point out to."""
+    root.mkdir()
+    outside.mkdir()
+    write_healthy(outside / "outside.tif")
+    write_healthy(root / "top.ome.tif")
+    (root / "sub" / "deeper").mkdir(parents=True)
+    write_healthy(root / "sub" / "deeper" / "inner.tif")
+    write_healthy(root / "sub" / "UPPER.TIFF")
+    write_healthy(root / ".hidden.tif")
+    (root / ".hiddendir").mkdir()
+    write_healthy(root / ".hiddendir" / "inside-hidden.tif")
+    (root / "notes.txt").write_text("not a dataset")
+    os.symlink(outside / "outside.tif", root / "link-out.tif")
+    os.symlink(outside, root / "outdir")
+    os.symlink(root / "top.ome.tif", root / "link-in.tif")

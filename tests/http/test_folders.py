@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.http.support import assert_json_error, running_gateway, write_healthy
+from tests.http.support import assert_json_error, running_gateway, write_browsable_tree, write_healthy
 
 JSON = {"Accept": "application/json"}
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -20,27 +20,14 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     base = tmp_path_factory.mktemp("folders")
-    root, outside = base / "root", base / "outside"
-    root.mkdir()
-    outside.mkdir()
-    write_healthy(outside / "outside.tif")
-    write_healthy(root / "top.ome.tif")
-    (root / "sub" / "deeper").mkdir(parents=True)
-    write_healthy(root / "sub" / "deeper" / "inner.tif")
-    write_healthy(root / "sub" / "UPPER.TIFF")
+    root = base / "root"
+    write_browsable_tree(root, base / "outside")
     (root / "empty.tif").write_bytes(b"")
     (root / "junk.tif").write_bytes(b"this is no image, whatever its name says")
     cut = root / "cut.tif"
     write_healthy(cut)
     cut.write_bytes(cut.read_bytes()[:6])  # a header cut short
-    (root / "notes.txt").write_text("not a dataset")
     (root / "other.xml").write_text("<not-bigdataviewer/>")
-    write_healthy(root / ".hidden.tif")
-    (root / ".hiddendir").mkdir()
-    write_healthy(root / ".hiddendir" / "inside-hidden.tif")
-    os.symlink(outside / "outside.tif", root / "link-out.tif")
-    os.symlink(outside, root / "outdir")
-    os.symlink(root / "top.ome.tif", root / "link-in.tif")
     os.mkfifo(root / "pipe.tif")
     (root / "many").mkdir()
     for index in range(7):

@@ -3,11 +3,9 @@ programs, HTML for people; nothing hidden or outside."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.http.support import new_client, running_gateway, write_healthy
+from tests.http.support import new_client, running_gateway, write_browsable_tree, write_healthy
 
 JSON = {"Accept": "application/json"}
 LISTED = {
@@ -22,21 +20,8 @@ LISTED = {
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     base = tmp_path_factory.mktemp("listing")
-    root, outside = base / "root", base / "outside"
-    root.mkdir()
-    outside.mkdir()
-    write_healthy(outside / "outside.tif")
-    write_healthy(root / "top.ome.tif")
-    (root / "sub" / "deeper").mkdir(parents=True)
-    write_healthy(root / "sub" / "deeper" / "inner.tif")
-    write_healthy(root / "sub" / "UPPER.TIFF")
-    write_healthy(root / ".hidden.tif")
-    (root / ".hiddendir").mkdir()
-    write_healthy(root / ".hiddendir" / "inside-hidden.tif")
-    (root / "notes.txt").write_text("not a dataset")
-    os.symlink(outside / "outside.tif", root / "link-out.tif")
-    os.symlink(outside, root / "outdir")
-    os.symlink(root / "top.ome.tif", root / "link-in.tif")
+    root = base / "root"
+    write_browsable_tree(root, base / "outside")
     with running_gateway(root) as gw:
         yield gw
 
