@@ -43,7 +43,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,7 +54,7 @@ import numpy as np
 
 from adapters.base import Level, Region, TileCache, may_hold_data
 from adapters.units import to_micrometers
-from gateway.levels.budget import checkpoint
+from gateway.levels.budget import bound, checkpoint, current_token
 
 Method = Literal["mean", "mode", "nearest"]
 #: Methods whose pixels stand for the centre of their block (a half-pixel translation).
@@ -281,19 +284,69 @@ class DownsampledLevel(Level):
         )
 
     def _compute(self, keys: list[Hashable]) -> Mapping[Hashable, np.ndarray]:
-        found: dict[Hashable, np.ndarray] = {}
-        for key in keys:
-            checkpoint()  # the request that wants this may have gone, or run out of time
-            coords: tuple[int, ...] = key[1]  # type: ignore[index]
-            region = self.block_region(coords)
-            source = self.finer_region(region)
-            if may_hold_data(self.finer, source):
-                block = downsample(self.finer.read(source), self.factors, self.method)
-            else:  # nothing stored under it: fill, known without reading
-                block = np.full(tuple(s.stop - s.start for s in region), self.fill_value, self.dtype)
-            block.flags.writeable = False
-            found[key] = block
-        return found
+        if len(keys) > 1 and not _fanning_out.active:
+            return _fan_out(self._block, keys)
+        return {key: self._block(key) for key in keys}
+
+    def _block(self, key: Hashable) -> np.ndarray:
+        checkpoint()  # the request that wants this may have gone, or run out of time
+        coords: tuple[int, ...] = key[1]  # type: ignore[index]
+        region = self.block_region(coords)
+        source = self.finer_region(region)
+        if may_hold_data(self.finer, source):
+            block = downsample(self.finer.read(source), self.factors, self.method)
+        else:  # nothing stored under it: fill, known without reading
+            block = np.full(tuple(s.stop - s.start for s in region), self.fill_value, self.dtype)
+        block.flags.writeable = False
+        return block
+
+
+# ---------------------------------------------------------------------------------------
+# Blocks of a synthesized level computed in parallel
+
+
+#: Threads that compute the blocks of one synthesized chunk side by side. A cold coarse
+#: chunk reads its whole footprint in the source (a volume's coarsest level: every stored
+#: chunk), which one thread did alone while the other cores idled; bounded, made once.
+FAN_OUT_THREADS = max(2, os.cpu_count() or 2)
+_fan_out_pool: ThreadPoolExecutor | None = None
+_fan_out_lock = threading.Lock()
+
+
+class _FanningOut(threading.local):
+    active = False  # set in the fan-out threads: their own blocks are computed in turn
+
+
+_fanning_out = _FanningOut()
+
+
+def _fan_out(compute: Callable[[Hashable], np.ndarray], keys: list[Hashable]) -> dict[Hashable, np.ndarray]:
+    """``compute`` of every key, in the fan-out pool, with the caller's work token (its
+    deadline and cancellation reach every block). One level deep: a block computed there
+    computes its own finer blocks in turn, so no fan-out thread ever waits for the pool
+    (no deadlock however deep the pyramid)."""
+    global _fan_out_pool
+    with _fan_out_lock:
+        if _fan_out_pool is None:
+            _fan_out_pool = ThreadPoolExecutor(FAN_OUT_THREADS, thread_name_prefix="gateway-pyramid")
+    token = current_token()
+
+    def job(key: Hashable) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            _fanning_out.active = True
+            try:
+                return compute(key)
+            finally:
+                _fanning_out.active = False
+
+        return run if token is None else bound(token, run)
+
+    tasks = {key: _fan_out_pool.submit(job(key)) for key in keys}
+    try:
+        return {key: task.result() for key, task in tasks.items()}
+    finally:
+        for task in tasks.values():
+            task.cancel()  # after a failure: what has not started never will
 
 
 def is_synthesized(level: Level) -> bool:

@@ -4,12 +4,14 @@ DownsampledLevel read through a tile cache."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pytest
 
 from adapters.base import full_region
+from gateway.levels.budget import WorkCancelled, WorkToken, bound
 from gateway.levels.pyramid import (
     _NETWORKS,
     DownsampledLevel,
@@ -215,3 +217,57 @@ def test_a_plane_chunked_volume_stops_when_the_plane_fits():
 )
 def test_fits_one_chunk(shape, chunks, fits):
     assert fits_one_chunk("zyx", shape, chunks) is fits
+
+
+# -- blocks of one read computed side by side ----------------------------------------------------
+
+
+class ThreadRecordingLevel(ArrayLevel):
+    """An ArrayLevel that records which thread read each region (and may act on a read)."""
+
+    def __init__(self, data: np.ndarray, tile_shape: tuple[int, ...], on_read=None) -> None:
+        super().__init__(data, tile_shape)
+        self.threads: set[str] = set()
+        self.on_read = on_read
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        self.threads.add(threading.current_thread().name)
+        if self.on_read is not None:
+            self.on_read()
+        return super().read(region)
+
+
+def test_the_blocks_of_one_read_are_computed_in_several_threads():
+    # a cold coarse chunk reads its whole footprint: one thread alone left the other cores idle
+    data = np.random.default_rng(5).integers(0, 4000, (8, 64, 64), dtype=np.uint16)
+    finer = ThreadRecordingLevel(data, (2, 16, 16))
+    level = DownsampledLevel(finer, (2, 2, 2), "mean", (1, 8, 8), DictTiles(), "k")
+    np.testing.assert_array_equal(
+        level.read(full_region(level.shape)), reduce_reference(data, (2, 2, 2), "mean")
+    )
+    fanned = {name for name in finer.threads if name.startswith("gateway-pyramid")}
+    assert len(fanned) >= 2, finer.threads
+
+
+def test_fan_out_is_one_level_deep_so_a_deep_pyramid_never_waits_for_the_pool():
+    data = np.random.default_rng(6).integers(0, 255, (16, 128, 128), dtype=np.uint8)
+    source = ThreadRecordingLevel(data, (4, 32, 32))
+    tiles = DictTiles()
+    one = DownsampledLevel(source, (2, 2, 2), "mean", (2, 16, 16), tiles, "one")
+    two = DownsampledLevel(one, (2, 2, 2), "mean", (2, 8, 8), tiles, "two")
+    three = DownsampledLevel(two, (2, 2, 2), "mean", (1, 4, 4), tiles, "three")
+    want = reduce_reference(
+        reduce_reference(reduce_reference(data, (2, 2, 2), "mean"), (2, 2, 2), "mean"), (2, 2, 2), "mean"
+    )
+    # more blocks at every level than the pool has threads: nested fan-out would deadlock
+    np.testing.assert_array_equal(three.read(full_region(three.shape)), want)
+
+
+def test_a_cancelled_computation_stops_its_fanned_out_blocks():
+    token = WorkToken(60)
+    data = np.random.default_rng(7).integers(0, 255, (8, 64, 64), dtype=np.uint8)
+    finer = ThreadRecordingLevel(data, (2, 16, 16), on_read=token.cancel)  # cancelled at once
+    level = DownsampledLevel(finer, (2, 2, 2), "mean", (1, 8, 8), DictTiles(), "k")
+    with pytest.raises(WorkCancelled):
+        bound(token, lambda: level.read(full_region(level.shape)))()
+    assert len(finer.reads) < 16  # the blocks not yet started never read
