@@ -71,6 +71,7 @@ from bench_volume import (  # noqa: E402
     ensure_volume,
     key_index,
     measure_http,
+    medians,
     write_config,
 )
 
@@ -331,13 +332,7 @@ def summarize(runs: list[Run], names: list[str], codecs: dict[str, str]) -> list
             {
                 "server": name,
                 "codec": codecs[name],
-                "chunks": mine[0].chunks,
-                "wall_s": statistics.median(r.wall_s for r in mine),
-                "mvoxel_s": statistics.median(r.mvoxel_s for r in mine),
-                "wire_mb_s": statistics.median(r.wire_mb_s for r in mine),
-                "p50_ms": statistics.median(r.percentile_ms(0.5) for r in mine),
-                "p99_ms": statistics.median(r.percentile_ms(0.99) for r in mine),
-                "cpu_s": statistics.median(r.cpu_s for r in mine),
+                **medians(mine),
                 "to_nginx": statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
                 "to_gateway": statistics.median(rate[n, name] / rate[n, "gateway"] for n in rounds),
             }

@@ -468,6 +468,20 @@ def check_bytes(runs: list[Run], export: Path, sample: set[str]) -> int:
 # --- report -------------------------------------------------------------------------------
 
 
+def medians(mine: list[Run]) -> dict[str, Any]:
+    """One server's runs summed up: its chunk count and the medians over rounds of time,
+    throughput, latency and CPU (the columns every volume benchmark prints)."""
+    return {
+        "chunks": mine[0].chunks,
+        "wall_s": statistics.median(r.wall_s for r in mine),
+        "mvoxel_s": statistics.median(r.mvoxel_s for r in mine),
+        "wire_mb_s": statistics.median(r.wire_mb_s for r in mine),
+        "p50_ms": statistics.median(r.percentile_ms(0.5) for r in mine),
+        "p99_ms": statistics.median(r.percentile_ms(0.99) for r in mine),
+        "cpu_s": statistics.median(r.cpu_s for r in mine),
+    }
+
+
 def summarize(runs: list[Run], entries: tuple[str, ...] = ENTRIES) -> list[dict[str, Any]]:
     """Per entry: medians over rounds; ratios are medians of per-round ratios of Mvoxel/s."""
     rate = {(r.round, r.server): r.mvoxel_s for r in runs}
@@ -481,13 +495,7 @@ def summarize(runs: list[Run], entries: tuple[str, ...] = ENTRIES) -> list[dict[
             {
                 "server": name,
                 "chunk_shape": mine[0].chunk_shape,
-                "chunks": mine[0].chunks,
-                "wall_s": statistics.median(r.wall_s for r in mine),
-                "mvoxel_s": statistics.median(r.mvoxel_s for r in mine),
-                "wire_mb_s": statistics.median(r.wire_mb_s for r in mine),
-                "p50_ms": statistics.median(r.percentile_ms(0.5) for r in mine),
-                "p99_ms": statistics.median(r.percentile_ms(0.99) for r in mine),
-                "cpu_s": statistics.median(r.cpu_s for r in mine),
+                **medians(mine),
                 "to_nginx": statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
                 "to_limit": None
                 if limit is None
