@@ -17,7 +17,13 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from starlette.responses import JSONResponse
 from starlette.types import Receive
+
+from gateway.store.base import NOT_READY
+from gateway.store.entity import StoreItem
+from gateway.store.mounts import KeySpace
+from gateway.web.errors import error_response
 
 T = TypeVar("T")
 
@@ -51,3 +57,18 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
     if task.cancelled() or not task.done():
         raise ClientDisconnected()
     return task.result()
+
+
+async def value_unless_disconnected(keys: KeySpace, path: str, receive: Receive) -> StoreItem | None:
+    """The value at ``path`` (None: absent): at once when the store has it (a document, a
+    cached chunk: no task), else its work awaited while the client stays (a client hanging
+    up raises ``ClientDisconnected`` and so frees the work)."""
+    item = keys.get_now(path)
+    if item is NOT_READY:
+        return await unless_disconnected(receive, keys.get(path))
+    return item
+
+
+def client_closed(path: str) -> JSONResponse:
+    """The answer logged for a request whose client went away (nobody reads it)."""
+    return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")

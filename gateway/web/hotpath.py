@@ -22,12 +22,10 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from gateway.config.settings import ServerSettings
-from gateway.store.base import NOT_READY
-from gateway.store.entity import Description, StoreItem
+from gateway.store.entity import Description
 from gateway.store.mounts import KeySpace
 from gateway.web import http
-from gateway.web.disconnect import CLIENT_CLOSED, ClientDisconnected, unless_disconnected
-from gateway.web.errors import error_response
+from gateway.web.disconnect import ClientDisconnected, client_closed, value_unless_disconnected
 from gateway.web.middleware import route_path
 
 _READ_METHODS = ("GET", "HEAD")
@@ -73,21 +71,18 @@ class HotPath:
         entity (304)."""
         conditions = http.conditional_headers(scope["headers"])
         if not conditions:
-            item = keys.get_now(path)
-            if item is NOT_READY:
-                try:  # a client hanging up stops waiting, and so frees the work
-                    item = await unless_disconnected(receive, keys.get(path))
-                except ClientDisconnected:
-                    detail = f"{path}: the client went away"
-                    await error_response(CLIENT_CLOSED, "client_closed_request", detail)(scope, receive, send)
-                    return True
-                except Exception as exc:
-                    handler = self._exception_handler(exc)
-                    if handler is None:
-                        raise  # the observing middleware's 500
-                    await (await handler(Request(scope, receive), exc))(scope, receive, send)
-                    return True
-            if not isinstance(item, StoreItem):
+            try:
+                item = await value_unless_disconnected(keys, path, receive)
+            except ClientDisconnected:
+                await client_closed(path)(scope, receive, send)
+                return True
+            except Exception as exc:
+                handler = self._exception_handler(exc)
+                if handler is None:
+                    raise  # the observing middleware's 500
+                await (await handler(Request(scope, receive), exc))(scope, receive, send)
+                return True
+            if item is None:
                 return False  # absent: the app's 404 (or a folder's redirect)
             headers: Sequence[tuple[bytes, bytes]] = http.whole_item_headers(item, server)
             body = b"" if scope["method"] == "HEAD" else item.data

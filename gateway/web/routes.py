@@ -15,10 +15,9 @@ from starlette.routing import Route
 
 from gateway.config.settings import ServerSettings
 from gateway.store import thumbnails
-from gateway.store.base import NOT_READY
 from gateway.store.mounts import KeySpace, Mounts
 from gateway.web import folders, http, links, pages
-from gateway.web.disconnect import CLIENT_CLOSED, ClientDisconnected, unless_disconnected
+from gateway.web.disconnect import ClientDisconnected, client_closed, value_unless_disconnected
 from gateway.web.errors import READ_ONLY_ALLOW, GatewayHTTPError, error_response, not_found
 
 READ_METHODS = ("GET", "HEAD")
@@ -160,13 +159,10 @@ async def value(request: Request) -> Response:
     revalidated = await _revalidated(request, path, conditions.get("if-none-match"))
     if revalidated is not None:
         return revalidated
-    keys = _keys(request)
-    item = keys.get_now(path)  # the hot path: a document or a cached chunk, no task
-    if item is NOT_READY:
-        try:  # a client hanging up stops waiting, and so frees the work (gateway/web/disconnect.py)
-            item = await unless_disconnected(request.receive, keys.get(path))
-        except ClientDisconnected:
-            return error_response(CLIENT_CLOSED, "client_closed_request", f"{path}: the client went away")
+    try:
+        item = await value_unless_disconnected(_keys(request), path, request.receive)
+    except ClientDisconnected:
+        return client_closed(path)
     if item is None:
         return await _absent(request, path)
     entity = http.entity_of(item, _server(request))
