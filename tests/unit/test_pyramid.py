@@ -4,6 +4,7 @@ DownsampledLevel read through a tile cache."""
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from adapters.base import full_region
+from gateway.levels import pyramid
 from gateway.levels.budget import WorkCancelled, WorkToken, bound
 from gateway.levels.pyramid import (
     _NETWORKS,
@@ -18,6 +20,7 @@ from gateway.levels.pyramid import (
     LevelProbe,
     LevelTransform,
     _sorted,
+    aligned_parts,
     downsample,
     extend,
     fits_one_chunk,
@@ -145,6 +148,113 @@ def test_a_downsampled_level_reads_its_finer_level_once_per_block():
     assert len(finer.reads) == reads  # served from the cache
     block = level.read((slice(0, 1), slice(0, 16), slice(0, 16)))
     assert not block.flags.writeable  # a view of a cached block
+
+
+# -- a block reduced part by part (a few finer tiles at a time) --------------------------
+
+
+def _covered(parts, source):
+    """Every index of ``source`` counted once by ``parts``."""
+    counts = np.zeros(tuple(s.stop - s.start for s in source), np.int32)
+    for part in parts:
+        counts[
+            tuple(slice(p.start - s.start, p.stop - s.start) for p, s in zip(part, source, strict=True))
+        ] += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("source", "tiles", "factors"),
+    [
+        ((slice(0, 128), slice(256, 512), slice(0, 256)), (64, 128, 128), (2, 2, 2)),
+        ((slice(2, 9), slice(0, 33), slice(6, 40)), (1, 5, 7), (2, 2, 2)),  # odd tiles, odd end
+        ((slice(0, 4), slice(0, 300), slice(0, 300)), (4, 16, 300), (1, 2, 2)),  # strips
+        ((slice(3, 27), slice(0, 27), slice(0, 27)), (2, 4, 4), (3, 3, 3)),  # nearest by 3
+    ],
+)
+def test_aligned_parts_tile_the_source_at_multiples_of_the_factors(source, tiles, factors, monkeypatch):
+    monkeypatch.setattr(pyramid, "MIN_PART_BYTES", 1)
+    parts = aligned_parts(source, tiles, factors, 2)
+    assert len(parts) > 1
+    assert (_covered(parts, source) == 1).all()
+    for part in parts:
+        for p, s, f, t in zip(part, source, factors, tiles, strict=True):
+            assert (p.start - s.start) % f == 0  # every part reduces as its share would
+            assert p.start == s.start or p.start % np.lcm(t, f) == 0  # at the finer tiles' edges
+            assert p.stop == s.stop or (p.stop - s.start) % f == 0
+
+
+def test_aligned_parts_grow_to_the_minimum_and_stay_whole_when_too_many(monkeypatch):
+    source = (slice(0, 128), slice(0, 256), slice(0, 256))
+    parts = aligned_parts(source, (64, 128, 128), (2, 2, 2), 2)
+    assert len(parts) == 8 and all(  # one stored 2 MiB chunk each: already above the minimum
+        tuple(p.stop - p.start for p in part) == (64, 128, 128) for part in parts
+    )
+    strips = aligned_parts((slice(0, 2), slice(0, 1024), slice(0, 1024)), (1, 8, 1024), (2, 2, 2), 2)
+    assert [p[1].stop - p[1].start for p in strips] == [256] * 4  # 8-row strips grown to 2 x 256 rows: 1 MiB
+    assert (_covered(strips, (slice(0, 2), slice(0, 1024), slice(0, 1024))) == 1).all()
+    monkeypatch.setattr(pyramid, "MIN_PART_BYTES", 1)
+    assert aligned_parts((slice(0, 64), slice(0, 64)), (1, 1), (2, 2), 1) == [(slice(0, 64), slice(0, 64))]
+    assert aligned_parts((slice(0, 3), slice(0, 5)), (8, 8), (2, 2), 1) == [(slice(0, 3), slice(0, 5))]
+
+
+class SparseLevel(ArrayLevel):
+    """An ArrayLevel whose tiles in ``absent`` hold no stored data (and are fill)."""
+
+    def __init__(self, data, tile_shape, absent):
+        super().__init__(data, tile_shape)
+        self.absent = absent  # a region that any_stored reports empty
+
+    def any_stored(self, region):
+        return any(r.start < a.start or r.stop > a.stop for r, a in zip(region, self.absent, strict=True))
+
+
+@pytest.mark.parametrize("method", ["mean", "mode", "nearest"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "int64", "float32", "bool"])
+@pytest.mark.parametrize(
+    ("shape", "tiles", "blocks"),
+    [
+        ((9, 21, 19), (3, 5, 4), (2, 4, 4)),  # odd everything: parts cut at 2x the odd tiles
+        ((8, 32, 32), (1, 8, 8), (4, 8, 8)),  # one plane per tile (a TIFF stack)
+        ((16, 24, 40), (4, 8, 8), (8, 12, 20)),  # each block reads many whole tiles
+    ],
+)
+def test_a_block_reduced_part_by_part_equals_the_reference(method, dtype, shape, tiles, blocks, monkeypatch):
+    monkeypatch.setattr(pyramid, "MIN_PART_BYTES", 1)  # parts of one or two tiles
+    data = np.random.default_rng(len(dtype) + shape[0]).integers(0, 250, shape)
+    data = data.astype(dtype) if dtype != "bool" else data > 125
+    if dtype == "int64":
+        data = data * (2**56) - 7  # sums that would overflow a naive int64 mean
+    finer = ArrayLevel(data, tiles)
+    factors = (2, 2, 2)
+    level = DownsampledLevel(finer, factors, method, blocks, DictTiles(), "k")
+    whole = level.read(full_region(level.shape))
+    np.testing.assert_array_equal(whole, reduce_reference(data, factors, method))
+    grid = math.prod(-(-n // b) for n, b in zip(level.shape, blocks, strict=True))
+    assert len(finer.reads) > grid  # read in parts, not a region per block
+
+
+def test_parts_with_nothing_stored_are_fill_without_reading(monkeypatch):
+    monkeypatch.setattr(pyramid, "MIN_PART_BYTES", 1)
+    data = np.random.default_rng(5).integers(1, 200, (8, 32, 32)).astype(np.uint16)
+    absent = (slice(0, 8), slice(0, 16), slice(0, 32))
+    data[absent] = 0
+    finer = SparseLevel(data, (2, 8, 8), absent)
+    level = DownsampledLevel(finer, (2, 2, 2), "mean", (4, 16, 16), DictTiles(), "k")
+    np.testing.assert_array_equal(
+        level.read(full_region(level.shape)), reduce_reference(data, (2, 2, 2), "mean")
+    )
+    assert finer.reads and all(r[1].start >= 16 for r in finer.reads)  # the empty half never read
+
+
+def test_a_level_reduced_from_a_synthesized_one_part_by_part(monkeypatch):
+    monkeypatch.setattr(pyramid, "MIN_PART_BYTES", 1)
+    data = np.random.default_rng(9).integers(0, 60000, (20, 36, 44)).astype(np.uint16)
+    tiles = DictTiles()
+    level1 = DownsampledLevel(ArrayLevel(data, (4, 8, 8)), (2, 2, 2), "mean", (4, 6, 6), tiles, "1")
+    level2 = DownsampledLevel(level1, (2, 2, 2), "mean", (3, 5, 5), tiles, "2")
+    expected = reduce_reference(reduce_reference(data, (2, 2, 2), "mean"), (2, 2, 2), "mean")
+    np.testing.assert_array_equal(level2.read(full_region(level2.shape)), expected)
 
 
 def test_extend_adds_levels_until_the_plane_fits_a_chunk():
