@@ -28,6 +28,7 @@ from gateway.export import ExportError, ExportFailed, ProgressLine, export_file
 from gateway.ngff import summary
 from gateway.ngff.layout import DatasetTree, TreeOptions, build_tree
 from gateway.ops.accesslog import configure_access_logger
+from gateway.ops.allocator import tune_allocator
 from gateway.store.census import BackgroundCount
 from gateway.store.preflight import check_before_serving
 from gateway.web.app import LOG_LEVEL_ENV, MULTIPROC_ENV, SETTINGS_ENV, create_app, settings_to_env
@@ -75,6 +76,7 @@ def _settings_from_paths(
 def run_server(settings: Settings, log_level: str, announce: Sequence[str] = ()) -> None:
     """Check the settings against the disk, listen, say where, and serve until stopped."""
     check_before_serving(settings)  # roots, signing key, [[labels]]: refused now, not at a request
+    tune_allocator()  # before any worker thread or process: chunk-sized buffers reused, not refaulted
     server = settings.server
     configure_access_logger(server.access_log)
     sock = bind(server.host, server.port)  # ours, not uvicorn's: see gateway.web.listen
@@ -275,6 +277,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write a file's dataset, as served, to a folder (a static OME-Zarr 0.5)."""
     overrides = {"server": {"threads": args.threads}}
     settings = _settings_from_paths([], None, overrides, _config(args))
+    tune_allocator()
     dest = Path(args.dest)
     line = ProgressLine(sys.stderr)
     try:

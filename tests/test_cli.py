@@ -4,6 +4,7 @@ at start, what it refuses), demo, inspect (details, summary, files that are not)
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -114,12 +115,18 @@ def test_serve_with_several_workers(tiff_dir) -> None:
     folder, data = tiff_dir
     port = free_port()
     args = ["serve", str(folder), "--port", str(port), "--workers", "2", "--name", "lab"]
-    with running(args, "Application startup complete"):
+    with running(args, "Application startup complete") as (process, _):
         base = f"http://127.0.0.1:{port}"
         wait_until_serving(base)
         for _ in range(4):  # new connections: requests spread over the worker processes
             assert httpx.get(f"{base}/lab/sub/plane.tif/zarr.json").status_code == 200
             np.testing.assert_array_equal(zarr.open_array(f"{base}/lab/sub/plane.tif/0", mode="r")[:], data)
+        if sys.platform == "linux" and not any(k.startswith("MALLOC_") for k in os.environ):
+            # the workers start with the allocator settings of gateway.ops.allocator
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            environments = [Path(f"/proc/{child}/environ").read_bytes().split(b"\0") for child in children]
+            workers = [env for env in environments if b"MALLOC_ARENA_MAX=4" in env]
+            assert len(workers) >= 2, children  # the two workers (and any helper process)
 
 
 def test_serve_rejects_missing_directory(tmp_path: Path) -> None:
