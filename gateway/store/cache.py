@@ -35,6 +35,9 @@ ENTRY_OVERHEAD_BYTES = 128
 #: How often a worker thread waiting for another thread's computation checks its own
 #: work token (a cancelled or over-budget request stops waiting within this).
 WAIT_POLL_SECONDS = 0.05
+#: Keys of "cheap" values recently computed without being kept (``get_or_compute``): one
+#: asked for again while it is among these is kept. Bounded: a few MiB of keys at most.
+SEEN_KEYS = 16384
 
 
 def sizeof(value: Any) -> int:
@@ -74,6 +77,7 @@ class ByteLRU(Generic[V]):
         self._lru: LRUCache[Hashable, V] = LRUCache(maxsize=max(max_bytes, 1), getsizeof=sizeof)
         self._inflight: dict[Hashable, Future[V]] = {}
         self._flights: dict[Future[V], _Flight] = {}  # computations started by get_or_compute
+        self._seen: LRUCache[Hashable, bool] = LRUCache(maxsize=SEEN_KEYS)  # cheap keys not kept yet
         self._lock = threading.Lock()
         self.stats = CacheStats()
 
@@ -213,13 +217,21 @@ class ByteLRU(Generic[V]):
         compute: Callable[[], V],
         executor: Executor,
         abandon: Callable[[], None] | None = None,
+        *,
+        cheap: bool = False,
     ) -> V:
         """The value of ``key``, computed by ``compute`` in ``executor`` unless cached or
         already being computed. A caller that is cancelled (its client went away, its
         budget ran out) stops waiting; when no caller waits any more, the computation
         is abandoned: ``abandon`` of the caller that started it is called (it should make
         the computation stop early, with ``WorkCancelled``). A caller that joined it
-        meanwhile and sees it stop so starts afresh."""
+        meanwhile and sees it stop so starts afresh.
+
+        ``cheap``: the value costs about as little to compute again as to keep (a stored
+        chunk sent as it is, whose bytes the kernel's page cache holds already). It is
+        kept only when asked for again (while its key is among the last ``SEEN_KEYS``
+        such ones): a single pass over a dataset (a dask job, an export) leaves the cache
+        to what is asked for repeatedly, and costs no fresh memory per chunk."""
         with self._lock:
             if key in self._lru:
                 self.stats.hits += 1
@@ -238,8 +250,9 @@ class ByteLRU(Generic[V]):
                 flight.waiters += 1
         if owner:
             futures = {key: future}
+            remember = not cheap or self._seen_before(key)
             try:
-                executor.submit(self._run, [key], lambda keys: {key: compute()}, futures)
+                executor.submit(self._run, [key], lambda keys: {key: compute()}, futures, remember)
             except RuntimeError as exc:  # executor shut down
                 with self._lock:
                     self._forget(key, future)
@@ -257,7 +270,15 @@ class ByteLRU(Generic[V]):
             if flight is not None:
                 self._leave(future, flight)
         # joined after its callers had left: it stopped, so compute it for ourselves
-        return await self.get_or_compute(key, compute, executor, abandon)
+        return await self.get_or_compute(key, compute, executor, abandon, cheap=cheap)
+
+    def _seen_before(self, key: Hashable) -> bool:
+        """Whether cheap ``key`` was computed (and not kept) recently; remembers it if not."""
+        with self._lock:
+            if self._seen.pop(key, False):
+                return True
+            self._seen[key] = True
+            return False
 
     def _leave(self, future: Future[V], flight: _Flight) -> None:
         """One caller stops waiting for ``future``; the last one abandons it if unfinished

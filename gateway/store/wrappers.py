@@ -2,7 +2,8 @@
 ``WrapperStore``): each wrapper adds one concern and delegates the rest.
 
 - ``ChunkCache``: encoded chunks in a byte-bounded LRU shared by every dataset, computed
-  once for identical concurrent requests;
+  once for identical concurrent requests (a source's stored chunks sent as they are are
+  kept from their second request on: the page cache holds their bytes already);
 - ``ZarrV2View``: the same dataset as Zarr v2 / OME-Zarr 0.4 (``gateway.ngff.zarr_v2``);
   its chunks are the v3 chunks, so one cache serves both views;
 - ``Timed``: what was served (and the store's phases) into the request's timing.
@@ -14,6 +15,7 @@ and ``Timed(ZarrV2View(ChunkCache(DatasetStore)))`` for the v2 view.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 
 from gateway.ngff.layout import DatasetTree
 from gateway.store.base import NOT_READY, Ready, ServedStore
@@ -72,7 +74,10 @@ class ChunkCache(StoreWrapper):
             return found
         target = self.store.resolve(key)
         assert target is not None  # item_now answers documents, absent keys and hits
-        data = await self.store.render(target, share=self.cache.get_or_compute)
+        share = self.cache.get_or_compute
+        if target.node is not None and target.node.passthrough and target.node.shard_shape is None:
+            share = partial(share, cheap=True)  # stored bytes: the page cache holds them already
+        data = await self.store.render(target, share=share)
         return None if data is None else StoreItem(data, target.description)
 
     def item_now(self, key: str) -> Ready:

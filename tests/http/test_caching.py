@@ -176,3 +176,33 @@ def test_304_on_a_fresh_server_reads_no_pixels(tmp_path, target):
         other = raw_request(fresh, "GET", target, {"If-None-Match": '"another"'})
         assert other.status == 200 and other.headers["etag"] == etag
         assert chunk_misses(fresh) == 1
+
+
+def chunk_cache(base: str) -> tuple[float, float]:
+    """(entries held, hits so far) of the encoded-chunk cache, from the server's /metrics."""
+    text = raw_request(base, "GET", "/metrics").body.decode()
+    return (
+        metric_total(text, "gateway_cache_entries", cache="chunks"),
+        metric_total(text, "gateway_cache_lookups_total", cache="chunks", result="hit"),
+    )
+
+
+def test_stored_chunks_are_kept_from_their_second_request(tmp_path):
+    """A chunk sent as the source stores it is read again rather than copied into the chunk
+    cache on its first request (the page cache holds those bytes: a dask pass over a file
+    leaves the cache alone); asked for again, it is kept. A transcoded chunk is kept at once."""
+    pixels = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
+    write_tiff(tmp_path / "stored.tif", pixels, tile=(256, 256), compression="zstd")
+    write_tiff(tmp_path / "coded.tif", pixels, tile=(256, 256), compression="zlib")
+    settings = Settings.from_mapping({"roots": {"data": str(tmp_path)}})
+    with serve(settings) as base:
+        first = raw_request(base, "GET", "/data/stored.tif/0/c/0/1")
+        assert first.status == 200
+        assert chunk_cache(base) == (0, 0)
+        again = raw_request(base, "GET", "/data/stored.tif/0/c/0/1")
+        assert again.body == first.body and again.headers["etag"] == first.headers["etag"]
+        assert chunk_cache(base) == (1, 0)
+        assert raw_request(base, "GET", "/data/stored.tif/0/c/0/1").body == first.body
+        assert chunk_cache(base) == (1, 1)
+        assert raw_request(base, "GET", "/data/coded.tif/0/c/0/1").status == 200
+        assert chunk_cache(base)[0] == 2

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from gateway.store import cache as cache_module
 from gateway.store.cache import ENTRY_OVERHEAD_BYTES, ByteLRU, NamespacedTiles, sizeof
 
 KB = 1000
@@ -398,3 +399,40 @@ def test_get_many_without_remembering_still_shares_one_computation():
         release.set()
         assert first.result() == second.result() == [value(KB)]
     assert count["a"] == 1
+
+
+# -- cheap values: kept from their second request ------------------------------------------
+
+
+def test_a_cheap_value_is_kept_only_when_asked_for_again(executor):
+    cache = ByteLRU(10 * KB)
+    calls = []
+
+    async def ask(key="k", cheap=True):
+        return await cache.get_or_compute(key, lambda: calls.append(key) or b"v", executor, cheap=cheap)
+
+    async def main():
+        assert await ask() == b"v"
+        assert (len(cache), len(calls)) == (0, 1)  # a single pass leaves the cache as it was
+        assert await ask() == b"v"
+        assert (len(cache), len(calls)) == (1, 2)  # asked again: computed again, and kept
+        assert await ask() == b"v"
+        assert len(calls) == 2 and cache.stats.hits == 1
+        assert await ask("costly", cheap=False) == b"v"
+        assert len(cache) == 2  # what is costly to compute again is kept at once
+
+    asyncio.run(main())
+
+
+def test_cheap_keys_seen_long_ago_are_forgotten(executor, monkeypatch):
+    monkeypatch.setattr(cache_module, "SEEN_KEYS", 4)
+    cache = ByteLRU(10 * KB)
+
+    async def main():
+        for key in ["a", "b", "c", "d", "e", "a"]:  # "a" fell out of the last 4 seen
+            await cache.get_or_compute(key, lambda: b"v", executor, cheap=True)
+        assert len(cache) == 0
+        await cache.get_or_compute("e", lambda: b"v", executor, cheap=True)
+        assert cache.get("e") == (True, b"v") and len(cache) == 1
+
+    asyncio.run(main())
