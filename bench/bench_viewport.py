@@ -19,6 +19,10 @@ converted copy in 64 x 128 x 128 chunks, side by side in one run.
      loopback, as in ``tests/viewers/test_neuroglancer.py``), the gateway's own viewer state
      for the image (``gateway.web.viewers.neuroglancer_state``) with ``layout = "xy"``;
    - ``ng 4panel``: the same state with ``layout = "4panel"`` (xy, xz, yz and the 3-D view);
+   - ``ng slide``: Neuroglancer's xy layout on a 2-D slide instead of the volume: a pyramidal
+     OME-TIFF written once with ``bench_tiff.py``'s generator (``--slide-size``, default 3 x
+     8192 x 8192 uint16, 512 x 512 tiles, 5 levels, ``--slide-compression`` deflate: every
+     chunk transcoded, or zstd: every chunk passed through) and its export;
    - ``zarrita xy``: a minimal page (served from this process) that does what Viv does for a
      2-D plane view: opens the OME-Zarr group with zarrita.js (``tests/viewers/js``), then
      fetches the tiles (chunk-sized, y/x) of level ``--zarrita-level`` covering the viewport
@@ -65,6 +69,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(REPO), str(BENCH)]
 
 from bench_hot import STATIC_SITE, Server, run_and_report, start_gateway, start_nginx  # noqa: E402
+from bench_tiff import generate as generate_slide  # noqa: E402
 from bench_volume import DATASET, ROOT, SHAPE_YX, ensure_export, ensure_volume, write_config  # noqa: E402
 
 from gateway.web.viewers import channels_from_omero, neuroglancer_state  # noqa: E402
@@ -72,7 +77,9 @@ from tests.viewers.browser import VIEWPORT, pixel_stats, running_browser  # noqa
 
 JS_DIR = REPO / "tests" / "viewers" / "js"
 SERVERS = ("gateway", "gateway sharded", "gateway z=1", "nginx")
-VIEWS = ("ng xy", "ng 4panel", "zarrita xy")
+VIEWS = ("ng xy", "ng 4panel", "zarrita xy", "ng slide")
+#: The slide of ``ng slide``: channels, tile, levels (its size and compression are options).
+SLIDE_CHANNELS, SLIDE_TILE, SLIDE_LEVELS = 3, 512, 5
 
 #: nginx as in bench_hot.py, plus what a viewer on another origin needs: CORS on every
 #: answer, and preflights (zarrita asks for suffix ranges, which are not CORS-safelisted).
@@ -304,6 +311,14 @@ class Bench:
         }
         self.logs = workdir / "logs"
         self.logs.mkdir(exist_ok=True)
+        self.slide: Path | None = None
+        if "ng slide" in args.views:
+            self.slide = ensure_slide(data, args.slide_size, args.slide_compression)
+            ensure_export(self.slide, workdir / "static")
+            slide = json.loads((workdir / "static" / ROOT / self.slide.name / "zarr.json").read_text())
+            slide_ome = slide["attributes"]["ome"]
+            self.slide_axes = [axis["name"] for axis in slide_ome["multiscales"][0]["axes"]]
+            self.slide_channels = channels_from_omero(slide_ome.get("omero"), SLIDE_CHANNELS)
 
     # the zarrita view's region and what it must read
     def zarrita_region(self) -> tuple[int, int, int, int, int]:
@@ -338,6 +353,14 @@ class Bench:
 
     def url(self, view: str, data_base: str, ng_viewer: Any, ng_module: Any, site: SiteServer) -> str:
         image_url = data_base + self.image_path
+        if view == "ng slide":
+            assert self.slide is not None
+            state = neuroglancer_state(
+                f"{data_base}/{ROOT}/{self.slide.name}/", self.slide_axes, self.slide_channels
+            )
+            state["layout"] = "xy"
+            ng_viewer.set_state(ng_module.ViewerState(state))
+            return str(ng_viewer.get_viewer_url())
         if view.startswith("ng "):
             state = neuroglancer_state(image_url, self.axes, self.channels)
             state["layout"] = view.split(" ", 1)[1]
@@ -406,6 +429,17 @@ class Bench:
         return False
 
 
+def ensure_slide(folder: Path, size: int, compression: str) -> Path:
+    """The 2-D slide of ``ng slide``, written once into the volume's folder (so every
+    server configuration serves it too) with ``bench_tiff.py``'s generator."""
+    path = folder / f"slide-{SLIDE_CHANNELS}x{size}-{compression}.ome.tif"
+    if not path.exists():
+        print(f"writing {path.name} ...", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        generate_slide(path, SLIDE_CHANNELS, size, SLIDE_TILE, SLIDE_LEVELS, compression)
+    return path
+
+
 def schedule(names: list[str], loads: int) -> Iterator[tuple[int, str]]:
     for round_ in range(loads):
         yield from ((round_, name) for name in (names if round_ % 2 == 0 else names[::-1]))
@@ -437,6 +471,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         site.close()
     return {
         "volume": {"name": bench.volume.name, "shape": [args.planes, *SHAPE_YX], "chunks": [64, 128, 128]},
+        "slide": None
+        if bench.slide is None
+        else {
+            "name": bench.slide.name,
+            "shape": [SLIDE_CHANNELS, args.slide_size, args.slide_size],
+            "tile": SLIDE_TILE,
+            "levels": SLIDE_LEVELS,
+            "compression": args.slide_compression,
+        },
         "viewport": VIEWPORT,
         "shard": args.shard,
         "zarrita": {"level": args.zarrita_level, "region_zyxhw": bench.zarrita_region()},
@@ -490,6 +533,16 @@ def table(results: dict[str, Any]) -> str:
         f"viewport {results['viewport']['width']}x{results['viewport']['height']}; filled = ready and "
         f"{results['quiet_s']} s without data traffic; medians over loads, each on a fresh server",
         "",
+        *(
+            []
+            if not results.get("slide")
+            else [
+                f"ng slide: {results['slide']['name']} ({'x'.join(map(str, results['slide']['shape']))} uint16, "
+                f"{results['slide']['tile']}x{results['slide']['tile']} {results['slide']['compression']} tiles, "
+                f"{results['slide']['levels']} levels)",
+                "",
+            ]
+        ),
         "| view | server | filled | fill s | / nginx | data s | / nginx | requests | MB | lit | bit-exact |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -527,6 +580,15 @@ def main() -> int:
     )
     parser.add_argument(
         "--zarrita-level", type=int, default=0, help="level of the zarrita plane view (default 0)"
+    )
+    parser.add_argument(
+        "--slide-size", type=int, default=8192, help="y and x of the ng slide view's slide (default 8192)"
+    )
+    parser.add_argument(
+        "--slide-compression",
+        choices=("deflate", "zstd"),
+        default="deflate",
+        help="its tiles: deflate (transcoded by the gateway) or zstd (passed through)",
     )
     parser.add_argument("--quiet", type=float, default=0.5, help="seconds without data traffic (default 0.5)")
     parser.add_argument(

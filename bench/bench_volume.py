@@ -375,21 +375,26 @@ def schedule(rounds: int, entries: tuple[str, ...] = ENTRIES) -> Iterator[tuple[
         yield from ((round_, name) for name in (entries if round_ % 2 == 0 else entries[::-1]))
 
 
-def write_config(path: Path, data: Path, z: int | None, shard: list[int] | None = None) -> Path:
+def write_config(
+    path: Path, data: Path, z: int | None, shard: list[int] | None = None, workers: int | None = None
+) -> Path:
     """A gateway config serving ``data`` as root ``ROOT``: default chunks, or ``[chunks] z``
-    and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x)."""
+    and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x); ``workers``
+    processes (``[server] workers``) when given."""
     chunks = "".join(
         f"{name} = {value}\n" for name, value in (("z", z), ("shard", shard)) if value is not None
     )
-    path.write_text(f'[roots]\n{ROOT} = "{data}"\n' + (f"\n[chunks]\n{chunks}" if chunks else ""))
+    text = f'[roots]\n{ROOT} = "{data}"\n' + (f"\n[chunks]\n{chunks}" if chunks else "")
+    path.write_text(text + (f"\n[server]\nworkers = {workers}\n" if workers else ""))
     return path
 
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     volume = ensure_volume(workdir / "data", args.planes, source=args.source)
     export = ensure_export(volume, workdir / "static")
-    # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1
-    entries = ENTRIES if args.source == "gzip" else ("gateway", "nginx")
+    # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1;
+    # the event loop's thread is their limit, so also two worker processes
+    entries = ENTRIES if args.source == "gzip" else ("gateway", "gateway workers=2", "nginx")
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
@@ -398,6 +403,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     configs = {
         "gateway": write_config(workdir / "gateway.toml", volume.parent, None),
         "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
+        "gateway workers=2": write_config(workdir / "gateway-workers2.toml", volume.parent, None, workers=2),
     }
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -540,7 +546,8 @@ def main() -> int:
         "--source",
         choices=SOURCES,
         default="gzip",
-        help="how the volume is stored: gzip (transcoded, default) or zstd / blosc (passed through)",
+        help="how the volume is stored: gzip (transcoded, default) or zstd / blosc (passed through; "
+        "then the gateway with one and two worker processes, and nginx)",
     )
     parser.add_argument(
         "--client",
