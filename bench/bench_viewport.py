@@ -70,7 +70,15 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 
 from bench_hot import STATIC_SITE, Server, run_and_report, start_gateway, start_nginx  # noqa: E402
 from bench_tiff import generate as generate_slide  # noqa: E402
-from bench_volume import DATASET, ROOT, SHAPE_YX, ensure_export, ensure_volume, write_config  # noqa: E402
+from bench_volume import (  # noqa: E402
+    DATASET,
+    ROOT,
+    SHAPE_YX,
+    ensure_bdv,
+    ensure_export,
+    ensure_volume,
+    write_config,
+)
 
 from gateway.web.viewers import channels_from_omero, neuroglancer_state  # noqa: E402
 from tests.viewers.browser import VIEWPORT, pixel_stats, running_browser  # noqa: E402
@@ -294,11 +302,16 @@ class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
-        self.volume = ensure_volume(workdir / "data", args.planes)
+        if args.source == "bdv":  # the same pixels with native mipmaps, the image at the root
+            self.volume = ensure_bdv(workdir / "data", args.planes)
+            self.pixels_path, image = "t00000/s00/0/cells", ""
+        else:
+            self.volume = ensure_volume(workdir / "data", args.planes)
+            self.pixels_path, image = DATASET, f"{DATASET}/"
         ensure_export(self.volume, workdir / "static")
         self.dataset_path = f"/{ROOT}/{self.volume.name}"
-        self.image_path = f"{self.dataset_path}/{DATASET}/"
-        group = json.loads((workdir / "static" / ROOT / self.volume.name / DATASET / "zarr.json").read_text())
+        self.image_path = f"{self.dataset_path}/{image}"
+        group = json.loads((workdir / "static" / ROOT / self.volume.name / image / "zarr.json").read_text())
         ome = group["attributes"]["ome"]
         self.axes = [axis["name"] for axis in ome["multiscales"][0]["axes"]]
         self.channels = channels_from_omero(ome.get("omero"), 1)
@@ -335,9 +348,11 @@ class Bench:
         if self.args.zarrita_level != 0:
             return None
         z = self.zarrita_region()[0]
-        with h5py.File(self.volume, "r") as f:
-            pixels = np.ascontiguousarray(f[DATASET][z, region[0] : region[1], region[2] : region[3]])
-        return hashlib.sha256(pixels.astype("<u2").tobytes()).hexdigest()
+        with h5py.File(self.volume.with_suffix(".h5"), "r") as f:
+            pixels = f[self.pixels_path][z, region[0] : region[1], region[2] : region[3]]
+        return hashlib.sha256(
+            np.ascontiguousarray(pixels).view(np.uint16).astype("<u2").tobytes()
+        ).hexdigest()
 
     @contextlib.contextmanager
     def server(self, name: str, tag: str) -> Iterator[Server]:
@@ -470,7 +485,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         neuroglancer.stop()
         site.close()
     return {
-        "volume": {"name": bench.volume.name, "shape": [args.planes, *SHAPE_YX], "chunks": [64, 128, 128]},
+        "volume": {
+            "name": bench.volume.name,
+            "shape": [args.planes, *SHAPE_YX],
+            "chunks": [64, 128, 128],
+            "source": args.source,
+        },
         "slide": None
         if bench.slide is None
         else {
@@ -529,7 +549,8 @@ def summarize(loads: list[Load], views: list[str], servers: list[str]) -> list[d
 def table(results: dict[str, Any]) -> str:
     volume = results["volume"]
     lines = [
-        f"{'x'.join(map(str, volume['shape']))} uint16 volume (gzip-1 + shuffle, 64x128x128 HDF5 chunks); "
+        f"{'x'.join(map(str, volume['shape']))} uint16 volume {volume['name']} (gzip-1 + shuffle, 64x128x128 "
+        f"HDF5 chunks{', native mipmaps' if volume.get('source') == 'bdv' else ''}); "
         f"viewport {results['viewport']['width']}x{results['viewport']['height']}; filled = ready and "
         f"{results['quiet_s']} s without data traffic; medians over loads, each on a fresh server",
         "",
@@ -580,6 +601,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--zarrita-level", type=int, default=0, help="level of the zarrita plane view (default 0)"
+    )
+    parser.add_argument(
+        "--source",
+        choices=("gzip", "bdv"),
+        default="gzip",
+        help="the volume: bench_volume.py's HDF5 (gzip, no pyramid: coarse levels synthesized) or the "
+        "same pixels as BigDataViewer writes them (bdv: native mipmaps down to one chunk)",
     )
     parser.add_argument(
         "--slide-size", type=int, default=8192, help="y and x of the ng slide view's slide (default 8192)"

@@ -136,6 +136,72 @@ def ensure_volume(
     return path
 
 
+#: Mipmap levels of the BigDataViewer variant (``ensure_bdv``): each halves z, y and x.
+BDV_LEVELS = 4
+
+
+def _halved(data: np.ndarray) -> np.ndarray:
+    """Mean of 2 x 2 x 2 blocks, rounded half up (as the gateway's own ``mean``)."""
+    z, y, x = (n // 2 for n in data.shape)
+    blocks = data[: 2 * z, : 2 * y, : 2 * x].reshape(z, 2, y, 2, x, 2).astype(np.uint32)
+    return ((blocks.sum(axis=(1, 3, 5)) + 4) >> 3).astype(np.uint16)
+
+
+def ensure_bdv(directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_YX) -> Path:
+    """The same volume (the same pixels as ``ensure_volume``'s) as BigDataViewer writes a
+    light-sheet stack: XML plus HDF5, one setup and time point, uint16 stored as int16,
+    64 x 128 x 128 gzip-1 + shuffle chunks, and ``BDV_LEVELS`` native mipmap levels (each
+    halving z, y and x) down to one chunk: what a viewer gets when nothing is synthesized."""
+    name = f"volume-{planes}x{shape_yx[0]}x{shape_yx[1]}-bdv"
+    xml = directory / f"{name}.xml"
+    if xml.exists():
+        return xml
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"writing {xml} and {name}.h5 ({BDV_LEVELS} levels) ...", flush=True)
+    y, x = np.ogrid[: shape_yx[0], : shape_yx[1]]
+    base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
+    base = np.clip(base, 0, 60000).astype(np.uint16)
+    rng = np.random.default_rng(1)  # as ensure_volume: the same slabs, so the same pixels
+    partial = directory / f"{name}.h5.partial"
+    step = 2 ** (BDV_LEVELS - 1)
+    with h5py.File(partial, "w") as f:
+        f["s00/resolutions"] = np.array([[2.0**k] * 3 for k in range(BDV_LEVELS)])
+        f["s00/subdivisions"] = np.array([[CHUNK[2], CHUNK[1], CHUNK[0]]] * BDV_LEVELS, dtype=np.int32)
+        datasets = [
+            f.create_dataset(
+                f"t00000/s00/{k}/cells",
+                shape=(planes >> k, shape_yx[0] >> k, shape_yx[1] >> k),
+                dtype=np.int16,
+                chunks=tuple(min(c, n >> k) for c, n in zip(CHUNK, (planes, *shape_yx), strict=True)),
+                **_filters("gzip"),
+            )
+            for k in range(BDV_LEVELS)
+        ]
+        for z0 in range(0, planes, CHUNK[0]):
+            depth = min(CHUNK[0], planes - z0)
+            if depth % step:
+                raise ValueError(f"planes must be a multiple of {step} for {BDV_LEVELS} levels")
+            level = _slab(z0, depth, rng, base)
+            for k, dataset in enumerate(datasets):
+                if k:
+                    level = _halved(level)
+                dataset[z0 >> k : (z0 + depth) >> k] = level.view(np.int16)
+    partial.replace(directory / f"{name}.h5")
+    xml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<SpimData version="0.2"><BasePath type="relative">.</BasePath>'
+        f'<SequenceDescription><ImageLoader format="bdv.hdf5"><hdf5 type="relative">{name}.h5</hdf5>'
+        "</ImageLoader><ViewSetups><ViewSetup><id>0</id><name>volume</name>"
+        f"<size>{shape_yx[1]} {shape_yx[0]} {planes}</size><voxelSize><unit>µm</unit><size>1 1 1</size>"
+        "</voxelSize></ViewSetup></ViewSetups>"
+        '<Timepoints type="range"><first>0</first><last>0</last></Timepoints></SequenceDescription>'
+        '<ViewRegistrations><ViewRegistration timepoint="0" setup="0"><ViewTransform type="affine">'
+        "<affine>1 0 0 0 0 1 0 0 0 0 1 0</affine></ViewTransform></ViewRegistration></ViewRegistrations>"
+        "</SpimData>\n",
+        encoding="utf-8",
+    )
+    return xml
+
+
 def ensure_export(volume: Path, static_root: Path) -> Path:
     """``ome-zarr-gateway export`` of the volume with default settings, under the URL path
     the gateway serves it at (``/<root>/<file>/``), so one path asks both servers. A rerun
