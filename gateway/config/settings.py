@@ -33,7 +33,13 @@ from gateway.config.errors import SettingsError, named_errors
 from gateway.config.sizes import ByteSize
 
 #: Valid compression levels per codec (zstd's negative levels are its fast modes).
-CODEC_LEVELS = {"zstd": range(-7, 23), "blosc": range(10), "gzip": range(10), "none": range(-1000, 1000)}
+CODEC_LEVELS = {
+    "zstd": range(-7, 23),
+    "blosc": range(10),
+    "blosc-zstd": range(10),
+    "gzip": range(10),
+    "none": range(-1000, 1000),
+}
 #: What a process holds besides its byte-bounded caches: an idle server with the demo data
 #: open measured 103 MiB RSS; the margin leaves room for chunks in flight.
 RSS_MARGIN_BYTES = 256 * 1024**2
@@ -119,7 +125,7 @@ class ChunkSettings(Section):
     4 MiB 47-65 Mvoxel/s; one plane per chunk 9-21), and it is the 64x128x128 uint16 chunk of
     the converted copies viewers are compared with (issue 11). A set ``z`` is taken as given."""
 
-    codec: Literal["zstd", "blosc", "gzip", "none"] = "zstd"
+    codec: Literal["zstd", "blosc", "blosc-zstd", "gzip", "none"] = "zstd"
     level: int = 1
     yx: int = Field(default=512, ge=1)
     z: int | None = Field(default=None, ge=1)  # None: the source's chunk depth (1: one plane)

@@ -15,7 +15,7 @@ from adapters.base import RawChunkFormat
 from gateway.ngff.codecs import Blosc, ChunkEncoding, Gzip, Zstd
 from gateway.ngff.metadata import array_document, dumps
 
-CODECS = ["zstd", "gzip", "blosc", "none"]
+CODECS = ["zstd", "gzip", "blosc", "blosc-zstd", "none"]
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
 BIG_ENDIAN = [">u2", ">i2", ">u4", ">i4", ">f4", ">f8", ">u8"]
 
@@ -102,7 +102,9 @@ def test_pipeline_starts_with_little_endian_bytes(codec):
     assert first == {"name": "bytes", "configuration": {"endian": "little"}}
 
 
-@pytest.mark.parametrize(("codec", "length"), [("zstd", 2), ("gzip", 2), ("blosc", 2), ("none", 1)])
+@pytest.mark.parametrize(
+    ("codec", "length"), [("zstd", 2), ("gzip", 2), ("blosc", 2), ("blosc-zstd", 2), ("none", 1)]
+)
 def test_pipeline_has_bytes_then_one_compressor(codec, length):
     assert len(ChunkEncoding.from_settings(codec, 1).to_json(np.dtype("u2"))) == length
 
@@ -139,6 +141,7 @@ def test_zarr_python_decodes_nan_and_infinity(dtype):
         ("zstd", numcodecs.Zstd()),
         ("gzip", numcodecs.GZip()),
         ("blosc", numcodecs.Blosc()),
+        ("blosc-zstd", numcodecs.Blosc()),
     ],
 )
 def test_numcodecs_decodes_the_chunk(codec, decoder, dtype):
@@ -201,3 +204,42 @@ def test_identity_differs_by_endian():
     little = ChunkEncoding.for_raw_chunks(RawChunkFormat((16, 16), None, "little"), 1)
     big = ChunkEncoding.for_raw_chunks(RawChunkFormat((16, 16), None, "big"), 1)
     assert little.identity != big.identity
+
+
+# -- blosc-zstd: the whole chunk as one shuffled block -------------------------------------------
+
+
+def _blosc_header(frame: bytes) -> dict[str, int]:
+    """The fields of a blosc 1 frame's 16-byte header."""
+    _version, _versionlz, flags, typesize = frame[:4]
+    nbytes, blocksize, cbytes = (int.from_bytes(frame[i : i + 4], "little") for i in (4, 8, 12))
+    return {"flags": flags, "typesize": typesize, "nbytes": nbytes, "blocksize": blocksize, "cbytes": cbytes}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32", "uint64", ">u2"])
+def test_blosc_zstd_is_one_zstd_block_of_the_whole_chunk(dtype):
+    data = sample(dtype, shape=(4, 64, 96))
+    encoding = ChunkEncoding.from_settings("blosc-zstd", 1)
+    header = _blosc_header(encoding.encode(data))
+    assert header["nbytes"] == header["blocksize"] == data.nbytes  # one block, not blosc's own
+    assert header["typesize"] == data.dtype.itemsize
+    assert header["flags"] >> 5 == 4  # the compressor field: zstd
+    configuration = encoding.to_json(data.dtype)[1]["configuration"]
+    assert configuration["cname"] == "zstd" and configuration["clevel"] == 1
+    assert configuration["shuffle"] == ("bitshuffle" if data.dtype.itemsize == 1 else "shuffle")
+
+
+def test_blosc_zstd_compresses_smooth_data_better_than_zstd_alone():
+    """The point of the codec: a shuffled whole chunk leaves zstd runs of high bytes."""
+    y, x = np.mgrid[:256, :256]
+    noise = np.random.default_rng(3).integers(0, 64, (256, 256))
+    data = (1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + noise).astype(np.uint16)
+    one_block = len(ChunkEncoding.from_settings("blosc-zstd", 1).encode(data))
+    assert one_block < 0.9 * len(ChunkEncoding.from_settings("zstd", 1).encode(data))
+
+
+def test_blosc_zstd_and_blosc_differ_in_identity_and_settings():
+    assert (
+        ChunkEncoding.from_settings("blosc-zstd", 1).identity
+        != ChunkEncoding.from_settings("blosc", 1).identity
+    )

@@ -211,8 +211,19 @@ def sharded_gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[str]
         yield base
 
 
-@pytest.fixture(scope="session", params=["unsharded", "sharded"])
+@pytest.fixture(scope="session")
+def blosc_zstd_gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[str]:
+    """The same datasets with ``[chunks] codec = "blosc-zstd"``: every transcoded chunk one
+    blosc block (zstd over the byte-shuffled chunk), a block size no reader chooses itself."""
+    with serve(gateway_settings(datasets[0], chunks={"codec": "blosc-zstd"})) as base:
+        yield base
+
+
+_CLIENT_GATEWAYS = {"unsharded": "gateway", "sharded": "sharded_gateway", "blosc-zstd": "blosc_zstd_gateway"}
+
+
+@pytest.fixture(scope="session", params=list(_CLIENT_GATEWAYS))
 def client_gateway(request: pytest.FixtureRequest) -> str:
     """Each gateway in turn: what every client must read alike."""
-    base: str = request.getfixturevalue("gateway" if request.param == "unsharded" else "sharded_gateway")
+    base: str = request.getfixturevalue(_CLIENT_GATEWAYS[request.param])
     return base

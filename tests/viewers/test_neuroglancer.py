@@ -52,9 +52,15 @@ def browser() -> Iterator[Any]:
         yield chromium
 
 
-def ng_settings(datasets, viewer_url: str, cors: list[str], sharded: bool = False) -> Settings:
+def ng_settings(
+    datasets, viewer_url: str, cors: list[str], sharded: bool = False, codec: str = "zstd"
+) -> Settings:
     return gateway_settings(
-        datasets[0], sharded=sharded, server={"cors_origins": cors}, viewers={"neuroglancer": viewer_url}
+        datasets[0],
+        sharded=sharded,
+        server={"cors_origins": cors},
+        viewers={"neuroglancer": viewer_url},
+        chunks={"codec": codec},
     )
 
 
@@ -69,6 +75,13 @@ def ng_gateway(datasets, neuroglancer) -> Iterator[str]:
 def sharded_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
     _, viewer = neuroglancer
     with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"], sharded=True)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def blosc_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
+    _, viewer = neuroglancer
+    with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"], codec="blosc-zstd")) as base:
         yield base
 
 
@@ -160,6 +173,31 @@ def test_neuroglancer_shows_sharded_arrays_as_plain_ones(
     assert plain.lit_fraction > MIN_LIT_FRACTION and plain.std > 3, plain
     difference = np.abs(luminance(pictures[0]) - luminance(pictures[1])).mean()
     assert difference <= MAX_MEAN_DIFFERENCE, (difference, plain, sharded)
+
+
+@pytest.mark.parametrize("case", ["volume", "pyramid"])
+def test_neuroglancer_shows_one_block_blosc_chunks_as_zstd_ones(
+    neuroglancer, browser, ng_gateway, blosc_ng_gateway, datasets, case
+):
+    """``codec = "blosc-zstd"`` (each chunk one blosc block of zstd over the shuffled
+    bytes): Neuroglancer's blosc decoder shows the same picture as from zstd chunks."""
+    name, image, variant, min_levels = CASES[case]
+    dataset_path = datasets[1][name].path
+    pictures = []
+    for gateway, kind in ((ng_gateway, "zstd"), (blosc_ng_gateway, "blosc-zstd")):
+        link = image_link(gateway, dataset_path, image, variant)
+        log, png = screenshot(
+            neuroglancer, browser, gateway, link, dataset_path, f"neuroglancer-{case}-{kind}", min_levels
+        )
+        assert log.console_errors == [], kind
+        assert log.failed == [], kind
+        assert all(status in (200, 404) for status, _ in log.responses), log.responses
+        assert len(log.chunk_levels(dataset_path)) >= min_levels, (kind, log.responses)
+        pictures.append(png)
+    zstd, blosc = (pixel_stats(png) for png in pictures)
+    assert zstd.lit_fraction > MIN_LIT_FRACTION and zstd.std > 3, zstd
+    difference = np.abs(luminance(pictures[0]) - luminance(pictures[1])).mean()
+    assert difference <= MAX_MEAN_DIFFERENCE, (difference, zstd, blosc)
 
 
 def luminance(png: bytes) -> np.ndarray:
