@@ -350,7 +350,18 @@ class ThreadRecordingLevel(ArrayLevel):
 def test_the_blocks_of_one_read_are_computed_in_several_threads():
     # a cold coarse chunk reads its whole footprint: one thread alone left the other cores idle
     data = np.random.default_rng(5).integers(0, 4000, (8, 64, 64), dtype=np.uint16)
-    finer = ThreadRecordingLevel(data, (2, 16, 16))
+    second_thread = threading.Event()
+
+    def wait_for_a_second_thread() -> None:
+        # the reads are tiny: on a loaded machine one pool thread could take every block
+        # before the OS runs another, so each read waits (briefly) until two have read
+        fanned = {name for name in finer.threads if name.startswith("gateway-pyramid")}
+        if len(fanned) >= 2:
+            second_thread.set()
+        if not second_thread.wait(timeout=2):
+            second_thread.set()  # waited in vain once: the assertion below tells
+
+    finer = ThreadRecordingLevel(data, (2, 16, 16), on_read=wait_for_a_second_thread)
     level = DownsampledLevel(finer, (2, 2, 2), "mean", (1, 8, 8), DictTiles(), "k")
     np.testing.assert_array_equal(
         level.read(full_region(level.shape)), reduce_reference(data, (2, 2, 2), "mean")
