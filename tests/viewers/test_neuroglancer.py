@@ -148,31 +148,44 @@ def test_neuroglancer_shows_the_image(neuroglancer, browser, ng_gateway, dataset
     assert stats.std > 3, stats
 
 
-@pytest.mark.parametrize("case", ["volume", "pyramid"])
-def test_neuroglancer_shows_sharded_arrays_as_plain_ones(
-    neuroglancer, browser, ng_gateway, sharded_ng_gateway, datasets, case
-):
-    """The same view from shards and from plain chunks: no console error, shards of the
-    array's levels fetched (whole or by range: 206), the same picture."""
+def same_picture(neuroglancer, browser, datasets, case: str, gateways: dict[str, str]) -> dict[str, Any]:
+    """The view of ``case`` from each of ``gateways`` (kind → base URL): each without a
+    console error or a failed request, with chunks of enough levels, and all showing the
+    same picture as the first. Each kind's log, for the caller's own checks."""
     name, image, variant, min_levels = CASES[case]
     dataset_path = datasets[1][name].path
-    pictures = []
-    for gateway, kind in ((ng_gateway, "plain"), (sharded_ng_gateway, "sharded")):
+    pictures, logs = [], {}
+    for kind, gateway in gateways.items():
         link = image_link(gateway, dataset_path, image, variant)
         log, png = screenshot(
             neuroglancer, browser, gateway, link, dataset_path, f"neuroglancer-{case}-{kind}", min_levels
         )
         assert log.console_errors == [], kind
         assert log.failed == [], kind
-        assert all(status in (200, 206, 404) for status, _ in log.responses), log.responses
         ranged = log.chunk_levels(dataset_path, 206)  # a shard's index, an inner chunk
         assert len(log.chunk_levels(dataset_path) | ranged) >= min_levels, (kind, log.responses)
-        assert bool(ranged) == (kind == "sharded"), (kind, log.responses)
         pictures.append(png)
-    plain, sharded = (pixel_stats(png) for png in pictures)
-    assert plain.lit_fraction > MIN_LIT_FRACTION and plain.std > 3, plain
-    difference = np.abs(luminance(pictures[0]) - luminance(pictures[1])).mean()
-    assert difference <= MAX_MEAN_DIFFERENCE, (difference, plain, sharded)
+        logs[kind] = log
+    first = pixel_stats(pictures[0])
+    assert first.lit_fraction > MIN_LIT_FRACTION and first.std > 3, first
+    for kind, png in zip(gateways, pictures, strict=True):
+        difference = np.abs(luminance(pictures[0]) - luminance(png)).mean()
+        assert difference <= MAX_MEAN_DIFFERENCE, (kind, difference, first, pixel_stats(png))
+    return logs
+
+
+@pytest.mark.parametrize("case", ["volume", "pyramid"])
+def test_neuroglancer_shows_sharded_arrays_as_plain_ones(
+    neuroglancer, browser, ng_gateway, sharded_ng_gateway, datasets, case
+):
+    """The same view from shards and from plain chunks: no console error, shards of the
+    array's levels fetched (whole or by range: 206), the same picture."""
+    gateways = {"plain": ng_gateway, "sharded": sharded_ng_gateway}
+    logs = same_picture(neuroglancer, browser, datasets, case, gateways)
+    dataset_path = datasets[1][CASES[case][0]].path
+    for kind, log in logs.items():
+        assert all(status in (200, 206, 404) for status, _ in log.responses), log.responses
+        assert bool(log.chunk_levels(dataset_path, 206)) == (kind == "sharded"), (kind, log.responses)
 
 
 @pytest.mark.parametrize("case", ["volume", "pyramid"])
@@ -181,23 +194,11 @@ def test_neuroglancer_shows_one_block_blosc_chunks_as_zstd_ones(
 ):
     """``codec = "blosc-zstd"`` (each chunk one blosc block of zstd over the shuffled
     bytes): Neuroglancer's blosc decoder shows the same picture as from zstd chunks."""
-    name, image, variant, min_levels = CASES[case]
-    dataset_path = datasets[1][name].path
-    pictures = []
-    for gateway, kind in ((ng_gateway, "zstd"), (blosc_ng_gateway, "blosc-zstd")):
-        link = image_link(gateway, dataset_path, image, variant)
-        log, png = screenshot(
-            neuroglancer, browser, gateway, link, dataset_path, f"neuroglancer-{case}-{kind}", min_levels
-        )
-        assert log.console_errors == [], kind
-        assert log.failed == [], kind
+    logs = same_picture(
+        neuroglancer, browser, datasets, case, {"zstd": ng_gateway, "blosc-zstd": blosc_ng_gateway}
+    )
+    for log in logs.values():
         assert all(status in (200, 404) for status, _ in log.responses), log.responses
-        assert len(log.chunk_levels(dataset_path)) >= min_levels, (kind, log.responses)
-        pictures.append(png)
-    zstd, blosc = (pixel_stats(png) for png in pictures)
-    assert zstd.lit_fraction > MIN_LIT_FRACTION and zstd.std > 3, zstd
-    difference = np.abs(luminance(pictures[0]) - luminance(pictures[1])).mean()
-    assert difference <= MAX_MEAN_DIFFERENCE, (difference, zstd, blosc)
 
 
 def luminance(png: bytes) -> np.ndarray:
