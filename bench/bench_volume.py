@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -408,9 +409,11 @@ def measure_in_process(
     threads: int,
     run: Run,
     sample: set[str],
+    codec: str = "zstd",
 ) -> None:
-    """Decode + zstd-1 encode of the same chunks, ``threads`` at a time (a fresh pool)."""
-    encoding = ChunkEncoding.from_settings("zstd", 1)
+    """Decode + encode (``codec`` at level 1, the gateway's encoder) of the same chunks,
+    ``threads`` at a time (a fresh pool)."""
+    encoding = ChunkEncoding.from_settings(codec, 1)
 
     def one(key: str) -> tuple[str, bytes, float]:
         started = time.perf_counter()
@@ -442,13 +445,20 @@ def schedule(rounds: int, entries: tuple[str, ...] = ENTRIES) -> Iterator[tuple[
 
 
 def write_config(
-    path: Path, data: Path, z: int | None, shard: list[int] | None = None, workers: int | None = None
+    path: Path,
+    data: Path,
+    z: int | None,
+    shard: list[int] | None = None,
+    workers: int | None = None,
+    codec: str | None = None,
 ) -> Path:
     """A gateway config serving ``data`` as root ``ROOT``: default chunks, or ``[chunks] z``
-    and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x); ``workers``
-    processes (``[server] workers``) when given."""
+    and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x) and/or ``codec``;
+    ``workers`` processes (``[server] workers``) when given."""
     chunks = "".join(
-        f"{name} = {value}\n" for name, value in (("z", z), ("shard", shard)) if value is not None
+        f"{name} = {json.dumps(value)}\n"
+        for name, value in (("z", z), ("shard", shard), ("codec", codec))
+        if value is not None
     )
     text = f'[roots]\n{ROOT} = "{data}"\n' + (f"\n[chunks]\n{chunks}" if chunks else "")
     path.write_text(text + (f"\n[server]\nworkers = {workers}\n" if workers else ""))
@@ -457,17 +467,26 @@ def write_config(
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     volume = ensure_volume(workdir / "data", args.planes, source=args.source)
-    export = ensure_export(volume, workdir / "static")
+    # the export (nginx's copy) holds zstd chunks: another codec is measured against its
+    # own in-process limit only
+    export = ensure_export(volume, workdir / "static") if args.codec == "zstd" else None
     # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1;
     # the event loop's thread is their limit, so also two worker processes
     entries = ENTRIES if args.source == "gzip" else ("gateway", "gateway workers=2", "nginx")
+    if args.codec != "zstd":
+        entries = ("gateway", IN_PROCESS[1])
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
     sample = set(rng.sample(blocks[1:], min(SAMPLE, len(blocks) - 1))) | {blocks[-1]}
     threads = Settings().server.threads
     configs = {
-        "gateway": write_config(workdir / "gateway.toml", volume.parent, None),
+        "gateway": write_config(
+            workdir / f"gateway-{args.codec}.toml" if args.codec != "zstd" else workdir / "gateway.toml",
+            volume.parent,
+            None,
+            codec=None if args.codec == "zstd" else args.codec,
+        ),
         "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
         "gateway workers=2": write_config(workdir / "gateway-workers2.toml", volume.parent, None, workers=2),
     }
@@ -480,7 +499,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             run = Run(round_, name)
             if name in IN_PROCESS:
                 decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
-                measure_in_process(source, decode, blocks, threads, run, sample)
+                measure_in_process(source, decode, blocks, threads, run, sample, args.codec)
             else:
                 with contextlib.ExitStack() as stack:  # stopped whatever happens
                     if name == "nginx":
@@ -509,6 +528,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args.source
             ],
         },
+        "served_codec": args.codec,
         "clients": args.clients,
         "client": HTTP_CLIENT["client"],
         "threads": threads,
@@ -522,14 +542,15 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     }
 
 
-def check_bytes(runs: list[Run], export: Path, sample: set[str]) -> int:
-    """The gateway's sampled chunks equal the export's files, nginx's answers and the
-    in-process encoder's output (every run's sample against the first gateway run's)."""
+def check_bytes(runs: list[Run], export: Path | None, sample: set[str]) -> int:
+    """The gateway's sampled chunks equal the export's files (when there is one), nginx's
+    answers and the in-process encoder's output (every run's sample against the first
+    gateway run's)."""
     reference = next(run.sample for run in runs if run.server == "gateway")
     if set(reference) != sample:
         raise RuntimeError(f"the gateway's sample misses {sorted(sample - set(reference))}")
     for key, body in reference.items():
-        if (export / key).read_bytes() != body:
+        if export is not None and (export / key).read_bytes() != body:
             raise RuntimeError(f"{key}: the gateway's bytes differ from the export's file")
     for run in runs:
         if run.server != "gateway z=1" and run.sample != reference:
@@ -568,7 +589,9 @@ def summarize(runs: list[Run], entries: tuple[str, ...] = ENTRIES) -> list[dict[
                 "server": name,
                 "chunk_shape": mine[0].chunk_shape,
                 **medians(mine),
-                "to_nginx": statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
+                "to_nginx": None
+                if "nginx" not in entries
+                else statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
                 "to_limit": None
                 if limit is None
                 else statistics.median(rate[n, name] / limit[n] for n in rounds),
@@ -581,7 +604,8 @@ def table(results: dict[str, Any]) -> str:
     volume = results["volume"]
     shape = "x".join(map(str, volume["shape"]))
     lines = [
-        f"{shape} uint16, {volume['file_bytes'] / 2**20:.0f} MiB {volume['compression']} in 64x128x128 chunks; "
+        f"{shape} uint16, {volume['file_bytes'] / 2**20:.0f} MiB {volume['compression']} in 64x128x128 chunks, served as "
+        f"{results.get('served_codec', 'zstd')}; "
         f"{results['clients']} clients, server and in-process pool {results['threads']} threads; "
         f"medians of {results['rounds']} alternating rounds; {results['bytes_checked']} chunks checked equal",
         "",
@@ -591,7 +615,8 @@ def table(results: dict[str, Any]) -> str:
     lines += [
         f"| {row['server']} | {'x'.join(map(str, row['chunk_shape']))} | {row['chunks']} "
         f"| {row['wall_s']:.2f} | {row['mvoxel_s']:.0f} | {row['wire_mb_s']:.0f} | {row['p50_ms']:.1f} "
-        f"| {row['p99_ms']:.1f} | {row['cpu_s']:.2f} | {row['to_nginx']:.3f}x "
+        f"| {row['p99_ms']:.1f} | {row['cpu_s']:.2f} "
+        f"| {'-' if row['to_nginx'] is None else format(row['to_nginx'], '.3f') + 'x'} "
         f"| {'-' if row['to_limit'] is None else format(row['to_limit'], '.2f') + 'x'} |"
         for row in results["summary"]
     ]
@@ -614,6 +639,13 @@ def main() -> int:
         default="gzip",
         help="how the volume is stored: gzip (transcoded, default) or zstd / blosc (passed through; "
         "then the gateway with one and two worker processes, and nginx)",
+    )
+    parser.add_argument(
+        "--codec",
+        default="zstd",
+        choices=("zstd", "blosc-zstd"),
+        help="[chunks] codec of the gateway and the in-process encoder (zstd: default; "
+        "blosc-zstd: then only the gateway and its in-process limit run)",
     )
     parser.add_argument(
         "--client",
