@@ -67,6 +67,7 @@ from bench_hot import Server, run_and_report, start_gateway, start_nginx  # noqa
 
 from adapters.hdf5.filters import unshuffle  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
+from gateway.levels.pyramid import downsample  # noqa: E402
 from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
 
 SHAPE_YX = (1024, 1024)
@@ -83,11 +84,18 @@ SAMPLE = 24  # chunks whose bytes are compared across servers
 # --- the volume and its converted copy ----------------------------------------------------
 
 
-def _slab(z0: int, depth: int, rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
-    """Planes z0..z0+depth: a drifting smooth pattern plus noise."""
-    slab = np.stack([np.roll(base, (z * 3, z * 5), axis=(0, 1)) for z in range(z0, z0 + depth)])
-    slab += rng.integers(0, 64, size=slab.shape, dtype=np.uint16)
-    return slab
+def _slabs(planes: int, shape_yx: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(z0, planes z0..z0+64) of the volume, slab after slab: a drifting smooth pattern plus
+    noise, the same pixels on every call (every file written from it holds one volume)."""
+    y, x = np.ogrid[: shape_yx[0], : shape_yx[1]]
+    base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
+    base = np.clip(base, 0, 60000).astype(np.uint16)
+    rng = np.random.default_rng(1)
+    for z0 in range(0, planes, CHUNK[0]):
+        depth = min(CHUNK[0], planes - z0)
+        slab = np.stack([np.roll(base, (z * 3, z * 5), axis=(0, 1)) for z in range(z0, z0 + depth)])
+        slab += rng.integers(0, 64, size=slab.shape, dtype=np.uint16)
+        yield z0, slab
 
 
 #: How the volume's chunks are stored: gzip is transcoded by the gateway; zstd and blosc
@@ -117,10 +125,6 @@ def ensure_volume(
     print(
         f"writing {path} ({planes * shape_yx[0] * shape_yx[1] * 2 / 2**20:.0f} MiB of pixels)...", flush=True
     )
-    y, x = np.ogrid[: shape_yx[0], : shape_yx[1]]
-    base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
-    base = np.clip(base, 0, 60000).astype(np.uint16)
-    rng = np.random.default_rng(1)
     partial = path.with_suffix(".partial")
     with h5py.File(partial, "w") as f:
         dataset = f.create_dataset(
@@ -130,22 +134,14 @@ def ensure_volume(
             chunks=CHUNK,
             **_filters(source),
         )
-        for z0 in range(0, planes, CHUNK[0]):
-            depth = min(CHUNK[0], planes - z0)
-            dataset[z0 : z0 + depth] = _slab(z0, depth, rng, base)
+        for z0, slab in _slabs(planes, shape_yx):
+            dataset[z0 : z0 + len(slab)] = slab
     partial.replace(path)
     return path
 
 
 #: Mipmap levels of the BigDataViewer variant (``ensure_bdv``): each halves z, y and x.
 BDV_LEVELS = 4
-
-
-def _halved(data: np.ndarray) -> np.ndarray:
-    """Mean of 2 x 2 x 2 blocks, rounded half up (as the gateway's own ``mean``)."""
-    z, y, x = (n // 2 for n in data.shape)
-    blocks = data[: 2 * z, : 2 * y, : 2 * x].reshape(z, 2, y, 2, x, 2).astype(np.uint32)
-    return ((blocks.sum(axis=(1, 3, 5)) + 4) >> 3).astype(np.uint16)
 
 
 def ensure_bdv(directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_YX) -> Path:
@@ -159,12 +155,10 @@ def ensure_bdv(directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_Y
         return xml
     directory.mkdir(parents=True, exist_ok=True)
     print(f"writing {xml} and {name}.h5 ({BDV_LEVELS} levels) ...", flush=True)
-    y, x = np.ogrid[: shape_yx[0], : shape_yx[1]]
-    base = 1500 + 900 * np.sin(y / 37.0) * np.cos(x / 53.0) + 400 * np.sin((x + y) / 11.0)
-    base = np.clip(base, 0, 60000).astype(np.uint16)
-    rng = np.random.default_rng(1)  # as ensure_volume: the same slabs, so the same pixels
     partial = directory / f"{name}.h5.partial"
     step = 2 ** (BDV_LEVELS - 1)
+    if planes % step or any(n % step for n in shape_yx):
+        raise ValueError(f"every size must be a multiple of {step} for {BDV_LEVELS} levels")
     with h5py.File(partial, "w") as f:
         f["s00/resolutions"] = np.array([[2.0**k] * 3 for k in range(BDV_LEVELS)])
         f["s00/subdivisions"] = np.array([[CHUNK[2], CHUNK[1], CHUNK[0]]] * BDV_LEVELS, dtype=np.int32)
@@ -178,15 +172,11 @@ def ensure_bdv(directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_Y
             )
             for k in range(BDV_LEVELS)
         ]
-        for z0 in range(0, planes, CHUNK[0]):
-            depth = min(CHUNK[0], planes - z0)
-            if depth % step:
-                raise ValueError(f"planes must be a multiple of {step} for {BDV_LEVELS} levels")
-            level = _slab(z0, depth, rng, base)
+        for z0, level in _slabs(planes, shape_yx):  # ensure_volume's slabs: the same pixels
             for k, dataset in enumerate(datasets):
                 if k:
-                    level = _halved(level)
-                dataset[z0 >> k : (z0 + depth) >> k] = level.view(np.int16)
+                    level = downsample(level, (2, 2, 2), "mean")  # as the gateway would
+                dataset[z0 >> k : (z0 >> k) + len(level)] = level.view(np.int16)
     partial.replace(directory / f"{name}.h5")
     xml.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<SpimData version="0.2"><BasePath type="relative">.</BasePath>'
