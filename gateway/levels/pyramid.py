@@ -244,11 +244,7 @@ class DownsampledLevel(Level):
         if 0 in out_shape:
             return np.empty(out_shape, dtype=self.dtype)
         block_shape = self.tile_shape
-        ranges = [
-            range(s.start // b, (s.stop - 1) // b + 1) for s, b in zip(region, block_shape, strict=True)
-        ]
-        grid = [tuple(p) for p in itertools.product(*ranges)]
-        blocks = self._tiles.get_many([(self._key, g) for g in grid], self._compute)
+        grid, blocks = self.blocks(region)
         if len(grid) == 1:
             origin = [i * b for i, b in zip(grid[0], block_shape, strict=True)]
             return blocks[0][
@@ -312,7 +308,7 @@ class DownsampledLevel(Level):
         16 MiB into one fresh array, then summed through three more: page faults and
         memory traffic cost more than the arithmetic)."""
         if isinstance(self.finer, DownsampledLevel):
-            held = self.finer.blocks(source)  # noqa: F841 -- computed side by side, kept while read
+            _, _held = self.finer.blocks(source)  # computed side by side, kept while the parts read them
         out = np.empty(shape, self.dtype)
         for part in parts:
             checkpoint()
@@ -326,14 +322,14 @@ class DownsampledLevel(Level):
                 out[target] = self.fill_value
         return out
 
-    def blocks(self, region: Region) -> list[np.ndarray]:
-        """The blocks ``region`` touches, computed side by side (the fan-out pool) unless cached."""
+    def blocks(self, region: Region) -> tuple[list[tuple[int, ...]], list[np.ndarray]]:
+        """The coordinates of the blocks ``region`` touches, and the blocks, computed side by
+        side (the fan-out pool) unless cached."""
         ranges = [
             range(s.start // b, (s.stop - 1) // b + 1) for s, b in zip(region, self.tile_shape, strict=True)
         ]
-        return self._tiles.get_many(
-            [(self._key, tuple(g)) for g in itertools.product(*ranges)], self._compute
-        )
+        grid = [tuple(p) for p in itertools.product(*ranges)]
+        return grid, self._tiles.get_many([(self._key, g) for g in grid], self._compute)
 
 
 #: A synthesized block reduces its finer region in parts of about this size at least,
