@@ -311,10 +311,7 @@ class Bench:
         ensure_export(self.volume, workdir / "static")
         self.dataset_path = f"/{ROOT}/{self.volume.name}"
         self.image_path = f"{self.dataset_path}/{image}"
-        group = json.loads((workdir / "static" / ROOT / self.volume.name / image / "zarr.json").read_text())
-        ome = group["attributes"]["ome"]
-        self.axes = [axis["name"] for axis in ome["multiscales"][0]["axes"]]
-        self.channels = channels_from_omero(ome.get("omero"), 1)
+        self.axes, self.channels = exported_view(workdir / "static" / ROOT / self.volume.name / image, 1)
         shard = [int(n) for n in args.shard.split(",")]
         data = self.volume.parent
         self.configs = {
@@ -328,10 +325,9 @@ class Bench:
         if "ng slide" in args.views:
             self.slide = ensure_slide(data, args.slide_size, args.slide_compression)
             ensure_export(self.slide, workdir / "static")
-            slide = json.loads((workdir / "static" / ROOT / self.slide.name / "zarr.json").read_text())
-            slide_ome = slide["attributes"]["ome"]
-            self.slide_axes = [axis["name"] for axis in slide_ome["multiscales"][0]["axes"]]
-            self.slide_channels = channels_from_omero(slide_ome.get("omero"), SLIDE_CHANNELS)
+            self.slide_axes, self.slide_channels = exported_view(
+                workdir / "static" / ROOT / self.slide.name, SLIDE_CHANNELS
+            )
 
     # the zarrita view's region and what it must read
     def zarrita_region(self) -> tuple[int, int, int, int, int]:
@@ -442,6 +438,15 @@ class Bench:
             ):
                 return True
         return False
+
+
+def exported_view(image: Path, channels: int) -> tuple[list[str], Any]:
+    """Axis names and channels (as the dataset page's viewer links take them) of the
+    exported image group ``image``."""
+    ome = json.loads((image / "zarr.json").read_text())["attributes"]["ome"]
+    return [axis["name"] for axis in ome["multiscales"][0]["axes"]], channels_from_omero(
+        ome.get("omero"), channels
+    )
 
 
 def ensure_slide(folder: Path, size: int, compression: str) -> Path:
