@@ -139,6 +139,12 @@ class Gateway:
     def raw(self, method: str, target: str, headers: Mapping[str, str] | None = None) -> RawResponse:
         return raw_request(self.base, method, target, headers)
 
+    def describe(self, name: str) -> Any:
+        """The JSON description of dataset ``data/<name>`` (its page, ``?format=json``)."""
+        response = self.get(f"/data/{name}/?format=json")
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def assert_healthy(self) -> None:
         """zarr.json and a chunk of the healthy file are served with the right pixels."""
         chunk = fetch_chunk(self.client, self.url("data/healthy.tif/0"), "c/1/1")

@@ -31,18 +31,12 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-def describe(gateway, name):
-    response = gateway.get(f"/data/{name}/?format=json")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def html_links(page: str) -> dict[str, str]:
     return dict(re.findall(r'<a class="(zarr-v2|ome-xml)" href="([^"]+)"', page))
 
 
 def test_the_v2_view_is_linked_and_is_ome_zarr_0_4(gateway):
-    url = describe(gateway, "cells.ome.tif")["zarr_v2"]
+    url = gateway.describe("cells.ome.tif")["zarr_v2"]
     assert url == f"{gateway.base}/v2/data/cells.ome.tif/"
     attrs = gateway.client.get(url + ".zattrs")
     assert attrs.status_code == 200
@@ -51,7 +45,7 @@ def test_the_v2_view_is_linked_and_is_ome_zarr_0_4(gateway):
 
 
 def test_the_ome_xml_is_linked_where_the_file_has_one(gateway):
-    url = describe(gateway, "cells.ome.tif")["ome_xml"]
+    url = gateway.describe("cells.ome.tif")["ome_xml"]
     assert url == f"{gateway.base}/data/cells.ome.tif/OME/METADATA.ome.xml"
     response = gateway.client.get(url)
     assert response.status_code == 200
@@ -59,7 +53,7 @@ def test_the_ome_xml_is_linked_where_the_file_has_one(gateway):
 
 
 def test_a_file_without_ome_xml_links_none(gateway):
-    description = describe(gateway, "plain.tif")
+    description = gateway.describe("plain.tif")
     assert description["ome_xml"] is None
     assert description["zarr_v2"] == f"{gateway.base}/v2/data/plain.tif/"
     links = html_links(gateway.get("/data/plain.tif/", headers={"Accept": CHROMIUM}).text)
@@ -69,7 +63,7 @@ def test_a_file_without_ome_xml_links_none(gateway):
 def test_the_html_page_links_both(gateway):
     page = gateway.get("/data/cells.ome.tif/", headers={"Accept": CHROMIUM}).text
     links = html_links(page)
-    description = describe(gateway, "cells.ome.tif")
+    description = gateway.describe("cells.ome.tif")
     assert links == {"zarr-v2": description["zarr_v2"], "ome-xml": description["ome_xml"]}
 
 

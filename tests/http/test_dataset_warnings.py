@@ -41,27 +41,21 @@ def gateway(tmp_path_factory):
         yield gw
 
 
-def describe(gateway, name):
-    response = gateway.get(f"/data/{name}/?format=json")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 @pytest.mark.parametrize("name", ["contiguous.tif", "compressed.tif", "pyramid.ome.tif"])
 def test_warnings_are_a_bounded_list_of_distinct_strings(gateway, name):
-    warnings = describe(gateway, name)["warnings"]
+    warnings = gateway.describe(name)["warnings"]
     assert warnings and all(isinstance(w, str) and w for w in warnings)
     assert len(warnings) == len(set(warnings)) <= MAX_WARNINGS
 
 
 def test_a_healthy_file_has_no_warnings(gateway):
-    assert describe(gateway, "healthy.tif")["warnings"] == []
+    assert gateway.describe("healthy.tif")["warnings"] == []
 
 
 def test_a_stack_cut_to_one_plane_says_how_many_planes_were_expected(gateway):
     with tifffile.TiffFile(gateway.root / "compressed.tif") as tif:
         found = len(tif.pages)
-    description = describe(gateway, "compressed.tif")
+    description = gateway.describe("compressed.tif")
     assert description["images"][0]["shape"] == [64, 64]
     assert any(
         f"describes {PLANES} planes, the file holds {found} page(s)" in w for w in description["warnings"]
@@ -69,7 +63,7 @@ def test_a_stack_cut_to_one_plane_says_how_many_planes_were_expected(gateway):
 
 
 def test_a_cut_pyramid_ome_tiff_is_labelled_so(gateway):
-    description = describe(gateway, "pyramid.ome.tif")
+    description = gateway.describe("pyramid.ome.tif")
     assert description["format"] == "OME-TIFF (truncated)"
     assert description["warnings"][0].startswith("this is a truncated OME-TIFF")
 
@@ -83,11 +77,11 @@ def test_the_html_page_shows_the_warnings(gateway):
 
 
 def test_read_failures_are_added_once_per_kind(gateway):
-    before = describe(gateway, "contiguous.tif")["warnings"]
+    before = gateway.describe("contiguous.tif")["warnings"]
     assert any("30 of 60 planes lie (partly) beyond the end of the file" in w for w in before)
     failed = [gateway.get(f"/data/contiguous.tif/0/c/{z}/0/0").status_code for z in range(40, 60)]
     assert failed == [500] * 20
-    after = describe(gateway, "contiguous.tif")["warnings"]
+    after = gateway.describe("contiguous.tif")["warnings"]
     reading = [w for w in after if w.startswith("reading failed: ")]
     assert len(reading) == 1, after
     assert "lie outside the file" in reading[0]
