@@ -124,7 +124,9 @@ def _inflate_into_scratch(data: Buffer, size: int | None, bound: int) -> Buffer:
     out = scratch(size) if size is not None else None
     if out is None:
         return _inflate(data, size, bound)
-    imagecodecs.deflate_decode(_compressed(data), out=out.data)
+    decoded = imagecodecs.deflate_decode(_compressed(data), out=out.data)
+    if len(decoded) != size:  # a short stream: the rest of the buffer is another chunk's
+        raise SourceReadError(f"deflate data decodes to {len(decoded)} bytes instead of {size}")
     return out
 
 

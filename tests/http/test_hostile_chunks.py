@@ -8,6 +8,7 @@ a healthy file after every test). Honest zstd chunks still pass through byte for
 from __future__ import annotations
 
 import resource
+import zlib
 
 import h5py
 import numpy as np
@@ -125,3 +126,24 @@ def test_sparse_giant_unallocated_chunk_is_absent(gateway, name: str) -> None:
     last = GIANTS[name] // 512 - 1
     for key in ("c/0/1", f"c/{last}/{last}"):
         assert gateway.get(f"{array_url(name)}/{key}").status_code == 404
+
+
+def test_a_short_shuffled_deflate_chunk_never_shows_the_previous_chunk(tmp_path) -> None:
+    """Shuffled deflate chunks are inflated into a buffer each worker thread reuses. A
+    hostile file whose chunk inflates to half its size must get a 500, not the rest of
+    the buffer: another file's pixels, decoded just before in the same thread."""
+    secret = np.full((256, 256), 0xBEEF, np.uint16)
+    with h5py.File(tmp_path / "secret.h5", "w") as f:
+        f.create_dataset("x", data=secret, chunks=(256, 256), shuffle=True, compression="gzip")
+    zeros = np.zeros(256 * 256 * 2, np.uint8).tobytes()
+    with h5py.File(tmp_path / "short.h5", "w") as f:
+        dataset = f.create_dataset(
+            "x", shape=(256, 256), dtype="u2", chunks=(256, 256), shuffle=True, compression="gzip"
+        )
+        dataset.id.write_direct_chunk((0, 0), zlib.compress(zeros[: len(zeros) // 2]))
+    with running_gateway(tmp_path, server={"threads": 1}) as gateway:  # one thread: one buffer
+        metadata = gateway.get(f"{array_url('secret.h5')}/zarr.json").json()
+        served = gateway.get(f"{array_url('secret.h5')}/c/0/0")
+        np.testing.assert_array_equal(decode_chunk(served.content, metadata), secret)
+        document = assert_json_error(gateway.get(f"{array_url('short.h5')}/c/0/0"), 500)
+        assert "instead of" in document["detail"]

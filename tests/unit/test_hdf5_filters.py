@@ -147,3 +147,13 @@ def test_unshuffle_matches_numcodecs(dtype: str) -> None:
     values = np.random.default_rng(7).integers(0, 2**15, 4099).astype(dtype)
     shuffled = numcodecs.Shuffle(values.dtype.itemsize).encode(values)
     assert as_bytes(unshuffle(shuffled, values.dtype.itemsize)) == values.tobytes()
+
+
+def test_a_short_deflate_stream_under_a_shuffle_raises_not_reads_a_stale_buffer() -> None:
+    """Inflated into this thread's reused buffer, a stream that ends early must not let
+    the previous chunk's bytes fill the rest (a hostile file would read other files)."""
+    chain = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1))
+    chain.decode(zlib.compress(shuffle(DATA, 4)))  # the buffer now holds a whole chunk
+    short = zlib.compress(shuffle(DATA, 4)[:-400])
+    with pytest.raises(SourceReadError, match="instead of"):
+        chain.decode(short)
