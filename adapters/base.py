@@ -184,6 +184,23 @@ class Level(ABC):
         differently): the gateway then reads, fills and encodes it with the same codecs."""
         return None
 
+    @property
+    def shuffled_chunk_shape(self) -> tuple[int, ...] | None:
+        """The chunks ``read_shuffled_chunk`` gives (None, the default: none). Set where
+        stored chunks are byte-shuffled before compression (HDF5's shuffle filter)."""
+        return None
+
+    def read_shuffled_chunk(self, coords: tuple[int, ...]) -> np.ndarray | None:
+        """Chunk ``coords`` (grid of ``shuffled_chunk_shape``, edge chunks full size)
+        decoded all but its byte shuffle: uint8 of shape (itemsize, elements), row *k*
+        byte *k* (little-endian) of every element in C order. That is what a
+        byte-shuffling codec (blosc) compresses, so the gateway neither unshuffles nor
+        shuffles again. None when this chunk has no such form (not stored, its shuffle
+        skipped): read it with ``read``.
+
+        The array may be a buffer the calling thread reuses: use it at once."""
+        return None
+
     def _check_region(self, region: Region) -> tuple[int, ...]:
         """The shape of ``region``, which must have one slice per axis."""
         if len(region) != len(self._shape):

@@ -430,6 +430,23 @@ class ChunkedCodec:
             raise SourceReadError(f"{self._info.name}: chunk {coords} {exc}") from exc
         return np.frombuffer(raw, dtype=self._dtype).reshape(self._chunk_shape)
 
+    @property
+    def shuffles(self) -> bool:
+        """Whether its chunks are byte-shuffled first when written (``decode_shuffled``)."""
+        return self._pipeline.shuffles_first
+
+    def decode_shuffled(self, coords: tuple[int, ...], data: bytes) -> np.ndarray | None:
+        """The chunk's byte planes as stored (uint8, one row per byte of an element, in
+        the file's byte order), or None when its filter mask skipped the shuffle."""
+        found = self.index.lookup(coords)
+        try:
+            planes = self._pipeline.decode_shuffled(data, found[2] if found is not None else 0)
+        except SourceReadError as exc:
+            raise SourceReadError(f"{self._info.name}: chunk {coords} {exc}") from exc
+        if planes is None:
+            return None
+        return np.frombuffer(planes, dtype=np.uint8).reshape(self._dtype.itemsize, -1)
+
 
 class LockFreeArray(Hdf5Array):
     """A dataset read with positional reads and our own decoders (see module docstring)."""
@@ -475,6 +492,20 @@ class LockFreeArray(Hdf5Array):
             return None
         # sent only if its frame declares exactly the chunk's size (else decoded, bounded)
         return self._stored.read_passthrough(coords, raw.compressor, self._stored.chunk_nbytes)
+
+    @property
+    def shuffled_chunk_shape(self) -> tuple[int, ...] | None:
+        shuffles = isinstance(self._codec, ChunkedCodec) and self._codec.shuffles
+        return self._stored.chunk_shape if shuffles else None
+
+    def read_shuffled_chunk(self, coords: tuple[int, ...]) -> np.ndarray | None:
+        codec = self._codec
+        if not isinstance(codec, ChunkedCodec) or not codec.shuffles:
+            return None
+        planes = self._stored.read_decoded_with(coords, codec.decode_shuffled)
+        if planes is None or self._info.dtype.byteorder != ">":
+            return planes
+        return np.ascontiguousarray(planes[::-1])  # big-endian: the least significant byte last
 
     def any_stored(self, region: Region) -> bool:
         """Whether any chunk ``region`` touches is stored (False: all fill, no read)."""

@@ -241,12 +241,43 @@ class FilterPipeline:
     def decode(self, data: Buffer, mask: int = 0) -> Buffer:
         """The chunk's decoded bytes (exactly ``chunk_nbytes``), undoing every filter the
         chunk's ``mask`` does not mark as skipped."""
+        applied = self._applied(mask)
+        return self._undo(data, applied, len(applied))
+
+    @property
+    def shuffles_first(self) -> bool:
+        """Whether the first filter is a byte shuffle of whole elements: the data every
+        later filter received is the chunk's byte planes (``decode_shuffled``)."""
+        first = self.filters[0] if self.filters else None
+        return (
+            first is not None
+            and first.id == SHUFFLE
+            and self.itemsize > 1
+            and (first.values[0] if first.values else self.itemsize) == self.itemsize
+        )
+
+    def decode_shuffled(self, data: Buffer, mask: int = 0) -> Buffer | None:
+        """The chunk's bytes still byte-shuffled: every filter undone but the first, the
+        shuffle (``shuffles_first``). A byte-shuffling codec compresses them as they are,
+        without unshuffling and shuffling again. None when the pipeline does not shuffle
+        first or this chunk's ``mask`` skipped the shuffle.
+
+        Often a buffer this thread reuses (``scratch``): use it before the next decode."""
+        if not self.shuffles_first or mask & 1:
+            return None
+        applied = self._applied(mask)
+        return self._undo(data, applied, len(applied) - 1)
+
+    def _applied(self, mask: int) -> list[tuple[int, Filter]]:
         if self.chunk_nbytes > self.max_bytes:
             raise SourceReadError(
                 f"decodes to {self.chunk_nbytes} bytes, more than the {self.max_bytes} allowed per chunk"
             )
-        applied = [(i, f) for i, f in enumerate(self.filters) if not mask & (1 << i)]
-        for position in range(len(applied) - 1, -1, -1):
+        return [(i, f) for i, f in enumerate(self.filters) if not mask & (1 << i)]
+
+    def _undo(self, data: Buffer, applied: list[tuple[int, Filter]], count: int) -> Buffer:
+        """``data`` with the last ``count`` filters of ``applied`` undone, last first."""
+        for position in range(len(applied) - 1, len(applied) - 1 - count, -1):
             _, stage = applied[position]
             if stage.id == SHUFFLE:
                 data = unshuffle(data, stage.values[0] if stage.values else self.itemsize)

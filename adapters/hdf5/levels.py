@@ -31,7 +31,7 @@ class StackedLevel(Level):
     ``inner_shape`` may be smaller than the datasets (a crop).
     """
 
-    __slots__ = ("_dims", "_first", "_members", "_n_outer", "_perm", "_unmapped")
+    __slots__ = ("_dims", "_first", "_members", "_n_outer", "_perm", "_shuffled_chunk_shape", "_unmapped")
 
     def __init__(
         self,
@@ -69,6 +69,7 @@ class StackedLevel(Level):
             fill_value=first.fill_value,
             raw_chunk_format=self._passthrough_format(present),
         )
+        self._shuffled_chunk_shape = self._shuffled_chunks(present)
 
     @property
     def members(self) -> tuple[Hdf5Array, ...]:
@@ -125,28 +126,59 @@ class StackedLevel(Level):
     def read_raw_chunk(self, coords: tuple[int, ...]) -> bytes | None:
         if self.raw_chunk_format is None:
             return None
+        found = self._stored_chunk(coords)
+        return None if found is None else found[0].read_raw_chunk(found[1])
+
+    @property
+    def shuffled_chunk_shape(self) -> tuple[int, ...] | None:
+        return self._shuffled_chunk_shape
+
+    def read_shuffled_chunk(self, coords: tuple[int, ...]) -> np.ndarray | None:
+        if self._shuffled_chunk_shape is None:
+            return None
+        found = self._stored_chunk(coords)
+        return None if found is None else found[0].read_shuffled_chunk(found[1])
+
+    def _stored_chunk(self, coords: tuple[int, ...]) -> tuple[Hdf5Array, tuple[int, ...]] | None:
+        """The dataset and its chunk coordinates for chunk ``coords`` of a level whose
+        chunks are the datasets' own (``_as_level_chunk``); None for a missing dataset."""
         member = self._members.get(tuple(coords[: self._n_outer]))
         if member is None:
             return None
         stored = [0] * len(member.shape)
         for d, index in zip(self._dims, coords[self._n_outer :], strict=True):
             stored[d] = index
-        return member.read_raw_chunk(tuple(stored))
+        return member, tuple(stored)
+
+    def _as_level_chunk(
+        self, present: Sequence[Hdf5Array], chunk_shape: tuple[int, ...] | None
+    ) -> tuple[int, ...] | None:
+        """``chunk_shape`` (every dataset's stored chunk) as a chunk of this level, when
+        a stored chunk is one: the mapping keeps the stored order, dropped dimensions are
+        chunked by one, and every dataset is read in those chunks."""
+        if chunk_shape is None or list(self._dims) != sorted(self._dims):
+            return None
+        if any(chunk_shape[d] != 1 for d in self._unmapped):
+            return None
+        if any(m.tile_shape != chunk_shape for m in present):
+            return None
+        return (1,) * self._n_outer + tuple(chunk_shape[d] for d in self._dims)
+
+    def _shuffled_chunks(self, present: Sequence[Hdf5Array]) -> tuple[int, ...] | None:
+        """Chunks given still byte-shuffled when every dataset gives them so alike."""
+        shapes = {m.shuffled_chunk_shape for m in present}
+        return self._as_level_chunk(present, shapes.pop()) if len(shapes) == 1 else None
 
     def _passthrough_format(self, present: Sequence[Hdf5Array]) -> RawChunkFormat | None:
-        """The chunk format to pass through: every dataset has the same one, the mapping
-        keeps the stored order, and dropped dimensions are chunked by one."""
+        """The chunk format to pass through: every dataset has the same one, and a stored
+        chunk is a chunk of the level (``_as_level_chunk``)."""
         formats = {m.raw_chunk_format for m in present}
         if len(formats) != 1:
             return None
         (raw,) = formats
-        if raw is None or list(self._dims) != sorted(self._dims):
+        chunk = self._as_level_chunk(present, None if raw is None else raw.chunk_shape)
+        if raw is None or chunk is None:
             return None
-        if any(raw.chunk_shape[d] != 1 for d in self._unmapped):
-            return None
-        if any(m.tile_shape != raw.chunk_shape for m in present):
-            return None
-        chunk = (1,) * self._n_outer + tuple(raw.chunk_shape[d] for d in self._dims)
         return RawChunkFormat(
             chunk_shape=chunk,
             compressor=raw.compressor,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +31,8 @@ COALESCE_MAX_BYTES = 16 * 1024 * 1024
 #: ``any_stored`` over a codec that cannot answer for a box at once asks chunk by chunk up
 #: to this many chunks (beyond, it answers "maybe": True).
 ANY_STORED_PROBES = 4096
+
+T = TypeVar("T")
 
 # A zero-size marker for an unallocated chunk, so "known to be empty" is cached too.
 _UNALLOCATED = np.empty(0, dtype=np.uint8)
@@ -135,6 +138,21 @@ class StoredArray:
             return None
         return self._files[extent.file].pread(extent.offset, extent.nbytes)
 
+    def read_decoded_with(
+        self, coords: tuple[int, ...], decode: Callable[[tuple[int, ...], bytes], T | None]
+    ) -> T | None:
+        """One stored chunk read and given to ``decode`` (a partial decode the codec
+        offers besides its own, e.g. HDF5 chunks still byte-shuffled), bypassing the tile
+        cache; None when the chunk is not stored or too large to decode (``read`` then
+        says why). A codec's exception is a SourceReadError naming the chunk, as in ``read``."""
+        extent = self._codec.locate(coords)
+        if extent is None or extent.nbytes == 0 or self.chunk_nbytes > self.max_chunk_bytes:
+            return None
+        file = self._files[extent.file]
+        data = file.pread(extent.offset, extent.nbytes)
+        with self._decoding(coords, file.path.name):
+            return decode(coords, data)
+
     def read_passthrough(self, coords: tuple[int, ...], compressor: str | None, nbytes: int) -> bytes | None:
         """The stored bytes of one chunk if a client may decode them as they are: one
         ``compressor`` frame declaring exactly ``nbytes`` (a client's decoder allocates
@@ -235,19 +253,26 @@ class StoredArray:
         return found
 
     def _decode(self, coords: tuple[int, ...], data: bytes | memoryview, filename: str) -> np.ndarray:
-        try:
+        with self._decoding(coords, filename):
             chunk = self._codec.decode(coords, data if isinstance(data, bytes) else bytes(data))
-        except SourceReadError:
-            raise
-        except Exception as exc:  # codec libraries raise many types; all mean "corrupt"
-            raise SourceReadError(
-                f"{filename}: stored chunk {coords} cannot be decoded ({type(exc).__name__}: {exc})"
-            ) from exc
         chunk = np.asarray(chunk)
         if chunk.dtype != self.dtype:
             chunk = chunk.astype(self.dtype)
         chunk.flags.writeable = False
         return chunk
+
+    @staticmethod
+    @contextmanager
+    def _decoding(coords: tuple[int, ...], filename: str) -> Iterator[None]:
+        """Codec libraries raise many types; all mean "corrupt": a SourceReadError."""
+        try:
+            yield
+        except SourceReadError:
+            raise
+        except Exception as exc:
+            raise SourceReadError(
+                f"{filename}: stored chunk {coords} cannot be decoded ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def _coalesce(

@@ -7,6 +7,7 @@ turns the little-endian bytes of a chunk into the stored bytes.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -104,6 +105,59 @@ class Blosc:
         codec = numcodecs.Blosc(cname=self.cname, clevel=self.level, shuffle=shuffle, blocksize=blocksize)
         return bytes(codec.encode(data))
 
+    def takes_byte_planes(self, dtype: np.dtype[Any]) -> bool:
+        """Whether ``encode_byte_planes`` can make this codec's frames of ``dtype``: one
+        zstd block of byte-shuffled elements."""
+        shuffle, _ = self._shuffle(dtype)
+        return (
+            self.one_block
+            and self.cname == "zstd"
+            and shuffle == "shuffle"
+            and 1 <= self.level <= 9
+            and dtype.itemsize <= 255  # blosc's largest type size
+        )
+
+    def encode_byte_planes(self, planes: np.ndarray, dtype: np.dtype[Any]) -> bytes:
+        """What ``encode`` makes of the chunk whose byte planes are ``planes`` (uint8,
+        (itemsize, elements): HDF5's shuffled chunks as stored), byte for byte, without
+        unshuffling them for blosc to shuffle again: c-blosc's header, then the one
+        block's zstd stream, made here the way c-blosc makes it (``takes_byte_planes``).
+        Where c-blosc would store the data uncompressed, it is left to ``encode``."""
+        nbytes = planes.size
+        typesize = planes.shape[0]
+        body = b""
+        if nbytes >= _BLOSC_MIN_BUFFER:
+            body = bytes(numcodecs.Zstd(level=_blosc_zstd_level(self.level)).encode(planes))
+        if not body or len(body) > nbytes - _BLOSC_ONE_BLOCK_OVERHEAD + _BLOSC_MAX_OVERHEAD:
+            elements = np.ascontiguousarray(planes.T).view(dtype.newbyteorder("<")).reshape(-1)
+            return self.encode(elements)
+        header = _BLOSC_ONE_BLOCK.pack(
+            2,  # blosc format version
+            1,  # zstd's format version in blosc
+            _BLOSC_BYTE_SHUFFLE | _BLOSC_NO_SPLIT | _BLOSC_ZSTD << 5,
+            typesize,
+            nbytes,
+            nbytes,  # the block size: the whole chunk
+            _BLOSC_ONE_BLOCK.size + len(body),
+            _BLOSC_ONE_BLOCK.size - 4,  # where the block starts
+            len(body),  # the block's one stream
+        )
+        return header + body
+
+
+#: c-blosc 1's frame of one block with one stream: 16-byte header, the block's start,
+#: the stream's length (then the stream).
+_BLOSC_ONE_BLOCK = struct.Struct("<BBBBIIIII")
+_BLOSC_ONE_BLOCK_OVERHEAD = _BLOSC_ONE_BLOCK.size
+_BLOSC_MAX_OVERHEAD = 16  # c-blosc's output buffer is the input plus this: more is stored raw
+_BLOSC_MIN_BUFFER = 128  # c-blosc copies smaller buffers as they are
+_BLOSC_BYTE_SHUFFLE, _BLOSC_NO_SPLIT, _BLOSC_ZSTD = 0x01, 0x10, 4
+
+
+def _blosc_zstd_level(clevel: int) -> int:
+    """The zstd level c-blosc 1 compresses at for blosc's ``clevel`` 1-9."""
+    return 22 if clevel >= 9 else 2 * clevel - 1
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkEncoding:
@@ -146,6 +200,20 @@ class ChunkEncoding:
         if self.compressor is not None:
             codecs.append(self.compressor.to_json(dtype))
         return codecs
+
+    def takes_byte_planes(self, dtype: np.dtype[Any]) -> bool:
+        """Whether chunks of ``dtype`` can be encoded from their byte planes
+        (``encode_byte_planes``)."""
+        compressor = self.compressor
+        return (
+            self.endian == "little" and isinstance(compressor, Blosc) and compressor.takes_byte_planes(dtype)
+        )
+
+    def encode_byte_planes(self, planes: np.ndarray, dtype: np.dtype[Any]) -> bytes:
+        """``encode`` of the chunk whose little-endian byte planes are ``planes``
+        (``Level.read_shuffled_chunk``); only where ``takes_byte_planes``."""
+        assert isinstance(self.compressor, Blosc)
+        return self.compressor.encode_byte_planes(planes, dtype)
 
     def encode(self, chunk: np.ndarray) -> bytes:
         ordered = chunk.astype(chunk.dtype.newbyteorder("<" if self.endian == "little" else ">"), copy=False)

@@ -44,6 +44,8 @@ class ArrayNode:
 
     ``passthrough``: chunks are the source's own chunks, served untouched where the
     level can (``PassThroughLevel.read_raw_chunk``), else encoded identically.
+    ``shuffled``: chunks are encoded from the stored chunks still byte-shuffled, where
+    the level gives them so (``Level.read_shuffled_chunk``), into the same bytes.
     ``shard_shape``: set when the array is served sharded (``gateway.ngff.shards``): its
     keys then name shards of this shape, blocks of the chunks above (its inner chunks).
     """
@@ -54,6 +56,7 @@ class ArrayNode:
     grid: tuple[int, ...]
     encoding: ChunkEncoding
     passthrough: bool = False
+    shuffled: bool = False
     shard_shape: tuple[int, ...] | None = None
 
     @property
@@ -227,8 +230,17 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
         grid=grid,
         encoding=encoding,
         passthrough=raw is not None,
+        shuffled=raw is None
+        and _gives_shuffled(level, chunk_shape)
+        and encoding.takes_byte_planes(level.dtype),
         shard_shape=shard_shape(axis_names, chunk_shape, grid, settings.shard),
     )
+
+
+def _gives_shuffled(level: Level, chunk_shape: tuple[int, ...]) -> bool:
+    """Whether ``level`` gives chunks of ``chunk_shape`` still byte-shuffled (level-like
+    objects without ``shuffled_chunk_shape``, test doubles, give none)."""
+    return getattr(level, "shuffled_chunk_shape", None) == chunk_shape
 
 
 def shard_shape(

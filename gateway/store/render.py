@@ -8,7 +8,7 @@ its level for the stored bytes of the chunk as they are (no decode, no encode).
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -36,6 +36,15 @@ def is_all_fill(data: np.ndarray, fill_value: float) -> bool:
     return _all_fill(data, fill_value)
 
 
+def planes_all_fill(planes: np.ndarray, fill_value: float, dtype: np.dtype[Any]) -> bool:
+    """``is_all_fill`` of a chunk given as its little-endian byte planes (uint8,
+    (itemsize, elements)): every plane holds only its byte of the fill value."""
+    fill = np.array([fill_value], dtype=dtype.newbyteorder("<")).view(np.uint8).reshape(-1, 1)
+    if planes.shape[1] > FILL_SAMPLE_MIN and not (planes[:, ::FILL_SAMPLE_STEP] == fill).all():
+        return False
+    return bool((planes == fill).all())
+
+
 #: Chunks above this many elements are sampled first, every this-many-th along each axis.
 FILL_SAMPLE_MIN = 4096
 FILL_SAMPLE_STEP = 7
@@ -54,7 +63,7 @@ def _all_fill(data: np.ndarray, fill_value: float) -> bool:
 
 def chunk_configuration(node: ArrayNode) -> str:
     """What decides a chunk's (or a shard's) bytes besides the source and the key (for ETags)."""
-    mode = "passthrough" if node.passthrough else "encoded"
+    mode = "passthrough" if node.passthrough else "shuffled" if node.shuffled else "encoded"
     sharded = "" if node.shard_shape is None else f";shard {node.shard_shape}"
     return f"{node.encoding.identity};{node.chunk_shape};{mode}{sharded}"
 
@@ -73,6 +82,15 @@ def render_chunk(
         if raw is not None:
             timing.since("read", started)
             return raw
+    if node.shuffled:
+        planes = node.level.read_shuffled_chunk(coords)
+        if planes is not None:
+            started = timing.since("read", started)
+            if omit_empty and planes_all_fill(planes, node.fill_value, node.dtype):
+                return None
+            encoded = node.encoding.encode_byte_planes(planes, node.dtype)
+            timing.since("encode", started)
+            return encoded
     region = chunk_region(coords, node.chunk_shape, node.shape)
     if omit_empty and not may_hold_data(node.level, region):
         timing.since("read", started)

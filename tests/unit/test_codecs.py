@@ -243,3 +243,66 @@ def test_blosc_zstd_and_blosc_differ_in_identity_and_settings():
         ChunkEncoding.from_settings("blosc-zstd", 1).identity
         != ChunkEncoding.from_settings("blosc", 1).identity
     )
+
+
+# -- blosc-zstd frames made from byte planes (HDF5's shuffled chunks) ---------------------
+
+
+def byte_planes(data: np.ndarray) -> np.ndarray:
+    """The little-endian byte planes of ``data``: what HDF5's shuffle filter stores."""
+    little = np.ascontiguousarray(data.astype(data.dtype.newbyteorder("<")))
+    return np.ascontiguousarray(little.view(np.uint8).reshape(-1, data.dtype.itemsize).T)
+
+
+def smooth_sample(dtype, shape=(8, 64, 96)) -> np.ndarray:
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    noise = np.random.default_rng(5).integers(0, 40, shape)
+    return (900 + 600 * np.sin(y / 9.0) * np.cos(x / 13.0) + 20 * z + noise).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int16", "uint32", "int32", "float32", "uint64", "float64"])
+@pytest.mark.parametrize("level", [1, 2, 5, 8, 9])
+def test_blosc_zstd_frame_from_byte_planes_is_byte_identical(dtype, level):
+    data = smooth_sample(dtype)
+    encoding = ChunkEncoding.from_settings("blosc-zstd", level)
+    assert encoding.takes_byte_planes(data.dtype)
+    assert encoding.encode_byte_planes(byte_planes(data), data.dtype) == encoding.encode(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        sample("uint16", shape=(4, 64, 64)),  # random: c-blosc stores it uncompressed
+        sample("float32", shape=(3, 5, 7)),  # odd sizes
+        np.arange(30, dtype="uint16"),  # 60 bytes: below blosc's smallest compressed buffer
+        np.arange(64, dtype="uint16"),  # exactly 128 bytes
+        np.zeros((16, 16), "int32"),
+    ],
+    ids=["incompressible", "odd", "tiny", "min-buffer", "zeros"],
+)
+def test_blosc_zstd_frame_from_byte_planes_matches_every_case_of_c_blosc(data):
+    encoding = ChunkEncoding.from_settings("blosc-zstd", 1)
+    frame = encoding.encode_byte_planes(byte_planes(data), data.dtype)
+    assert frame == encoding.encode(data)
+    assert np.array_equal(np.frombuffer(numcodecs.Blosc().decode(frame), data.dtype).reshape(data.shape), data)
+
+
+@pytest.mark.parametrize(
+    "codec, level, dtype",
+    [
+        ("blosc-zstd", 1, "uint8"),  # bit shuffle for bytes
+        ("blosc-zstd", 0, "uint16"),  # level 0: c-blosc copies
+        ("blosc", 1, "uint16"),  # lz4 in blosc's own blocks
+        ("zstd", 1, "uint16"),
+        ("none", 1, "uint16"),
+    ],
+)
+def test_only_one_block_blosc_zstd_with_byte_shuffle_takes_byte_planes(codec, level, dtype):
+    assert not ChunkEncoding.from_settings(codec, level).takes_byte_planes(np.dtype(dtype))
+
+
+def test_big_endian_encodings_take_no_byte_planes():
+    """Byte planes are of little-endian elements; a big-endian pipeline encodes others."""
+    one_block = Blosc(level=1, cname="zstd", one_block=True)
+    assert ChunkEncoding(one_block).takes_byte_planes(np.dtype("uint16"))
+    assert not ChunkEncoding(one_block, "big").takes_byte_planes(np.dtype("uint16"))

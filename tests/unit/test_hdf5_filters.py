@@ -149,6 +149,85 @@ def test_unshuffle_matches_numcodecs(dtype: str) -> None:
     assert as_bytes(unshuffle(shuffled, values.dtype.itemsize)) == values.tobytes()
 
 
+# -- chunks still byte-shuffled (decode_shuffled) ------------------------------------------
+
+
+def planes_of(data: bytes, itemsize: int) -> bytes:
+    """What decode_shuffled must give: the shuffled bytes as stored."""
+    return shuffle(data, itemsize)
+
+
+@pytest.mark.parametrize(
+    "filters, encode",
+    [
+        ((f(SHUFFLE, 4), f(DEFLATE, 1)), lambda d: zlib.compress(d)),
+        ((f(SHUFFLE, 4), f(ZSTD, 3)), lambda d: bytes(numcodecs.Zstd(3).encode(d))),
+        (
+            (f(SHUFFLE, 4), f(DEFLATE, 1), f(FLETCHER32)),
+            lambda d: bytes(numcodecs.Fletcher32().encode(np.frombuffer(zlib.compress(d), np.uint8))),
+        ),
+        ((f(SHUFFLE, 4),), lambda d: d),
+    ],
+    ids=["shuffle-deflate", "shuffle-zstd", "shuffle-deflate-fletcher32", "shuffle-alone"],
+)
+def test_decode_shuffled_stops_before_the_shuffle(filters: tuple[Filter, ...], encode) -> None:
+    stored = encode(shuffle(DATA, 4))
+    chain = pipeline(*filters)
+    assert chain.shuffles_first
+    assert as_bytes(chain.decode_shuffled(stored)) == planes_of(DATA, 4)
+    assert as_bytes(chain.decode(stored)) == DATA  # the full decode is unchanged
+
+
+def test_decode_shuffled_of_consecutive_chunks_reuses_nothing_it_returned_unsafely() -> None:
+    """The result may be this thread's scratch buffer: a second decode replaces it, so
+    callers use it at once; the full decode still owns its bytes."""
+    chain = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1))
+    other = np.arange(1000, 2000, dtype="<u4").tobytes()
+    first = as_bytes(chain.decode_shuffled(zlib.compress(shuffle(DATA, 4))))
+    second = as_bytes(chain.decode_shuffled(zlib.compress(shuffle(other, 4))))
+    assert first == planes_of(DATA, 4) and second == planes_of(other, 4)
+
+
+def test_decode_shuffled_is_none_when_the_mask_skipped_the_shuffle() -> None:
+    chain = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1))
+    assert chain.decode_shuffled(zlib.compress(DATA), mask=0b01) is None
+
+
+def test_decode_shuffled_with_the_compressor_skipped_gives_the_stored_planes() -> None:
+    chain = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1))
+    assert as_bytes(chain.decode_shuffled(shuffle(DATA, 4), mask=0b10)) == planes_of(DATA, 4)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        (),
+        (f(DEFLATE, 1),),
+        (f(DEFLATE, 1), f(SHUFFLE, 4)),  # shuffled after compressing: not the elements' bytes
+        (f(SHUFFLE, 2), f(DEFLATE, 1)),  # shuffled by another element size
+    ],
+    ids=["none", "deflate", "shuffle-last", "other-element-size"],
+)
+def test_pipelines_that_do_not_shuffle_elements_first_give_no_planes(filters: tuple[Filter, ...]) -> None:
+    chain = pipeline(*filters)
+    assert not chain.shuffles_first
+    assert chain.decode_shuffled(DATA) is None
+
+
+def test_one_byte_elements_have_nothing_to_shuffle() -> None:
+    chain = FilterPipeline((f(SHUFFLE, 1), f(DEFLATE, 1)), 1, len(DATA))
+    assert not chain.shuffles_first
+
+
+def test_decode_shuffled_checks_the_size_and_the_budget() -> None:
+    chain = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1))
+    with pytest.raises(SourceReadError, match="instead of"):
+        chain.decode_shuffled(zlib.compress(DATA[:-4]))
+    small = FilterPipeline((f(SHUFFLE, 4), f(DEFLATE, 1)), 4, len(DATA), max_bytes=100)
+    with pytest.raises(SourceReadError, match="allowed per chunk"):
+        small.decode_shuffled(zlib.compress(DATA))
+
+
 def test_a_short_deflate_stream_under_a_shuffle_raises_not_reads_a_stale_buffer() -> None:
     """Inflated into this thread's reused buffer, a stream that ends early must not let
     the previous chunk's bytes fill the rest (a hostile file would read other files)."""
@@ -157,3 +236,5 @@ def test_a_short_deflate_stream_under_a_shuffle_raises_not_reads_a_stale_buffer(
     short = zlib.compress(shuffle(DATA, 4)[:-400])
     with pytest.raises(SourceReadError, match="instead of"):
         chain.decode(short)
+    with pytest.raises(SourceReadError, match="instead of"):
+        chain.decode_shuffled(short)
