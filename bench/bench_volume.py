@@ -7,8 +7,9 @@ this process, side by side in one run.
    (default 256 planes: 512 MiB of pixels) chunked 64 x 128 x 128 (2 MiB), gzip-1 + shuffle,
    smooth structure plus noise (compresses ~1.7x, like fluorescence, not like zeros).
 2. Exports it once with ``ome-zarr-gateway export`` (default settings: served chunks follow
-   the source, 64 x 128 x 128, zstd-1): the "converted copy", holding exactly the bytes the
-   gateway serves.
+   the source, 64 x 128 x 128, blosc-zstd-1 made from the shuffled chunks as stored): the
+   "converted copy", holding exactly the bytes the gateway serves (made again when the
+   defaults change what the gateway serves).
 3. Per round, each of these on a fresh process or pool (cold caches; the page cache is warm
    for all alike), in an order reversed every other round (A B C D E, E D C B A, ...):
    - ``gateway``: ``python -m gateway serve`` with default settings (3-D chunks);
@@ -16,9 +17,12 @@ this process, side by side in one run.
    - ``nginx``: Debian's nginx with the static server block of ``bench_hot.py`` (deploy/nginx's
      conventions: sendfile, tcp_nodelay, open_file_cache) serving the export;
    - ``in-process numcodecs``: h5py's ``read_direct_chunk`` + numcodecs zlib and shuffle +
-     the gateway's zstd-1 encoder, in a thread pool as large as the server's;
+     the gateway's encoder of the same codec, in a thread pool as large as the server's;
    - ``in-process libdeflate``: ``os.pread`` + libdeflate + imagecodecs' byte unshuffle (the
-     decoders the gateway uses) + the same encoder, same pool.
+     decoders the gateway uses) + the same encoder, same pool;
+   - ``in-process shuffled`` (where the codec is blosc-zstd): ``os.pread`` + libdeflate, then
+     the gateway's blosc-zstd frame of the byte planes as stored (no unshuffle, no shuffle).
+   ``--codec zstd`` or ``blosc-zstd`` runs only the gateway so set and its in-process limits.
    Over HTTP, ``zarr.json`` of level 0 and its first chunk are fetched untimed (the open),
    then ``--clients`` concurrent aiohttp clients (one connection each) fetch every other
    level-0 chunk once. The in-process runs do the same chunks.
@@ -41,6 +45,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,10 +70,12 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 
 from bench_hot import Server, run_and_report, start_gateway, start_nginx  # noqa: E402
 
+import adapters  # noqa: E402
 from adapters.hdf5.filters import unshuffle  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
 from gateway.levels.pyramid import downsample  # noqa: E402
-from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
+from gateway.ngff.codecs import Blosc, ChunkEncoding  # noqa: E402
+from gateway.ngff.layout import build_tree  # noqa: E402
 
 SHAPE_YX = (1024, 1024)
 CHUNK = (64, 128, 128)
@@ -76,8 +83,7 @@ CHUNK_BYTES = int(np.prod(CHUNK)) * 2
 DATASET = "volume"
 ROOT = "bench"
 HTTP_SERVERS = ("gateway", "gateway z=1", "nginx")
-IN_PROCESS = ("in-process numcodecs", "in-process libdeflate")
-ENTRIES = (*HTTP_SERVERS, *IN_PROCESS)
+IN_PROCESS = ("in-process numcodecs", "in-process libdeflate", "in-process shuffled")
 SAMPLE = 24  # chunks whose bytes are compared across servers
 
 
@@ -196,8 +202,12 @@ def ensure_bdv(directory: Path, planes: int, shape_yx: tuple[int, int] = SHAPE_Y
 def ensure_export(volume: Path, static_root: Path) -> Path:
     """``ome-zarr-gateway export`` of the volume with default settings, under the URL path
     the gateway serves it at (``/<root>/<file>/``), so one path asks both servers. A rerun
-    resumes or skips a complete export (the command's own behaviour)."""
+    resumes or skips a complete export (the command's own behaviour); an export whose
+    arrays' codecs are not what the gateway serves now (defaults changed) is made again."""
     dest = static_root / ROOT / volume.name
+    if (dest / "zarr.json").exists() and not _export_is_current(volume, dest):
+        print(f"{dest} holds other codecs than the gateway's defaults now: exporting again", flush=True)
+        shutil.rmtree(dest)
     if not (dest / "zarr.json").exists():
         print(f"exporting {volume.name} to {dest} ...", flush=True)
         started = time.perf_counter()
@@ -205,6 +215,23 @@ def ensure_export(volume: Path, static_root: Path) -> Path:
         subprocess.run(command, check=True, cwd=REPO, stdin=subprocess.DEVNULL)
         print(f"  exported in {time.perf_counter() - started:.0f} s", flush=True)
     return dest
+
+
+def _export_is_current(volume: Path, dest: Path) -> bool:
+    """Whether every array of the export declares the codecs the gateway's default
+    settings serve the volume's arrays with."""
+    source = adapters.open_source(volume)
+    try:
+        arrays = build_tree(source, Settings().chunks).arrays
+    finally:
+        source.close()
+    for path, node in arrays.items():
+        document = dest / path / "zarr.json"
+        if not document.exists() or json.loads(document.read_bytes())["codecs"] != node.encoding.to_json(
+            node.dtype
+        ):
+            return False
+    return True
 
 
 def chunk_keys(shape: list[int], chunk_shape: list[int], array: str = f"{DATASET}/0") -> list[str]:
@@ -383,6 +410,13 @@ class SourceChunks:
         plain = unshuffle(imagecodecs.deflate_decode(raw, out=CHUNK_BYTES), 2)
         return np.frombuffer(plain, dtype="<u2").reshape(CHUNK)
 
+    def shuffled(self, index: tuple[int, ...]) -> np.ndarray:
+        """``pread`` and libdeflate only: the chunk's byte planes as HDF5's shuffle stored
+        them (what the gateway compresses for blosc-zstd)."""
+        offset, size = self.where[index]
+        raw = os.pread(self.fd, size, offset)
+        return np.frombuffer(imagecodecs.deflate_decode(raw, out=CHUNK_BYTES), np.uint8).reshape(2, -1)
+
     def close(self) -> None:
         os.close(self.fd)
         self.file.close()
@@ -392,22 +426,50 @@ def key_index(key: str) -> tuple[int, ...]:
     return tuple(int(part) for part in key.rsplit("/c/", 1)[1].split("/"))
 
 
+def level0_encoding(volume: Path, codec: str) -> ChunkEncoding:
+    """How the gateway encodes level 0 of ``volume`` with ``[chunks] codec`` (``auto``
+    depends on the source: blosc-zstd for its shuffled chunks)."""
+    source = adapters.open_source(volume)
+    try:
+        tree = build_tree(source, Settings.from_mapping({"chunks": {"codec": codec}}).chunks)
+    finally:
+        source.close()
+    return tree.arrays[f"{DATASET}/0"].encoding
+
+
+def encoding_name(encoding: ChunkEncoding) -> str:
+    compressor = encoding.compressor
+    if isinstance(compressor, Blosc):
+        return f"blosc-{compressor.cname}-{compressor.level}" + (" one block" if compressor.one_block else "")
+    return "none" if compressor is None else f"{compressor.name}-{getattr(compressor, 'level', '')}"
+
+
+def in_process_chunk(
+    name: str, source: SourceChunks, encoding: ChunkEncoding
+) -> Callable[[tuple[int, ...]], bytes]:
+    """How entry ``name`` makes a served chunk: decode (numcodecs or libdeflate) + the
+    gateway's ``encoding``; or, "shuffled", inflate and compress the byte planes as they
+    are (the gateway's own path for blosc-zstd of shuffled chunks)."""
+    if name == IN_PROCESS[2]:
+        dtype = np.dtype("<u2")
+        return lambda index: encoding.encode_byte_planes(source.shuffled(index), dtype)
+    decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
+    return lambda index: encoding.encode(decode(index))
+
+
 def measure_in_process(
-    chunks: SourceChunks,
-    decode: Callable[[tuple[int, ...]], np.ndarray],
+    make: Callable[[tuple[int, ...]], bytes],
     keys: list[str],
     threads: int,
     run: Run,
     sample: set[str],
-    codec: str = "zstd",
 ) -> None:
-    """Decode + encode (``codec`` at level 1, the gateway's encoder) of the same chunks,
-    ``threads`` at a time (a fresh pool)."""
-    encoding = ChunkEncoding.from_settings(codec, 1)
+    """``make`` each chunk of ``keys`` (``in_process_chunk``), ``threads`` at a time (a
+    fresh pool)."""
 
     def one(key: str) -> tuple[str, bytes, float]:
         started = time.perf_counter()
-        body = encoding.encode(decode(key_index(key)))
+        body = make(key_index(key))
         return key, body, time.perf_counter() - started
 
     run.chunk_shape = list(CHUNK)
@@ -428,7 +490,7 @@ def measure_in_process(
 # --- the schedule -------------------------------------------------------------------------
 
 
-def schedule(rounds: int, entries: tuple[str, ...] = ENTRIES) -> Iterator[tuple[int, str]]:
+def schedule(rounds: int, entries: tuple[str, ...]) -> Iterator[tuple[int, str]]:
     """(round, entry): every entry each round, the order reversed every other round."""
     for round_ in range(rounds):
         yield from ((round_, name) for name in (entries if round_ % 2 == 0 else entries[::-1]))
@@ -457,14 +519,19 @@ def write_config(
 
 def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     volume = ensure_volume(workdir / "data", args.planes, source=args.source)
-    # the export (nginx's copy) holds zstd chunks: another codec is measured against its
-    # own in-process limit only
-    export = ensure_export(volume, workdir / "static") if args.codec == "zstd" else None
+    # the export (nginx's copy) holds what the default settings serve: another codec is
+    # measured against its own in-process limit only
+    default = args.codec == "auto"
+    export = ensure_export(volume, workdir / "static") if default else None
+    encoding = level0_encoding(volume, args.codec)
+    planes = encoding.takes_byte_planes(np.dtype("<u2"))
     # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1;
     # the event loop's thread is their limit, so also two worker processes
-    entries = ENTRIES if args.source == "gzip" else ("gateway", "gateway workers=2", "nginx")
-    if args.codec != "zstd":
-        entries = ("gateway", IN_PROCESS[1])
+    entries: tuple[str, ...] = ("gateway", "gateway workers=2", "nginx")
+    if args.source == "gzip":
+        entries = (*HTTP_SERVERS, *IN_PROCESS[: 3 if planes else 2])
+    if not default:
+        entries = ("gateway", *IN_PROCESS[1 : 3 if planes else 2])
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
@@ -472,10 +539,10 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     threads = Settings().server.threads
     configs = {
         "gateway": write_config(
-            workdir / f"gateway-{args.codec}.toml" if args.codec != "zstd" else workdir / "gateway.toml",
+            workdir / "gateway.toml" if default else workdir / f"gateway-{args.codec}.toml",
             volume.parent,
             None,
-            codec=None if args.codec == "zstd" else args.codec,
+            codec=None if default else args.codec,
         ),
         "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
         "gateway workers=2": write_config(workdir / "gateway-workers2.toml", volume.parent, None, workers=2),
@@ -488,8 +555,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for round_, name in schedule(args.rounds, entries):
             run = Run(round_, name)
             if name in IN_PROCESS:
-                decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
-                measure_in_process(source, decode, blocks, threads, run, sample, args.codec)
+                measure_in_process(in_process_chunk(name, source, encoding), blocks, threads, run, sample)
             else:
                 with contextlib.ExitStack() as stack:  # stopped whatever happens
                     if name == "nginx":
@@ -518,7 +584,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args.source
             ],
         },
-        "served_codec": args.codec,
+        "served_codec": f"{encoding_name(encoding)} ({args.codec})",
         "clients": args.clients,
         "client": HTTP_CLIENT["client"],
         "threads": threads,
@@ -565,7 +631,7 @@ def medians(mine: list[Run]) -> dict[str, Any]:
     }
 
 
-def summarize(runs: list[Run], entries: tuple[str, ...] = ENTRIES) -> list[dict[str, Any]]:
+def summarize(runs: list[Run], entries: tuple[str, ...]) -> list[dict[str, Any]]:
     """Per entry: medians over rounds; ratios are medians of per-round ratios of Mvoxel/s."""
     rate = {(r.round, r.server): r.mvoxel_s for r in runs}
     rounds = sorted({r.round for r in runs})
@@ -632,10 +698,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--codec",
-        default="zstd",
-        choices=("zstd", "blosc-zstd"),
-        help="[chunks] codec of the gateway and the in-process encoder (zstd: default; "
-        "blosc-zstd: then only the gateway and its in-process limit run)",
+        default="auto",
+        choices=("auto", "zstd", "blosc-zstd"),
+        help="[chunks] codec of the gateway; the in-process encoder makes the same chunks (auto: "
+        "the default; another: then only the gateway and its in-process limits run)",
     )
     parser.add_argument(
         "--client",

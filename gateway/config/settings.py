@@ -34,6 +34,7 @@ from gateway.config.sizes import ByteSize
 
 #: Valid compression levels per codec (zstd's negative levels are its fast modes).
 CODEC_LEVELS = {
+    "auto": range(1, 10),  # a level both zstd and blosc-zstd take
     "zstd": range(-7, 23),
     "blosc": range(10),
     "blosc-zstd": range(10),
@@ -113,9 +114,12 @@ class ChunkRule(Section):
 
 
 class ChunkSettings(Section):
-    """How served chunks are shaped and encoded. ``zstd`` level 1 by default: chunks are
-    encoded while a viewer waits, and it encodes 4-7x faster than gzip -1 for ~20% larger
-    uint16 chunks; every client we target decodes it (bench/bench_codecs.py).
+    """How served chunks are shaped and encoded. ``auto`` level 1 by default: zstd-1, which
+    encodes 4-7x faster than gzip -1 for ~20% larger uint16 chunks, since chunks are encoded
+    while a viewer waits; but blosc-zstd where the stored chunks are byte-shuffled (HDF5's
+    shuffle filter): made from the stored bytes still shuffled, it costs no more CPU than
+    zstd-1 there and is 20-30% smaller (bench/README.md). Every client we target decodes
+    both (bench/bench_codecs.py, tests/viewers).
 
     ``z`` unset follows the source: a source chunked in z (HDF5, BigDataViewer, Imaris, TIFF
     tiles with depth) is served in chunks of its own depth, a plane-per-page stack one plane
@@ -125,7 +129,7 @@ class ChunkSettings(Section):
     4 MiB 47-65 Mvoxel/s; one plane per chunk 9-21), and it is the 64x128x128 uint16 chunk of
     the converted copies viewers are compared with (issue 11). A set ``z`` is taken as given."""
 
-    codec: Literal["zstd", "blosc", "blosc-zstd", "gzip", "none"] = "zstd"
+    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "gzip", "none"] = "auto"
     level: int = 1
     yx: int = Field(default=512, ge=1)
     z: int | None = Field(default=None, ge=1)  # None: the source's chunk depth (1: one plane)

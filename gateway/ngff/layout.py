@@ -220,8 +220,8 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
         encoding = ChunkEncoding.for_raw_chunks(raw, settings.level)
         chunk_shape = raw.chunk_shape
     else:
-        encoding = ChunkEncoding.from_settings(settings.codec, settings.level)
         chunk_shape = choose_chunk_shape(axis_names, level, settings)
+        encoding = served_encoding(level, chunk_shape, settings)
     grid = chunk_grid(level.shape, chunk_shape)
     return ArrayNode(
         path=path,
@@ -235,6 +235,19 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
         and encoding.takes_byte_planes(level.dtype),
         shard_shape=shard_shape(axis_names, chunk_shape, grid, settings.shard),
     )
+
+
+def served_encoding(level: Level, chunk_shape: tuple[int, ...], settings: ChunkSettings) -> ChunkEncoding:
+    """The encoding of a level served in chunks of ``chunk_shape`` (not passed through):
+    ``settings.codec``; ``auto`` is blosc-zstd where the level gives those chunks still
+    byte-shuffled (then it costs no more CPU than zstd-1, and is 20-30% smaller), zstd
+    elsewhere (where blosc-zstd would shuffle: 5-20% more CPU)."""
+    if settings.codec != "auto":
+        return ChunkEncoding.from_settings(settings.codec, settings.level)
+    blosc = ChunkEncoding.from_settings("blosc-zstd", settings.level)
+    if _gives_shuffled(level, chunk_shape) and blosc.takes_byte_planes(level.dtype):
+        return blosc
+    return ChunkEncoding.from_settings("zstd", settings.level)
 
 
 def _gives_shuffled(level: Level, chunk_shape: tuple[int, ...]) -> bool:

@@ -230,3 +230,31 @@ def test_an_imaris_file_with_shuffled_blocks_is_served_from_them(
         store.close()
     assert served.tobytes() == data.reshape(served.shape).tobytes()
     assert reads.regions == []
+
+
+@pytest.mark.parametrize(
+    ("name", "level0", "level1"),
+    [
+        ("u16-gzip", "blosc", "zstd"),  # shuffled stored chunks; the computed level is not
+        ("be-f32-gzip", "blosc", "zstd"),
+        ("u16-gzip-noshuffle", "zstd", "zstd"),  # nothing shuffled to take as it is
+        ("u8-gzip", "zstd", "zstd"),  # one byte per element: nothing to shuffle
+    ],
+)
+def test_the_default_codec_is_blosc_zstd_only_where_chunks_are_stored_shuffled(
+    name: str, level0: str, level1: str, root: Path
+) -> None:
+    settings = {"roots": {ROOT: str(root)}, "chunks": {"min_yx": 64}}  # codec: the default
+    with serve(Settings.from_mapping(settings)) as url:
+        group = zarr.open_group(f"{url}/{ROOT}/{name}.h5/data", mode="r")
+        names = [[c.to_dict()["name"] for c in group[p].metadata.codecs][-1] for p in ("0", "1")]
+        assert names == [level0, level1]
+        if level0 == "blosc":
+            configuration = group["0"].metadata.codecs[-1].to_dict()["configuration"]
+            assert (configuration["cname"], configuration["clevel"], configuration["shuffle"]) == (
+                "zstd",
+                1,
+                "shuffle",
+            )
+        served = group["0"][...]
+    assert served.tobytes() == h5_data(root / f"{name}.h5").tobytes()

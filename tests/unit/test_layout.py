@@ -207,3 +207,37 @@ def test_find_array_splits_the_chunk_key():
 @pytest.mark.parametrize("key", ["2/c/0/0", "zarr.json", "1/0/0", "c/0/0"])
 def test_find_array_of_a_non_chunk_key_is_none(key):
     assert build_tree(source(image()), SETTINGS).find_array(key) is None
+
+
+@dataclass(frozen=True)
+class FakeShuffledLevel(FakeLevel):
+    shuffled_chunk_shape: tuple[int, ...] | None = None
+
+
+def volume_source(level):
+    axes = (Axis("z", "micrometer"), Axis("y", "micrometer"), Axis("x", "micrometer"))
+    return source(Image(name="v", axes=axes, levels=(level,), scale=(1.0, 1.0, 1.0)))
+
+
+@pytest.mark.parametrize(
+    ("settings", "dtype", "expected"),
+    [
+        (ChunkSettings(), UINT16, "blosc"),  # auto, served chunks = the shuffled stored chunks
+        (ChunkSettings(z=16), UINT16, "zstd"),  # other served chunks: each would need a shuffle
+        (ChunkSettings(), np.dtype("uint8"), "zstd"),  # bytes: blosc would bit-shuffle
+        (ChunkSettings(codec="zstd"), UINT16, "zstd"),  # as set
+        (ChunkSettings(codec="gzip"), UINT16, "gzip"),
+    ],
+)
+def test_auto_serves_blosc_zstd_only_from_shuffled_stored_chunks(settings, dtype, expected):
+    level = FakeShuffledLevel((256, 1024, 1024), (64, 128, 128), dtype, shuffled_chunk_shape=(64, 128, 128))
+    node = build_tree(volume_source(level), settings).arrays["0"]
+    assert node.encoding.to_json(dtype)[-1]["name"] == expected
+    assert node.shuffled == (expected == "blosc")
+
+
+def test_auto_is_zstd_for_levels_without_shuffled_chunks():
+    level = FakeLevel((256, 1024, 1024), (64, 128, 128))
+    nodes = build_tree(volume_source(level), ChunkSettings()).arrays.values()
+    assert {n.encoding.to_json(UINT16)[-1]["name"] for n in nodes} == {"zstd"}
+    assert not any(n.shuffled for n in nodes)

@@ -57,7 +57,11 @@ def test_example_config_roots(example):
 
 
 def test_example_config_codec(example):
-    assert (example.chunks.codec, example.chunks.level) == ("zstd", 1)
+    assert (example.chunks.codec, example.chunks.level) == ("auto", 1)
+
+
+def test_the_default_codec_is_auto_at_level_1():
+    assert (ChunkSettings().codec, ChunkSettings().level) == ("auto", 1)
 
 
 def test_example_config_sizes_are_bytes(example):
@@ -186,7 +190,10 @@ def test_float_for_an_integer_setting_is_rejected():
         Settings.from_mapping({"chunks": {"yx": 512.9}})
 
 
-@pytest.mark.parametrize(("codec", "level"), [("gzip", 22), ("gzip", 10), ("blosc", 10), ("blosc", -1)])
+@pytest.mark.parametrize(
+    ("codec", "level"),
+    [("gzip", 22), ("gzip", 10), ("blosc", 10), ("blosc", -1), ("auto", 0), ("auto", 10), ("auto", -1)],
+)
 def test_level_out_of_the_codec_range_is_rejected(codec, level):
     with pytest.raises(SettingsError):
         ChunkSettings(codec=codec, level=level)
