@@ -40,9 +40,12 @@ def planes_all_fill(planes: np.ndarray, fill_value: float, dtype: np.dtype[Any])
     """``is_all_fill`` of a chunk given as its little-endian byte planes (uint8,
     (itemsize, elements)): every plane holds only its byte of the fill value."""
     fill = np.array([fill_value], dtype=dtype.newbyteorder("<")).view(np.uint8).reshape(-1, 1)
-    if planes.shape[1] > FILL_SAMPLE_MIN and not (planes[:, ::FILL_SAMPLE_STEP] == fill).all():
-        return False
-    return bool((planes == fill).all())
+    zero = not fill.any()
+    if planes.shape[1] > FILL_SAMPLE_MIN:  # as many elements as a 3-D chunk's sample
+        sample = planes[:, :: FILL_SAMPLE_STEP**3]
+        if sample.any() if zero else not (sample == fill).all():
+            return False
+    return not planes.any() if zero else bool((planes == fill).all())
 
 
 #: Chunks above this many elements are sampled first, every this-many-th along each axis.

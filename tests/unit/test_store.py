@@ -9,7 +9,7 @@ from gateway.ngff.codecs import ChunkEncoding
 from gateway.ngff.keys import chunk_grid
 from gateway.ngff.layout import ArrayNode
 from gateway.store.entity import media_type_for
-from gateway.store.render import is_all_fill, render_chunk
+from gateway.store.render import is_all_fill, planes_all_fill, render_chunk
 from tests.levels import ArrayLevel
 
 
@@ -78,3 +78,30 @@ def test_is_all_fill(data, fill, expected):
 )
 def test_media_type(key, media_type):
     assert media_type_for(key) == media_type
+
+
+def _planes(data: np.ndarray) -> np.ndarray:
+    little = np.ascontiguousarray(data.astype(data.dtype.newbyteorder("<")))
+    return little.view(np.uint8).reshape(-1, data.dtype.itemsize).T
+
+
+@pytest.mark.parametrize("size", [10, 200_000])  # below and above the sampled size
+@pytest.mark.parametrize(
+    ("dtype", "fill", "other"),
+    [
+        ("uint16", 0, 1),
+        ("int16", -7, 7),
+        ("uint32", 0, 1 << 24),  # differs only in the last byte plane
+        ("float32", float("nan"), 1.0),
+        ("float32", 0.0, -0.0),  # -0.0 is not the fill 0.0: other bits
+        (">f8", 2.5, -2.5),
+        ("int64", -1, -2),
+    ],
+)
+def test_planes_all_fill_agrees_with_is_all_fill(size, dtype, fill, other):
+    """Byte planes of a chunk are all fill exactly when the chunk is; one element off, at a
+    position the sample skips, is found."""
+    data = np.full(size, fill, dtype=dtype)
+    assert planes_all_fill(_planes(data), fill, data.dtype) is is_all_fill(data, fill) is True
+    data[size - 2] = other  # not on the sample's stride
+    assert planes_all_fill(_planes(data), fill, data.dtype) is is_all_fill(data, fill) is False
