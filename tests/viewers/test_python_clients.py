@@ -111,3 +111,12 @@ def test_the_sharded_gateway_serves_edge_shards_and_partial_inner_chunks(sharded
         overhanging += any(g % k for g, k in zip(inner_grid, per_shard, strict=True))
         partial += any(n % c for n, c in zip(array.shape, array.chunks, strict=True))
     assert several_in_z >= 3 and overhanging >= 3 and partial >= 3, (several_in_z, overhanging, partial)
+
+
+def test_the_volume_is_served_as_blosc_zstd_made_from_its_shuffled_chunks(gateway, datasets):
+    """What the clients above read from the default gateway: level 0 of the shuffle + gzip
+    volume as blosc-zstd (its chunks taken still shuffled), the computed levels as zstd."""
+    group = zarr.open_group(f"{gateway}/{_expected(datasets, 'volume').path}/volume", mode="r")
+    codecs = [group[str(level)].metadata.codecs[-1].to_dict() for level in range(3)]
+    assert [c["name"] for c in codecs] == ["blosc", "zstd", "zstd"]
+    assert codecs[0]["configuration"]["cname"] == "zstd"
