@@ -284,7 +284,9 @@ def test_blosc_zstd_frame_from_byte_planes_matches_every_case_of_c_blosc(data):
     encoding = ChunkEncoding.from_settings("blosc-zstd", 1)
     frame = encoding.encode_byte_planes(byte_planes(data), data.dtype)
     assert frame == encoding.encode(data)
-    assert np.array_equal(np.frombuffer(numcodecs.Blosc().decode(frame), data.dtype).reshape(data.shape), data)
+    assert np.array_equal(
+        np.frombuffer(numcodecs.Blosc().decode(frame), data.dtype).reshape(data.shape), data
+    )
 
 
 @pytest.mark.parametrize(
