@@ -98,11 +98,13 @@ class RawChunkFormat:
 
     Each chunk holds exactly ``chunk_shape`` elements (edge chunks full size) in C order
     of the level's axes, as ``endian`` bytes, compressed by ``compressor`` (``"zstd"``,
-    ``"blosc"``) or not at all (None). The gateway then serves them untouched.
+    ``"blosc"``) or not at all (None). The gateway then serves them untouched. ``"zlib"``
+    (RFC 1950 streams: HDF5's deflate filter) is no zarr codec, but a gzip member differs
+    from it only in its header and trailer: a gateway serving gzip rewraps them.
     """
 
     chunk_shape: tuple[int, ...]
-    compressor: Literal["zstd", "blosc"] | None
+    compressor: Literal["zstd", "blosc", "zlib"] | None
     endian: Literal["little", "big"]
     level: int | None = None  # compression level, where the source records it
     blosc_cname: str | None = None

@@ -83,7 +83,7 @@ CHUNK_BYTES = int(np.prod(CHUNK)) * 2
 DATASET = "volume"
 ROOT = "bench"
 HTTP_SERVERS = ("gateway", "gateway z=1", "nginx")
-IN_PROCESS = ("in-process numcodecs", "in-process libdeflate", "in-process shuffled")
+IN_PROCESS = ("in-process numcodecs", "in-process libdeflate", "in-process shuffled", "in-process rewrapped")
 SAMPLE = 24  # chunks whose bytes are compared across servers
 
 
@@ -106,12 +106,16 @@ def _slabs(planes: int, shape_yx: tuple[int, int]) -> Iterator[tuple[int, np.nda
 
 #: How the volume's chunks are stored: gzip is transcoded by the gateway; zstd and blosc
 #: chunks are valid zarr chunks as stored, passed through.
-SOURCES = ("gzip", "zstd", "blosc")
+SOURCES = ("gzip", "deflate", "zstd", "blosc")
+#: sources whose chunks are decoded (the others are passed through as stored)
+DEFLATED = ("gzip", "deflate")
 
 
 def _filters(source: str) -> dict[str, Any]:
     if source == "gzip":
         return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    if source == "deflate":  # as BigDataViewer's and pybdv's writers store chunks: no shuffle
+        return {"compression": "gzip", "compression_opts": 1}
     import hdf5plugin  # the test extras have it; only these two sources need it
 
     if source == "zstd":
@@ -400,15 +404,24 @@ class SourceChunks:
         """h5py reads the stored bytes (under its lock), numcodecs undoes zlib and shuffle."""
         offset = tuple(i * c for i, c in zip(index, CHUNK, strict=True))
         _, raw = self.dataset.id.read_direct_chunk(offset)
-        plain = self.shuffle.decode(self.zlib.decode(raw))
+        plain = self.zlib.decode(raw)
+        if self.dataset.shuffle:
+            plain = self.shuffle.decode(plain)
         return np.frombuffer(plain, dtype="<u2").reshape(CHUNK)
 
     def libdeflate(self, index: tuple[int, ...]) -> np.ndarray:
         """``pread`` of the stored bytes, libdeflate and imagecodecs' unshuffle (GIL-free)."""
         offset, size = self.where[index]
         raw = os.pread(self.fd, size, offset)
-        plain = unshuffle(imagecodecs.deflate_decode(raw, out=CHUNK_BYTES), 2)
+        plain = imagecodecs.deflate_decode(raw, out=CHUNK_BYTES)
+        if self.dataset.shuffle:
+            plain = unshuffle(plain, 2)
         return np.frombuffer(plain, dtype="<u2").reshape(CHUNK)
+
+    def stored(self, index: tuple[int, ...]) -> bytes:
+        """``pread`` of the stored bytes only."""
+        offset, size = self.where[index]
+        return os.pread(self.fd, size, offset)
 
     def shuffled(self, index: tuple[int, ...]) -> np.ndarray:
         """``pread`` and libdeflate only: the chunk's byte planes as HDF5's shuffle stored
@@ -453,6 +466,8 @@ def in_process_chunk(
     if name == IN_PROCESS[2]:
         dtype = np.dtype("<u2")
         return lambda index: encoding.encode_byte_planes(source.shuffled(index), dtype)
+    if name == IN_PROCESS[3]:
+        return lambda index: encoding.from_stored(source.stored(index), CHUNK_BYTES) or b""
     decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
     return lambda index: encoding.encode(decode(index))
 
@@ -524,14 +539,21 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     default = args.codec == "auto"
     export = ensure_export(volume, workdir / "static") if default else None
     encoding = level0_encoding(volume, args.codec)
-    planes = encoding.takes_byte_planes(np.dtype("<u2"))
+    # in-process: decode + encode, and the gateway's shortcut to the same bytes if it has one
+    # (a rewrapped gzip member is not what encoding afresh makes: then only the shortcut)
+    if encoding.rewraps_zlib:
+        in_process: tuple[str, ...] = (IN_PROCESS[3],)
+    elif encoding.takes_byte_planes(np.dtype("<u2")) and args.source == "gzip":
+        in_process = IN_PROCESS[:3]
+    else:
+        in_process = IN_PROCESS[:2]
     # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1;
     # the event loop's thread is their limit, so also two worker processes
     entries: tuple[str, ...] = ("gateway", "gateway workers=2", "nginx")
-    if args.source == "gzip":
-        entries = (*HTTP_SERVERS, *IN_PROCESS[: 3 if planes else 2])
+    if args.source in DEFLATED:
+        entries = (*HTTP_SERVERS, *in_process)
     if not default:
-        entries = ("gateway", *IN_PROCESS[1 : 3 if planes else 2])
+        entries = ("gateway", *[name for name in in_process if name != IN_PROCESS[0]])
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
@@ -580,9 +602,12 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "shape": [args.planes, *SHAPE_YX],
             "chunks": list(CHUNK),
             "file_bytes": volume.stat().st_size,
-            "compression": {"gzip": "gzip-1 + shuffle", "zstd": "zstd-1", "blosc": "blosc lz4-5 shuffle"}[
-                args.source
-            ],
+            "compression": {
+                "gzip": "gzip-1 + shuffle",
+                "deflate": "gzip-1",
+                "zstd": "zstd-1",
+                "blosc": "blosc lz4-5 shuffle",
+            }[args.source],
         },
         "served_codec": f"{encoding_name(encoding)} ({args.codec})",
         "clients": args.clients,
@@ -693,13 +718,14 @@ def main() -> int:
         "--source",
         choices=SOURCES,
         default="gzip",
-        help="how the volume is stored: gzip (transcoded, default) or zstd / blosc (passed through; "
-        "then the gateway with one and two worker processes, and nginx)",
+        help="how the volume is stored: gzip (+ shuffle, transcoded, default), deflate (gzip without "
+        "shuffle, as BigDataViewer writes) or zstd / blosc (passed through; then the gateway with one "
+        "and two worker processes, and nginx)",
     )
     parser.add_argument(
         "--codec",
         default="auto",
-        choices=("auto", "zstd", "blosc-zstd"),
+        choices=("auto", "zstd", "blosc-zstd", "gzip"),
         help="[chunks] codec of the gateway; the in-process encoder makes the same chunks (auto: "
         "the default; another: then only the gateway and its in-process limits run)",
     )

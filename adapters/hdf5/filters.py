@@ -61,7 +61,7 @@ class Filter:
 class Compression:
     """A pipeline that is exactly one zarr-compatible compressor (for pass-through)."""
 
-    compressor: Literal["zstd", "blosc"]
+    compressor: Literal["zstd", "blosc", "zlib"]
     level: int | None
     blosc_cname: str | None = None
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
@@ -308,10 +308,13 @@ class FilterPipeline:
     @property
     def compression(self) -> Compression | None:
         """The zarr codec that decodes every (unmasked) chunk as stored, if there is one:
-        a single zstd or blosc filter."""
+        a single zstd or blosc filter; or a single deflate filter, whose zlib streams a
+        gzip codec serves rewrapped."""
         if len(self.filters) != 1:
             return None
         only = self.filters[0]
+        if only.id == DEFLATE:
+            return Compression("zlib", only.values[0] if only.values else None)
         if only.id == ZSTD:
             return Compression("zstd", only.values[0] if only.values else None)
         if only.id == BLOSC:

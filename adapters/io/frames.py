@@ -130,6 +130,22 @@ def lz4h5_total(data: bytes | bytearray | memoryview) -> int:
     return int.from_bytes(view[:8], "big")
 
 
+def zlib_header_problem(data: bytes | bytearray | memoryview) -> str | None:
+    """Why ``data`` does not start like a plain RFC 1950 zlib stream (deflate, a window of
+    at most 32 KiB, a valid check, no preset dictionary); None when it does."""
+    view = memoryview(data)
+    if len(view) < 6:
+        return f"zlib data of {len(view)} bytes is shorter than its header and checksum"
+    cmf, flg = view[0], view[1]
+    if cmf & 0x0F != 8 or cmf >> 4 > 7:
+        return f"zlib header {cmf:#04x} is not deflate with a 32 KiB window"
+    if (cmf << 8 | flg) % 31:
+        return "zlib header check fails"
+    if flg & 0x20:
+        return "zlib stream needs a preset dictionary"
+    return None
+
+
 def passthrough_problem(compressor: str | None, data: bytes, nbytes: int) -> str | None:
     """Why the stored bytes ``data`` must not be sent as a zarr chunk of ``nbytes``
     decoded bytes compressed by ``compressor`` (None: uncompressed); None when they can.
@@ -139,6 +155,8 @@ def passthrough_problem(compressor: str | None, data: bytes, nbytes: int) -> str
     """
     if compressor is None:
         return None if len(data) == nbytes else f"{len(data)} stored bytes, not {nbytes}"
+    if compressor == "zlib":  # no declared size: the gzip codec checks it when rewrapping
+        return zlib_header_problem(data)
     try:
         if compressor == "zstd":
             frame = zstd_frame(data)

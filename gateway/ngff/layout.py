@@ -81,6 +81,11 @@ class ArrayNode:
     def fill_value(self) -> int | float:
         return self.level.fill_value
 
+    @property
+    def chunk_nbytes(self) -> int:
+        """Decoded bytes of one chunk (edge chunks are full size)."""
+        return math.prod(self.chunk_shape) * self.level.dtype.itemsize
+
 
 @dataclass(frozen=True, slots=True)
 class DatasetTree:
@@ -207,6 +212,8 @@ def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | 
     raw = level.raw_chunk_format
     if raw is None or len(raw.chunk_shape) != len(level.shape):
         return None
+    if raw.compressor == "zlib" and settings.codec != "gzip":
+        return None  # zlib streams are served as gzip members only where gzip is asked for
     if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
         return None
     if not _is_servable_raw_chunk(raw.chunk_shape, settings):

@@ -82,9 +82,10 @@ def render_chunk(
     started = time.perf_counter()
     if node.passthrough:  # the layout only sets it for a PassThroughLevel
         raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
-        if raw is not None:
+        served = None if raw is None else node.encoding.from_stored(raw, node.chunk_nbytes)
+        if served is not None:
             timing.since("read", started)
-            return raw
+            return served
     if node.shuffled:
         planes = node.level.read_shuffled_chunk(coords)
         if planes is not None:

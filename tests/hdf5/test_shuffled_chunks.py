@@ -28,6 +28,7 @@ import zarr
 from adapters.io.chunked import StoredArray
 from gateway.config.settings import Settings
 from gateway.store.inprocess import open_store
+from tests.hdf5.served import assert_zarr_reads_exactly, read_data
 from tests.hdf5.writers import ImarisSpec, pixels, smooth, write_imaris
 from tests.server import serve
 
@@ -95,12 +96,6 @@ def base_url(root: Path) -> Iterator[str]:
         yield url
 
 
-def h5_data(path: Path) -> np.ndarray:
-    with h5py.File(path, "r") as f:
-        data = np.asarray(f["data"][()])
-    return data.astype(data.dtype.newbyteorder("="))
-
-
 def one_block_blosc_zstd(chunk: np.ndarray) -> bytes:
     """What c-blosc makes of a chunk: zstd 1 over the byte-shuffled chunk as one block."""
     little = np.ascontiguousarray(chunk.astype(chunk.dtype.newbyteorder("<")))
@@ -113,16 +108,12 @@ ALL = sorted({*FILES, *UNSHUFFLED, "sparse", "masked"})
 
 @pytest.mark.parametrize("name", ALL)
 def test_zarr_python_reads_h5pys_values_exactly(name: str, root: Path, base_url: str) -> None:
-    array = zarr.open_array(f"{base_url}/{ROOT}/{name}.h5/data/0", mode="r")
-    assert [c.to_dict()["name"] for c in array.metadata.codecs] == ["bytes", "blosc"]
-    assert array.chunks == CHUNKS
-    served, want = array[...], h5_data(root / f"{name}.h5")
-    assert served.dtype == want.dtype and served.tobytes() == want.tobytes()
+    assert_zarr_reads_exactly(f"{base_url}/{ROOT}/{name}.h5/data/0", root / f"{name}.h5", "blosc", CHUNKS)
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_interior_chunks_are_what_c_blosc_makes_of_them(name: str, root: Path, base_url: str) -> None:
-    want = h5_data(root / f"{name}.h5")
+    want = read_data(root / f"{name}.h5")
     url = f"{base_url}/{ROOT}/{name}.h5/data/0"
     with httpx.Client() as client:
         for coords in [(0, 0, 0), (0, 1, 1), (1, 0, 1)]:  # chunks wholly inside the array
@@ -170,7 +161,7 @@ def read_level0(path: Path, codec: str = "blosc-zstd") -> np.ndarray:
 def test_shuffled_chunks_are_never_unshuffled(name: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = CountingReads(monkeypatch)
     served = read_level0(root / f"{name}.h5")
-    assert served.tobytes() == h5_data(root / f"{name}.h5").tobytes()
+    assert served.tobytes() == read_data(root / f"{name}.h5").tobytes()
     assert reads.regions == []
 
 
@@ -179,7 +170,7 @@ def test_a_chunk_whose_shuffle_was_skipped_is_decoded_whole(
 ) -> None:
     reads = CountingReads(monkeypatch)
     served = read_level0(root / "masked.h5")
-    assert served.tobytes() == h5_data(root / "masked.h5").tobytes()
+    assert served.tobytes() == read_data(root / "masked.h5").tobytes()
     assert reads.regions == [(slice(8, 16), slice(64, 128), slice(0, 64))]
 
 
@@ -191,7 +182,7 @@ def test_other_codecs_and_unshuffled_files_decode_whole_chunks(
 ) -> None:
     reads = CountingReads(monkeypatch)
     served = read_level0(root / f"{name}.h5", codec)
-    assert served.tobytes() == h5_data(root / f"{name}.h5").tobytes()
+    assert served.tobytes() == read_data(root / f"{name}.h5").tobytes()
     assert len(reads.regions) == 3 * 3 * 3  # every chunk of the 3 x 3 x 3 grid
 
 
@@ -257,4 +248,4 @@ def test_the_default_codec_is_blosc_zstd_only_where_chunks_are_stored_shuffled(
                 "shuffle",
             )
         served = group["0"][...]
-    assert served.tobytes() == h5_data(root / f"{name}.h5").tobytes()
+    assert served.tobytes() == read_data(root / f"{name}.h5").tobytes()

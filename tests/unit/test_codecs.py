@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import numcodecs
 import numpy as np
@@ -33,8 +34,9 @@ def sample(dtype, shape=(3, 17, 20)) -> np.ndarray:
     return data.astype(dtype)
 
 
-def read_with_zarr(encoding: ChunkEncoding, data: np.ndarray) -> np.ndarray:
-    """Store metadata + one encoded chunk in memory and read them with zarr-python."""
+def read_with_zarr(encoding: ChunkEncoding, data: np.ndarray, chunk: bytes | None = None) -> np.ndarray:
+    """Store metadata + one chunk (``chunk``, else ``data`` encoded) in memory and read
+    them with zarr-python."""
     document = array_document(
         shape=data.shape,
         dtype=data.dtype,
@@ -47,7 +49,9 @@ def read_with_zarr(encoding: ChunkEncoding, data: np.ndarray) -> np.ndarray:
     store = zarr.storage.MemoryStore(
         {
             "zarr.json": buffer.from_bytes(dumps(document)),
-            "c/" + "/".join("0" * data.ndim): buffer.from_bytes(encoding.encode(data)),
+            "c/" + "/".join("0" * data.ndim): buffer.from_bytes(
+                encoding.encode(data) if chunk is None else chunk
+            ),
         }
     )
     return zarr.open_array(store=store, mode="r")[...]
@@ -308,3 +312,52 @@ def test_big_endian_encodings_take_no_byte_planes():
     one_block = Blosc(level=1, cname="zstd", one_block=True)
     assert ChunkEncoding(one_block).takes_byte_planes(np.dtype("uint16"))
     assert not ChunkEncoding(one_block, "big").takes_byte_planes(np.dtype("uint16"))
+
+
+# -- zlib streams (HDF5's deflate chunks) served as gzip members ---------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32", "int64"])
+@pytest.mark.parametrize("level", [1, 4, 9])
+def test_a_zlib_stream_becomes_the_gzip_member_of_the_same_deflate_data(dtype, level):
+    data = smooth_sample(dtype)
+    stream = zlib.compress(data.tobytes(), level)
+    member = Gzip.from_zlib(stream, data.nbytes)
+    assert member is not None
+    assert member[10:-8] == stream[2:-4]  # the deflate data as stored: nothing compressed again
+    assert gzip.decompress(member) == data.tobytes()  # header, CRC-32 and size checked
+    decoded = numcodecs.GZip().decode(member)
+    assert np.array_equal(np.frombuffer(decoded, data.dtype).reshape(data.shape), data)
+
+
+def test_a_rewrapped_chunk_reads_in_zarr_python_through_the_raw_encoding():
+    data = smooth_sample("uint16")
+    raw = RawChunkFormat(data.shape, "zlib", "little", level=3)
+    encoding = ChunkEncoding.for_raw_chunks(raw, 1)
+    assert encoding.rewraps_zlib and encoding.to_json(data.dtype)[-1] == {
+        "name": "gzip",
+        "configuration": {"level": 3},
+    }
+    served = encoding.from_stored(zlib.compress(data.tobytes(), 3), data.nbytes)
+    assert served is not None
+    assert np.array_equal(read_with_zarr(encoding, data, served), data)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        zlib.compress(bytes(1000))[:-4] + b"\x00\x00\x00\x00",  # its checksum wrong
+        zlib.compress(bytes(1000)) + b"\x00" * 4,  # data after the stream
+        zlib.compress(bytes(999)),  # one byte short
+        zlib.compress(bytes(1001)),  # one byte long
+        b"\x78\x9c" + b"\xff" * 20,  # not deflate data
+    ],
+    ids=["checksum", "trailing", "short", "long", "garbage"],
+)
+def test_streams_that_are_not_exactly_the_chunk_are_not_rewrapped(stream):
+    assert Gzip.from_zlib(stream, 1000) is None
+
+
+def test_rewrapping_is_part_of_the_identity():
+    raw = RawChunkFormat((4, 4), "zlib", "little", level=1)
+    assert ChunkEncoding.for_raw_chunks(raw, 1).identity != ChunkEncoding.from_settings("gzip", 1).identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import imagecodecs
 import numcodecs
@@ -14,6 +15,7 @@ from adapters.io.frames import (
     blosc_header,
     lz4h5_total,
     passthrough_problem,
+    zlib_header_problem,
     zstd_content_size,
     zstd_frame,
 )
@@ -142,3 +144,24 @@ def test_lz4_total_is_read_from_the_header() -> None:
 def test_uncompressed_chunks_must_have_the_exact_size() -> None:
     assert passthrough_problem(None, bytes(100), 100) is None
     assert passthrough_problem(None, bytes(99), 100) == "99 stored bytes, not 100"
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_zlib_streams_of_zlib_pass_the_header_check(level: int) -> None:
+    stream = zlib.compress(b"abc" * 1000, level)
+    assert zlib_header_problem(stream) is None
+    assert passthrough_problem("zlib", stream, 3000) is None
+
+
+@pytest.mark.parametrize(
+    ("stream", "problem"),
+    [
+        (b"\x78\x9c\x03", "shorter"),
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00", "not deflate"),  # a gzip member
+        (b"\x88\x9c" + bytes(8), "not deflate"),  # a 64 KiB window
+        (b"\x78\x9d" + bytes(8), "check fails"),
+        (b"\x78\xbb" + bytes(8), "preset dictionary"),  # FDICT set, check valid
+    ],
+)
+def test_other_streams_are_refused(stream: bytes, problem: str) -> None:
+    assert problem in (zlib_header_problem(stream) or "")

@@ -101,8 +101,13 @@ def test_single_zstd_filter_is_a_zarr_codec() -> None:
     assert compression is not None and (compression.compressor, compression.level) == ("zstd", 9)
 
 
+def test_single_deflate_filter_is_a_zlib_stream_to_rewrap() -> None:
+    compression = pipeline(f(DEFLATE, 4)).compression
+    assert compression is not None and (compression.compressor, compression.level) == ("zlib", 4)
+
+
 @pytest.mark.parametrize(
-    "filters", [(), (f(DEFLATE),), (f(SHUFFLE, 4), f(ZSTD, 1)), (f(ZSTD), f(FLETCHER32))]
+    "filters", [(), (f(SHUFFLE, 4), f(DEFLATE, 1)), (f(SHUFFLE, 4), f(ZSTD, 1)), (f(ZSTD), f(FLETCHER32))]
 )
 def test_other_pipelines_are_not_zarr_codecs(filters: tuple[Filter, ...]) -> None:
     assert pipeline(*filters).compression is None
