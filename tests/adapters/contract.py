@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -114,6 +115,8 @@ def decode_raw_chunk(data: bytes, raw: RawChunkFormat, dtype: np.dtype[np.generi
     elements of ``raw.chunk_shape`` in ``raw.endian`` byte order."""
     if raw.compressor == "zstd":
         data = imagecodecs.zstd_decode(data)
+    elif raw.compressor == "zlib":  # served rewrapped as gzip (tests/hdf5/test_gzip_rewrap.py)
+        data = zlib.decompress(data)
     elif raw.compressor == "blosc":
         data = imagecodecs.blosc_decode(data)
     stored = dtype.newbyteorder("<" if raw.endian == "little" else ">")
@@ -126,8 +129,9 @@ class AdapterContract:
     adapter_type: ClassVar[type[Adapter]]
     #: per image, the axes it must have (units where the sample records them)
     axes: ClassVar[tuple[tuple[Axis, ...], ...]]
-    #: whether the sample's levels offer stored chunks for pass-through (some level does)
-    #: or not (none does: its codec or layout is not a zarr chunk's)
+    #: whether the sample's levels offer stored chunks for pass-through (some level does;
+    #: zlib streams count, which a gzip codec rewraps) or not (none does: its codec or
+    #: layout is not a zarr chunk's)
     passthrough: ClassVar[bool] = False
 
     # -- what a subclass provides ----------------------------------------------------------

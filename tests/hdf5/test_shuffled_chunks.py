@@ -249,3 +249,15 @@ def test_the_default_codec_is_blosc_zstd_only_where_chunks_are_stored_shuffled(
             )
         served = group["0"][...]
     assert served.tobytes() == read_data(root / f"{name}.h5").tobytes()
+
+
+def test_a_shuffled_chunk_over_the_budget_is_refused_not_read(tmp_path: Path) -> None:
+    """The shortcut reads nothing the budget forbids: the chunk goes the decoding way,
+    which refuses it with the reason (a 500 for that chunk only)."""
+    with h5py.File(tmp_path / "big.h5", "w") as f:
+        f.create_dataset("data", data=np.zeros((4, 256, 256), "uint16"), chunks=(4, 256, 256), **GZIP)
+    settings = {"roots": {ROOT: str(tmp_path)}, **SETTINGS, "cache": {"max_chunk_bytes": "256 KiB"}}
+    with serve(Settings.from_mapping(settings)) as url, httpx.Client() as client:
+        refused = client.get(f"{url}/{ROOT}/big.h5/data/0/c/0/0/0")
+        assert refused.status_code == 500 and "allowed per chunk" in refused.json()["detail"]
+        assert client.get(f"{url}/{ROOT}/big.h5/data/0/zarr.json").status_code == 200
