@@ -53,7 +53,7 @@ def test_tiles_are_served_untouched(tmp_path, options, codecs, endian) -> None:
     "options",
     [
         {"compression": "zstd", "predictor": True},  # predictor: bytes differ from the pixels
-        {"compression": "zlib"},  # a zlib stream is not a zarr gzip chunk
+        {"compression": "zlib"},  # a zlib stream is not a zarr zstd chunk: compressed afresh (auto)
     ],
 )
 def test_other_tiles_are_reencoded(tmp_path, options) -> None:
@@ -80,5 +80,49 @@ def test_passthrough_can_be_disabled(tmp_path) -> None:
         array = zarr.open_array(store=store, path="0", mode="r")
         assert [c.to_dict()["name"] for c in array.metadata.codecs] == ["bytes", "gzip"]
         np.testing.assert_array_equal(array[:], data)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("byteorder", "endian"), [("<", "little"), (">", "big")])
+def test_deflate_tiles_are_served_as_gzip_members_where_gzip_is_asked_for(
+    tmp_path, byteorder, endian
+) -> None:
+    """With ``codec = "gzip"``, a deflate tile (a zlib stream) is sent as the gzip member of
+    its stored deflate data; edge tiles too (TIFF stores them full size)."""
+    y, x = np.mgrid[:700, :500]
+    data = np.stack(
+        [(1000 + 900 * np.sin(y / 37.0 + p) * np.cos(x / 53.0)).astype(np.uint16) for p in (0, 1)]
+    )
+    path = tmp_path / "deflate.tif"
+    tifffile.imwrite(
+        path, data, tile=(256, 256), photometric="minisblack", compression="zlib", byteorder=byteorder
+    )
+    store = open_store(path, Settings.from_mapping({"chunks": {"codec": "gzip"}}))
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        assert array.metadata.codecs[-1].to_dict()["name"] == "gzip"
+        assert array.metadata.codecs[0].to_dict()["configuration"]["endian"] == endian
+        np.testing.assert_array_equal(array[:], data)
+        for key, index in (("0/c/1/2/1", 2 * 2 + 1), ("0/c/0/0/0", 0)):
+            served = asyncio.run(store.get(key, default_buffer_prototype()))
+            stored = tile_bytes(path, page=int(key.split("/")[2]), index=index)
+            assert served is not None and served.to_bytes()[10:-8] == stored[2:-4]
+    finally:
+        store.close()
+
+
+def test_predicted_deflate_tiles_are_compressed_afresh_even_for_gzip(tmp_path) -> None:
+    data = np.random.default_rng(4).integers(0, 60000, (300, 300), dtype=np.uint16)
+    path = tmp_path / "predicted.tif"
+    tifffile.imwrite(
+        path, data, tile=(256, 256), photometric="minisblack", compression="zlib", predictor=True
+    )
+    store = open_store(path, Settings.from_mapping({"chunks": {"codec": "gzip"}}))
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        np.testing.assert_array_equal(array[:], data)
+        served = asyncio.run(store.get("0/c/0/0", default_buffer_prototype()))
+        assert served is not None and served.to_bytes()[10:-8] != tile_bytes(path, page=0, index=0)[2:-4]
     finally:
         store.close()

@@ -612,11 +612,17 @@ def _stored_array(
     )
 
 
-#: TIFF compressions whose tiles are valid zarr chunks as stored (when unpredicted, full-size).
-PASSTHROUGH_COMPRESSIONS: dict[int, Literal["zstd"] | None] = {1: None, 50000: "zstd"}
+#: TIFF compressions whose tiles are valid zarr chunks as stored (when unpredicted, full-size);
+#: deflate tiles (Adobe's 8 and the old 32946) are zlib streams, which a gzip codec rewraps.
+PASSTHROUGH_COMPRESSIONS: dict[int, Literal["zstd", "zlib"] | None] = {
+    1: None,
+    50000: "zstd",
+    8: "zlib",
+    32946: "zlib",
+}
 
 
-_PassThrough = tuple[Literal["zstd"] | None, Literal["little", "big"]]
+_PassThrough = tuple[Literal["zstd", "zlib"] | None, Literal["little", "big"]]
 
 
 def _raw_format(series: tifffile.TiffPageSeries, stored: StoredArray) -> _PassThrough | None:
