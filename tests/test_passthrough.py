@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import tifffile
 import zarr
+from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
 
 from gateway.config.settings import Settings
 from gateway.store.inprocess import open_store
+
+
+@contextmanager
+def gzip_served(path) -> Iterator[tuple[Store, zarr.Array]]:
+    """The in-process store of ``path`` with ``codec = "gzip"``, and its level 0."""
+    store = open_store(path, Settings.from_mapping({"chunks": {"codec": "gzip"}}))
+    try:
+        yield store, zarr.open_array(store=store, path="0", mode="r")
+    finally:
+        store.close()
+
+
+def served_bytes(store: Store, key: str) -> bytes:
+    served = asyncio.run(store.get(key, default_buffer_prototype()))
+    assert served is not None
+    return served.to_bytes()
 
 
 def tile_bytes(path, page: int, index: int) -> bytes:
@@ -98,18 +117,12 @@ def test_deflate_tiles_are_served_as_gzip_members_where_gzip_is_asked_for(
     tifffile.imwrite(
         path, data, tile=(256, 256), photometric="minisblack", compression="zlib", byteorder=byteorder
     )
-    store = open_store(path, Settings.from_mapping({"chunks": {"codec": "gzip"}}))
-    try:
-        array = zarr.open_array(store=store, path="0", mode="r")
+    with gzip_served(path) as (store, array):
         assert array.metadata.codecs[-1].to_dict()["name"] == "gzip"
         assert array.metadata.codecs[0].to_dict()["configuration"]["endian"] == endian
         np.testing.assert_array_equal(array[:], data)
-        for key, index in (("0/c/1/2/1", 2 * 2 + 1), ("0/c/0/0/0", 0)):
-            served = asyncio.run(store.get(key, default_buffer_prototype()))
-            stored = tile_bytes(path, page=int(key.split("/")[2]), index=index)
-            assert served is not None and served.to_bytes()[10:-8] == stored[2:-4]
-    finally:
-        store.close()
+        for key, page, index in (("0/c/1/2/1", 1, 2 * 2 + 1), ("0/c/0/0/0", 0, 0)):
+            assert served_bytes(store, key)[10:-8] == tile_bytes(path, page, index)[2:-4]
 
 
 def test_predicted_deflate_tiles_are_compressed_afresh_even_for_gzip(tmp_path) -> None:
@@ -118,11 +131,6 @@ def test_predicted_deflate_tiles_are_compressed_afresh_even_for_gzip(tmp_path) -
     tifffile.imwrite(
         path, data, tile=(256, 256), photometric="minisblack", compression="zlib", predictor=True
     )
-    store = open_store(path, Settings.from_mapping({"chunks": {"codec": "gzip"}}))
-    try:
-        array = zarr.open_array(store=store, path="0", mode="r")
+    with gzip_served(path) as (store, array):
         np.testing.assert_array_equal(array[:], data)
-        served = asyncio.run(store.get("0/c/0/0", default_buffer_prototype()))
-        assert served is not None and served.to_bytes()[10:-8] != tile_bytes(path, page=0, index=0)[2:-4]
-    finally:
-        store.close()
+        assert served_bytes(store, "0/c/0/0")[10:-8] != tile_bytes(path, page=0, index=0)[2:-4]
