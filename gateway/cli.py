@@ -261,14 +261,16 @@ def _not_a_file(path: Path) -> str | None:
 
 
 def _level_lines(image: summary.ImageSummary, tree: DatasetTree) -> list[str]:
-    """Each level's shape, type, the source's tiles (native levels) and the served chunks."""
+    """Each level's shape, type, the source's tiles (native levels), the served chunks and
+    how their bytes are made (what a chunk costs the server)."""
     prefix = f"{image.path}/" if image.path else ""
     lines = []
     for level in image.levels:
         node = tree.arrays[f"{prefix}{level.path}"]
         origin = "synthesized" if level.synthesized else f"source tiles {node.level.tile_shape}"
         lines.append(
-            f"  level {level.path}: shape {level.shape} {image.dtype}, {origin}, chunks {level.chunks}"
+            f"  level {level.path}: shape {level.shape} {image.dtype}, {origin}, chunks {level.chunks}: "
+            f"{node.making}"
         )
     return lines
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
+import hdf5plugin
 import httpx
 import numpy as np
 import pytest
@@ -392,3 +394,36 @@ def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
         "its data type float32 is not an integer type\n"
     )
     assert "Serving" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "config", "making"),
+    [
+        (
+            {"shuffle": True, "compression": "gzip"},
+            "",
+            "made from the stored chunks still shuffled (blosc zstd",
+        ),
+        ({"compression": "gzip", "compression_opts": 4}, "", "compressed afresh (zstd level 1)"),
+        (
+            {"compression": "gzip", "compression_opts": 4},
+            'codec = "gzip"',
+            "sent as gzip members of the stored deflate data (gzip level 4)",
+        ),
+        (dict(hdf5plugin.Zstd(clevel=3)), "", "sent as stored (zstd level 3)"),
+    ],
+)
+def test_inspect_says_how_each_levels_chunks_are_made(tmp_path: Path, options, config, making) -> None:
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f.create_dataset("v", data=np.ones((64, 256, 256), "uint16"), chunks=(32, 128, 128), **options)
+    (tmp_path / "c.toml").write_text(f"[chunks]\n{config}\n")
+    result = subprocess.run(
+        [*CLI, "--config", str(tmp_path / "c.toml"), "inspect", str(tmp_path / "v.h5")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    level0 = next(line for line in result.stdout.splitlines() if line.strip().startswith("level 0:"))
+    assert making in level0
+    level1 = next(line for line in result.stdout.splitlines() if line.strip().startswith("level 1:"))
+    assert "synthesized" in level1 and "compressed afresh" in level1

@@ -237,6 +237,16 @@ class ChunkEncoding:
             codecs.append(self.compressor.to_json(dtype))
         return codecs
 
+    def describe(self, dtype: np.dtype[Any]) -> str:
+        """The compressor and its settings in a few words, e.g. "zstd level 1"."""
+        if self.compressor is None:
+            return "uncompressed"
+        configuration = self.compressor.to_json(dtype)["configuration"]
+        if isinstance(self.compressor, Blosc):
+            block = ", one block" if self.compressor.one_block else ""
+            return f"blosc {configuration['cname']} level {configuration['clevel']}, {configuration['shuffle']}{block}"
+        return f"{self.compressor.name} level {configuration['level']}"
+
     def takes_byte_planes(self, dtype: np.dtype[Any]) -> bool:
         """Whether chunks of ``dtype`` can be encoded from their byte planes
         (``encode_byte_planes``)."""

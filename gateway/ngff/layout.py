@@ -82,6 +82,18 @@ class ArrayNode:
         return self.level.fill_value
 
     @property
+    def making(self) -> str:
+        """How a chunk's bytes are made, in words (``inspect``): what serving it costs."""
+        codec = self.encoding.describe(self.dtype)
+        if self.passthrough and self.encoding.rewraps_zlib:
+            return f"sent as gzip members of the stored deflate data ({codec})"
+        if self.passthrough:
+            return f"sent as stored ({codec})"
+        if self.shuffled:
+            return f"made from the stored chunks still shuffled ({codec})"
+        return f"compressed afresh ({codec})"
+
+    @property
     def chunk_nbytes(self) -> int:
         """Decoded bytes of one chunk (edge chunks are full size)."""
         return math.prod(self.chunk_shape) * self.level.dtype.itemsize
