@@ -82,13 +82,19 @@ class ArrayNode:
         return self.level.fill_value
 
     @property
+    def sends_stored_bytes(self) -> bool:
+        """Whether its chunks are the source's stored bytes as they are (pass-through, not
+        rewrapped): as cheap to read again as to keep, the page cache holding them."""
+        return self.passthrough and not self.encoding.rewraps_zlib
+
+    @property
     def making(self) -> str:
         """How a chunk's bytes are made, in words (``inspect``): what serving it costs."""
         codec = self.encoding.describe(self.dtype)
-        if self.passthrough and self.encoding.rewraps_zlib:
-            return f"sent as gzip members of the stored deflate data ({codec})"
-        if self.passthrough:
+        if self.sends_stored_bytes:
             return f"sent as stored ({codec})"
+        if self.passthrough:
+            return f"sent as gzip members of the stored deflate data ({codec})"
         if self.shuffled:
             return f"made from the stored chunks still shuffled ({codec})"
         return f"compressed afresh ({codec})"

@@ -75,7 +75,7 @@ class ChunkCache(StoreWrapper):
         target = self.store.resolve(key)
         assert target is not None  # item_now answers documents, absent keys and hits
         share = self.cache.get_or_compute
-        if target.node is not None and target.node.passthrough and target.node.shard_shape is None:
+        if target.node is not None and target.node.sends_stored_bytes and target.node.shard_shape is None:
             share = partial(share, cheap=True)  # stored bytes: the page cache holds them already
         data = await self.store.render(target, share=share)
         return None if data is None else StoreItem(data, target.description)

@@ -206,3 +206,15 @@ def test_stored_chunks_are_kept_from_their_second_request(tmp_path):
         assert chunk_cache(base) == (1, 1)
         assert raw_request(base, "GET", "/data/coded.tif/0/c/0/1").status == 200
         assert chunk_cache(base)[0] == 2
+
+
+def test_rewrapped_chunks_are_kept_at_once(tmp_path):
+    """A deflate tile sent as a gzip member (``codec = "gzip"``) costs an inflate to make
+    again, not a page-cache read: it is kept at its first request, as transcoded ones are."""
+    pixels = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
+    write_tiff(tmp_path / "coded.tif", pixels, tile=(256, 256), compression="zlib")
+    settings = Settings.from_mapping({"roots": {"data": str(tmp_path)}, "chunks": {"codec": "gzip"}})
+    with serve(settings) as base:
+        assert raw_request(base, "GET", "/data/coded.tif/0/zarr.json").status == 200
+        assert raw_request(base, "GET", "/data/coded.tif/0/c/0/1").status == 200
+        assert chunk_cache(base) == (1, 0)
