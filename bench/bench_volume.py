@@ -74,8 +74,8 @@ import adapters  # noqa: E402
 from adapters.hdf5.filters import unshuffle  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
 from gateway.levels.pyramid import downsample  # noqa: E402
-from gateway.ngff.codecs import Blosc, ChunkEncoding  # noqa: E402
-from gateway.ngff.layout import build_tree  # noqa: E402
+from gateway.ngff.codecs import ChunkEncoding  # noqa: E402
+from gateway.ngff.layout import ArrayNode, build_tree  # noqa: E402
 
 SHAPE_YX = (1024, 1024)
 CHUNK = (64, 128, 128)
@@ -221,15 +221,20 @@ def ensure_export(volume: Path, static_root: Path) -> Path:
     return dest
 
 
+def served_arrays(source_path: Path, codec: str = "auto") -> dict[str, ArrayNode]:
+    """The arrays the gateway serves ``source_path`` as with ``[chunks] codec`` (``auto``,
+    the default, depends on the source: blosc-zstd for shuffled chunks)."""
+    source = adapters.open_source(source_path)
+    try:
+        return build_tree(source, Settings.from_mapping({"chunks": {"codec": codec}}).chunks).arrays
+    finally:
+        source.close()
+
+
 def _export_is_current(volume: Path, dest: Path) -> bool:
     """Whether every array of the export declares the codecs the gateway's default
     settings serve the volume's arrays with."""
-    source = adapters.open_source(volume)
-    try:
-        arrays = build_tree(source, Settings().chunks).arrays
-    finally:
-        source.close()
-    for path, node in arrays.items():
+    for path, node in served_arrays(volume).items():
         document = dest / path / "zarr.json"
         if not document.exists() or json.loads(document.read_bytes())["codecs"] != node.encoding.to_json(
             node.dtype
@@ -439,24 +444,6 @@ def key_index(key: str) -> tuple[int, ...]:
     return tuple(int(part) for part in key.rsplit("/c/", 1)[1].split("/"))
 
 
-def level0_encoding(volume: Path, codec: str) -> ChunkEncoding:
-    """How the gateway encodes level 0 of ``volume`` with ``[chunks] codec`` (``auto``
-    depends on the source: blosc-zstd for its shuffled chunks)."""
-    source = adapters.open_source(volume)
-    try:
-        tree = build_tree(source, Settings.from_mapping({"chunks": {"codec": codec}}).chunks)
-    finally:
-        source.close()
-    return tree.arrays[f"{DATASET}/0"].encoding
-
-
-def encoding_name(encoding: ChunkEncoding) -> str:
-    compressor = encoding.compressor
-    if isinstance(compressor, Blosc):
-        return f"blosc-{compressor.cname}-{compressor.level}" + (" one block" if compressor.one_block else "")
-    return "none" if compressor is None else f"{compressor.name}-{getattr(compressor, 'level', '')}"
-
-
 def in_process_chunk(
     name: str, source: SourceChunks, encoding: ChunkEncoding
 ) -> Callable[[tuple[int, ...]], bytes]:
@@ -538,7 +525,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # measured against its own in-process limit only
     default = args.codec == "auto"
     export = ensure_export(volume, workdir / "static") if default else None
-    encoding = level0_encoding(volume, args.codec)
+    encoding = served_arrays(volume, args.codec)[f"{DATASET}/0"].encoding
     # in-process: decode + encode, and the gateway's shortcut to the same bytes if it has one
     # (a rewrapped gzip member is not what encoding afresh makes: then only the shortcut)
     if encoding.rewraps_zlib:
@@ -609,7 +596,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 "blosc": "blosc lz4-5 shuffle",
             }[args.source],
         },
-        "served_codec": f"{encoding_name(encoding)} ({args.codec})",
+        "served_codec": f"{encoding.describe(np.dtype('<u2'))} ({args.codec})",
         "clients": args.clients,
         "client": HTTP_CLIENT["client"],
         "threads": threads,
