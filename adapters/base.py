@@ -99,8 +99,11 @@ class RawChunkFormat:
     Each chunk holds exactly ``chunk_shape`` elements (edge chunks full size) in C order
     of the level's axes, as ``endian`` bytes, compressed by ``compressor`` (``"zstd"``,
     ``"blosc"``) or not at all (None). The gateway then serves them untouched. ``"zlib"``
-    (RFC 1950 streams: HDF5's deflate filter) is no zarr codec, but a gzip member differs
-    from it only in its header and trailer: a gateway serving gzip rewraps them.
+    (RFC 1950 streams: HDF5's deflate filter, TIFF's deflate tiles) is no zarr codec, but
+    one is a whole block of a blosc frame with zlib as its compressor, and differs from a
+    gzip member only in its header and trailer: the gateway serves them so framed.
+    ``shuffled``: each zlib stream holds the chunk's bytes byte-shuffled (every element's
+    first byte, then every second byte...: HDF5's shuffle filter), as blosc's shuffle does.
     """
 
     chunk_shape: tuple[int, ...]
@@ -109,6 +112,7 @@ class RawChunkFormat:
     level: int | None = None  # compression level, where the source records it
     blosc_cname: str | None = None
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
+    shuffled: bool = False
 
 
 class Level(ABC):

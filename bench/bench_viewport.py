@@ -6,11 +6,13 @@ converted copy in 64 x 128 x 128 chunks, side by side in one run.
 
 1. The volume and its export are ``bench_volume.py``'s (the same ``--workdir`` reuses them):
    ``--planes`` x 1024 x 1024 uint16 in 64 x 128 x 128 chunks, gzip-1 + shuffle; the export
-   (default settings) holds the gateway's 64 x 128 x 128 chunks (blosc-zstd of these shuffled
-   chunks), served by Debian's nginx with
+   (default settings) holds the gateway's 64 x 128 x 128 chunks (level 0: the stored zlib
+   streams in blosc frames), served by Debian's nginx with
    ``bench_hot.py``'s static server block plus CORS (the viewers' pages are on another origin).
 2. Servers: ``gateway`` (defaults: the source's 64 x 128 x 128 chunks), ``gateway zstd``
-   (the same as zstd-1, the default before blosc-zstd of shuffled chunks), ``gateway sharded``
+   (the same as zstd-1, the default before blosc-zstd of shuffled chunks), ``gateway
+   blosc-zstd`` (blosc-zstd made from the shuffled chunks, the default before deflate
+   chunks were sent in blosc frames), ``gateway sharded``
    (``[chunks] z = 1, shard = --shard``: one-plane inner chunks in 64-plane shards),
    ``gateway z=1`` (``[chunks] z = 1``) and ``nginx``. Every load gets a fresh server (cold
    caches; the file is in the page cache for all alike) and a fresh browser context (empty
@@ -86,7 +88,7 @@ from gateway.web.viewers import channels_from_omero, neuroglancer_state  # noqa:
 from tests.viewers.browser import VIEWPORT, pixel_stats, running_browser  # noqa: E402
 
 JS_DIR = REPO / "tests" / "viewers" / "js"
-SERVERS = ("gateway", "gateway zstd", "gateway sharded", "gateway z=1", "nginx")
+SERVERS = ("gateway", "gateway zstd", "gateway blosc-zstd", "gateway sharded", "gateway z=1", "nginx")
 VIEWS = ("ng xy", "ng 4panel", "zarrita xy", "ng slide")
 #: The slide of ``ng slide``: channels, tile, levels (its size and compression are options).
 SLIDE_CHANNELS, SLIDE_TILE, SLIDE_LEVELS = 3, 512, 5
@@ -319,6 +321,9 @@ class Bench:
         self.configs = {
             "gateway": write_config(workdir / "gateway.toml", data, None),
             "gateway zstd": write_config(workdir / "gateway-zstd.toml", data, None, codec="zstd"),
+            "gateway blosc-zstd": write_config(
+                workdir / "gateway-blosc-zstd.toml", data, None, codec="blosc-zstd"
+            ),
             "gateway sharded": write_config(workdir / "gateway-sharded.toml", data, 1, shard),
             "gateway z=1": write_config(workdir / "gateway-z1.toml", data, 1),
         }

@@ -223,7 +223,8 @@ def ensure_export(volume: Path, static_root: Path) -> Path:
 
 def served_arrays(source_path: Path, codec: str = "auto") -> dict[str, ArrayNode]:
     """The arrays the gateway serves ``source_path`` as with ``[chunks] codec`` (``auto``,
-    the default, depends on the source: blosc-zstd for shuffled chunks)."""
+    the default, depends on the source: deflate chunks in blosc frames, blosc-zstd for
+    other shuffled chunks, else zstd)."""
     source = adapters.open_source(source_path)
     try:
         return build_tree(source, Settings.from_mapping({"chunks": {"codec": codec}}).chunks).arrays
@@ -525,19 +526,21 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # measured against its own in-process limit only
     default = args.codec == "auto"
     export = ensure_export(volume, workdir / "static") if default else None
-    encoding = served_arrays(volume, args.codec)[f"{DATASET}/0"].encoding
+    level0 = served_arrays(volume, args.codec)[f"{DATASET}/0"]
+    encoding = level0.encoding
     # in-process: decode + encode, and the gateway's shortcut to the same bytes if it has one
     # (a rewrapped gzip member is not what encoding afresh makes: then only the shortcut)
-    if encoding.rewraps_zlib:
+    if encoding.inflates_to_wrap:
         in_process: tuple[str, ...] = (IN_PROCESS[3],)
     elif encoding.takes_byte_planes(np.dtype("<u2")) and args.source == "gzip":
         in_process = IN_PROCESS[:3]
     else:
         in_process = IN_PROCESS[:2]
-    # pass-through sources: nothing to decode or encode, so no in-process limit and no z=1;
-    # the event loop's thread is their limit, so also two worker processes
+    # chunks sent as stored (zstd, blosc; deflate in blosc frames): nothing to decode or
+    # encode, so no in-process limit and no z=1; the event loop's thread is their limit,
+    # so also two worker processes
     entries: tuple[str, ...] = ("gateway", "gateway workers=2", "nginx")
-    if args.source in DEFLATED:
+    if args.source in DEFLATED and not level0.sends_stored_bytes:
         entries = (*HTTP_SERVERS, *in_process)
     if not default:
         entries = ("gateway", *[name for name in in_process if name != IN_PROCESS[0]])

@@ -5,8 +5,8 @@ process (``dataset[...]``), side by side in one run.
 
 1. Writes once, cached in ``--workdir``, an HDF5 volume of ``--planes`` x ``--size`` x
    ``--size`` uint16 (default 256 x 512 x 512: 128 MiB of pixels) in 64 x 128 x 128 chunks,
-   gzip-1 + shuffle (``bench_volume.py``'s content), and its ``ome-zarr-gateway export``
-   (default settings) for nginx.
+   gzip-1 + shuffle (``--source deflate``: without shuffle; ``bench_volume.py``'s content),
+   and its ``ome-zarr-gateway export`` (default settings) for nginx.
 2. Per round, in an order reversed every other round, each of these once:
    - ``h5py``: ``h5py.File(path)[name][...]`` in this process (open included);
    - ``zarr-python <server>``: ``zarr.open_array(<level 0 URL>)[...]`` (FsspecStore over HTTP,
@@ -14,7 +14,8 @@ process (``dataset[...]``), side by side in one run.
    - ``tensorstore <server>``: ``ts.open({"driver": "zarr3", "kvstore": <URL>}).read()``;
    where ``<server>`` is the gateway with default settings (a fresh process per read: cold
    caches; the file is in the page cache for all alike), ``--shard`` adds the gateway with
-   virtual shards, and nginx serving the export is the reference of a static copy.
+   virtual shards, ``--codecs`` the gateway with other ``[chunks] codec`` values, and nginx
+   serving the export is the reference of a static copy.
 3. Checks every read bit for bit against h5py's array, stops every process it started, prints
    a Markdown table (medians over rounds; ratios are medians of per-round ratios to h5py) and
    writes every run as JSON to ``--workdir``.
@@ -50,6 +51,9 @@ sys.path[:0] = [str(REPO), str(BENCH)]
 
 from bench_hot import Server, run_and_report, start_gateway, start_nginx  # noqa: E402
 from bench_volume import DATASET, ROOT, ensure_export, ensure_volume, write_config  # noqa: E402
+
+#: ``--source``: how the volume's chunks are stored (``bench_volume.py``'s sources)
+COMPRESSION = {"gzip": "gzip-1 + shuffle", "deflate": "gzip-1"}
 
 CLIENTS = ("zarr-python", "tensorstore")
 
@@ -111,12 +115,17 @@ def server_for(name: str, configs: dict[str, Path], workdir: Path, ready: str, t
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     workdir: Path = args.workdir
-    volume = ensure_volume(workdir / "data", args.planes, (args.size, args.size))
+    volume = ensure_volume(workdir / "data", args.planes, (args.size, args.size), source=args.source)
     ensure_export(volume, workdir / "static")
     expected = read_h5py(volume)
     level_path = f"/{ROOT}/{volume.name}/{DATASET}/0"
     configs = {"gateway": write_config(workdir / "gateway.toml", volume.parent, None)}
     servers = ["gateway"]
+    for codec in filter(None, args.codecs.split(",")):
+        configs[f"gateway {codec}"] = write_config(
+            workdir / f"gateway-{codec}.toml", volume.parent, None, codec=codec
+        )
+        servers.append(f"gateway {codec}")
     if args.shard:
         shard = [int(n) for n in args.shard.split(",")]
         configs["gateway sharded"] = write_config(workdir / "gateway-sharded.toml", volume.parent, 1, shard)
@@ -157,7 +166,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "shape": list(expected.shape),
             "chunks": [64, 128, 128],
             "file_bytes": volume.stat().st_size,
-            "compression": "gzip-1 + shuffle",
+            "compression": COMPRESSION[args.source],
         },
         "rounds": args.rounds,
         "versions": {m: version(m) for m in ("zarr", "tensorstore", "h5py", "fsspec", "aiohttp")},
@@ -193,7 +202,7 @@ def table(results: dict[str, Any]) -> str:
     volume = results["volume"]
     lines = [
         f"level 0 of {'x'.join(map(str, volume['shape']))} uint16, {volume['file_bytes'] / 2**20:.0f} MiB "
-        f"gzip-1 + shuffle in 64x128x128 chunks; medians of {results['rounds']} alternating rounds; "
+        f"{volume['compression']} in 64x128x128 chunks; medians of {results['rounds']} alternating rounds; "
         "every read bit-exact to h5py",
         "",
         "| reader | s | Mvoxel/s | server CPU s | / h5py |",
@@ -221,6 +230,17 @@ def main() -> int:
         "--shard",
         default="64,1,1",
         help="add the gateway with [chunks] z = 1, shard = [..] ('' to leave it out)",
+    )
+    parser.add_argument(
+        "--codecs",
+        default="",
+        help="comma-separated [chunks] codec values (zstd, blosc-zstd, gzip): a gateway so set for each",
+    )
+    parser.add_argument(
+        "--source",
+        choices=sorted(COMPRESSION),
+        default="gzip",
+        help="gzip (+ shuffle, default) or deflate (gzip without shuffle, as BigDataViewer writes)",
     )
     parser.add_argument("--quick", action="store_true", help="64 planes, 1 round")
     args = parser.parse_args()

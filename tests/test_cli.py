@@ -402,9 +402,23 @@ def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
         (
             {"shuffle": True, "compression": "gzip"},
             "",
-            "made from the stored chunks still shuffled (blosc zstd",
+            "sent as blosc frames of the stored deflate data (blosc zlib level 4, shuffle, one block)",
         ),
-        ({"compression": "gzip", "compression_opts": 4}, "", "compressed afresh (zstd level 1)"),
+        (
+            {"compression": "gzip", "compression_opts": 4},
+            "",
+            "sent as blosc frames of the stored deflate data (blosc zlib level 4, noshuffle, one block)",
+        ),
+        (
+            {"shuffle": True, "compression": "lzf"},
+            "",
+            "made from the stored chunks still shuffled (blosc zstd level 1, shuffle, one block)",
+        ),
+        (
+            {"compression": "gzip", "compression_opts": 4},
+            'codec = "zstd"',
+            "compressed afresh (zstd level 1)",
+        ),
         (
             {"compression": "gzip", "compression_opts": 4},
             'codec = "gzip"',

@@ -72,7 +72,8 @@ def test_tiles_are_served_untouched(tmp_path, options, codecs, endian) -> None:
     "options",
     [
         {"compression": "zstd", "predictor": True},  # predictor: bytes differ from the pixels
-        {"compression": "zlib"},  # a zlib stream is not a zarr zstd chunk: compressed afresh (auto)
+        {"compression": "zlib", "predictor": True},
+        {"compression": "zlib"},  # noise: a zlib stream no shorter than the tile, which blosc would copy
     ],
 )
 def test_other_tiles_are_reencoded(tmp_path, options) -> None:
@@ -103,20 +104,45 @@ def test_passthrough_can_be_disabled(tmp_path) -> None:
         store.close()
 
 
+def write_deflate_tiles(path, byteorder: str) -> np.ndarray:
+    """Two pages of smooth uint16 in 256 x 256 deflate tiles, edge tiles in both axes."""
+    y, x = np.mgrid[:700, :500]
+    data = np.stack(
+        [(1000 + 900 * np.sin(y / 37.0 + p) * np.cos(x / 53.0)).astype(np.uint16) for p in (0, 1)]
+    )
+    tifffile.imwrite(
+        path, data, tile=(256, 256), photometric="minisblack", compression="zlib", byteorder=byteorder
+    )
+    return data
+
+
+@pytest.mark.parametrize(("byteorder", "endian"), [("<", "little"), (">", "big")])
+def test_deflate_tiles_are_sent_as_stored_in_blosc_frames(tmp_path, byteorder, endian) -> None:
+    """By default a deflate tile (a zlib stream) is the one block of a blosc frame (zlib, no
+    shuffle): a 24-byte header, then the tile as stored; edge tiles too."""
+    path = tmp_path / "deflate.tif"
+    data = write_deflate_tiles(path, byteorder)
+    store = open_store(path)
+    try:
+        array = zarr.open_array(store=store, path="0", mode="r")
+        configuration = array.metadata.codecs[-1].to_dict()["configuration"]
+        assert (configuration["cname"], configuration["shuffle"]) == ("zlib", "noshuffle")
+        assert array.metadata.codecs[0].to_dict()["configuration"]["endian"] == endian
+        np.testing.assert_array_equal(array[:], data)
+        for key, page, index in (("0/c/1/2/1", 1, 2 * 2 + 1), ("0/c/0/0/0", 0, 0)):
+            assert served_bytes(store, key)[24:] == tile_bytes(path, page, index)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize(("byteorder", "endian"), [("<", "little"), (">", "big")])
 def test_deflate_tiles_are_served_as_gzip_members_where_gzip_is_asked_for(
     tmp_path, byteorder, endian
 ) -> None:
     """With ``codec = "gzip"``, a deflate tile (a zlib stream) is sent as the gzip member of
     its stored deflate data; edge tiles too (TIFF stores them full size)."""
-    y, x = np.mgrid[:700, :500]
-    data = np.stack(
-        [(1000 + 900 * np.sin(y / 37.0 + p) * np.cos(x / 53.0)).astype(np.uint16) for p in (0, 1)]
-    )
     path = tmp_path / "deflate.tif"
-    tifffile.imwrite(
-        path, data, tile=(256, 256), photometric="minisblack", compression="zlib", byteorder=byteorder
-    )
+    data = write_deflate_tiles(path, byteorder)
     with gzip_served(path) as (store, array):
         assert array.metadata.codecs[-1].to_dict()["name"] == "gzip"
         assert array.metadata.codecs[0].to_dict()["configuration"]["endian"] == endian

@@ -471,6 +471,7 @@ class LockFreeArray(Hdf5Array):
                 level=compression.level,
                 blosc_cname=compression.blosc_cname,
                 blosc_shuffle=compression.blosc_shuffle,
+                shuffled=compression.shuffled,
             )
         super().__init__(info, stored.chunk_shape, raw)
         self._stored = stored

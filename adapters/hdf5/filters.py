@@ -65,6 +65,8 @@ class Compression:
     level: int | None
     blosc_cname: str | None = None
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
+    #: zlib streams of the chunk byte-shuffled first (HDF5's shuffle, then deflate)
+    shuffled: bool = False
 
 
 #: Bytes between stages: ``bytes`` or a 1-D uint8 array (no copies for the sake of type).
@@ -308,8 +310,12 @@ class FilterPipeline:
     @property
     def compression(self) -> Compression | None:
         """The zarr codec that decodes every (unmasked) chunk as stored, if there is one:
-        a single zstd or blosc filter; or a single deflate filter, whose zlib streams a
-        gzip codec serves rewrapped."""
+        a single zstd or blosc filter; or a deflate filter, alone or after a byte shuffle
+        of whole elements, whose zlib streams the gateway serves in a blosc frame (or,
+        unshuffled, as a gzip member)."""
+        if len(self.filters) == 2 and self.shuffles_first and self.filters[1].id == DEFLATE:
+            deflate = self.filters[1]
+            return Compression("zlib", deflate.values[0] if deflate.values else None, shuffled=True)
         if len(self.filters) != 1:
             return None
         only = self.filters[0]

@@ -13,6 +13,7 @@ compressor, no transposition), the level passes them through untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
 
@@ -179,14 +180,7 @@ class StackedLevel(Level):
         chunk = self._as_level_chunk(present, None if raw is None else raw.chunk_shape)
         if raw is None or chunk is None:
             return None
-        return RawChunkFormat(
-            chunk_shape=chunk,
-            compressor=raw.compressor,
-            endian=raw.endian,
-            level=raw.level,
-            blosc_cname=raw.blosc_cname,
-            blosc_shuffle=raw.blosc_shuffle,
-        )
+        return dataclasses.replace(raw, chunk_shape=chunk)
 
 
 def squeeze_dims(shape: Sequence[int], names: Sequence[str]) -> tuple[list[str], list[int]]:

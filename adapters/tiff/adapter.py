@@ -613,7 +613,8 @@ def _stored_array(
 
 
 #: TIFF compressions whose tiles are valid zarr chunks as stored (when unpredicted, full-size);
-#: deflate tiles (Adobe's 8 and the old 32946) are zlib streams, which a gzip codec rewraps.
+#: deflate tiles (Adobe's 8 and the old 32946) are zlib streams, served in blosc frames or as
+#: gzip members (``RawChunkFormat``).
 PASSTHROUGH_COMPRESSIONS: dict[int, Literal["zstd", "zlib"] | None] = {
     1: None,
     50000: "zstd",

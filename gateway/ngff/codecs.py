@@ -59,7 +59,7 @@ class Gzip:
         return bytes(numcodecs.GZip(level=self.level).encode(data))
 
     @staticmethod
-    def from_zlib(stream: bytes, nbytes: int) -> bytes | None:
+    def from_zlib(stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
         """The gzip member holding the same deflate data as the RFC 1950 ``stream`` of
         ``nbytes`` decoded bytes (HDF5's deflate chunks), without compressing again: a
         gzip header, the deflate data as stored, then the CRC-32 and size of the
@@ -157,18 +157,44 @@ class Blosc:
         if not body or len(body) > nbytes - _BLOSC_ONE_BLOCK_OVERHEAD + _BLOSC_MAX_OVERHEAD:
             elements = np.ascontiguousarray(planes.T).view(dtype.newbyteorder("<")).reshape(-1)
             return self.encode(elements)
-        header = _BLOSC_ONE_BLOCK.pack(
-            2,  # blosc format version
-            1,  # zstd's format version in blosc
-            _BLOSC_BYTE_SHUFFLE | _BLOSC_NO_SPLIT | _BLOSC_ZSTD << 5,
-            typesize,
-            nbytes,
-            nbytes,  # the block size: the whole chunk
-            _BLOSC_ONE_BLOCK.size + len(body),
-            _BLOSC_ONE_BLOCK.size - 4,  # where the block starts
-            len(body),  # the block's one stream
-        )
-        return header + body
+        return _one_block_frame(_BLOSC_BYTE_SHUFFLE | _BLOSC_ZSTD << 5, typesize, nbytes, body)
+
+    def from_zlib(self, stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
+        """The frame of this codec (zlib, one block) whose one stream is the RFC 1950
+        ``stream`` of ``nbytes`` decoded bytes as stored (HDF5's deflate chunks, shuffled
+        or not, TIFF's deflate tiles): c-blosc's zlib codec reads such streams, so the
+        frame is a 24-byte header and the stored bytes, with no compression work. The
+        client's inflate checks the stream's Adler-32 and size. None when c-blosc would
+        read the stream otherwise: a stream of the chunk's size or more (a block of
+        exactly its size is taken as stored raw), or a chunk over blosc's limit."""
+        shuffle, _ = self._shuffle(dtype)
+        if (
+            self.cname != "zlib"
+            or not self.one_block
+            or shuffle == "bitshuffle"
+            or len(stream) >= nbytes
+            or nbytes > _BLOSC_MAX_BUFFER
+        ):
+            return None
+        flags = _BLOSC_ZLIB << 5 | (_BLOSC_BYTE_SHUFFLE if shuffle == "shuffle" else 0)
+        return _one_block_frame(flags, dtype.itemsize, nbytes, stream)
+
+
+def _one_block_frame(flags: int, typesize: int, nbytes: int, body: bytes) -> bytes:
+    """A c-blosc 1 frame of ``nbytes`` decoded bytes in one block whose one stream
+    (unsplit) is ``body``, compressed as ``flags`` say."""
+    header = _BLOSC_ONE_BLOCK.pack(
+        2,  # blosc format version
+        1,  # the compressor's format version in blosc (zstd and zlib: 1)
+        flags | _BLOSC_NO_SPLIT,
+        typesize,
+        nbytes,
+        nbytes,  # the block size: the whole chunk
+        _BLOSC_ONE_BLOCK.size + len(body),
+        _BLOSC_ONE_BLOCK.size - 4,  # where the block starts
+        len(body),  # the block's one stream
+    )
+    return header + body
 
 
 #: c-blosc 1's frame of one block with one stream: 16-byte header, the block's start,
@@ -176,8 +202,10 @@ class Blosc:
 _BLOSC_ONE_BLOCK = struct.Struct("<BBBBIIIII")
 _BLOSC_ONE_BLOCK_OVERHEAD = _BLOSC_ONE_BLOCK.size
 _BLOSC_MAX_OVERHEAD = 16  # c-blosc's output buffer is the input plus this: more is stored raw
+_BLOSC_MAX_BUFFER = 2**31 - 1 - _BLOSC_MAX_OVERHEAD  # c-blosc 1's largest chunk
 _BLOSC_MIN_BUFFER = 128  # c-blosc copies smaller buffers as they are
-_BLOSC_BYTE_SHUFFLE, _BLOSC_NO_SPLIT, _BLOSC_ZSTD = 0x01, 0x10, 4
+_BLOSC_BYTE_SHUFFLE, _BLOSC_NO_SPLIT = 0x01, 0x10
+_BLOSC_ZLIB, _BLOSC_ZSTD = 3, 4  # compressor codes in a frame's flags (bits 5-7)
 
 
 def _blosc_zstd_level(clevel: int) -> int:
@@ -192,8 +220,9 @@ class ChunkEncoding:
 
     compressor: Compressor | None
     endian: Literal["little", "big"] = "little"
-    #: stored chunks are zlib streams served as gzip members (``Gzip.from_zlib``)
-    rewraps_zlib: bool = False
+    #: stored chunks are zlib streams, served in the compressor's frame: a blosc frame
+    #: (``Blosc.from_zlib``: a header) or a gzip member (``Gzip.from_zlib``: an inflate)
+    wraps_zlib: bool = False
 
     @classmethod
     def from_settings(cls, codec: str, level: int) -> ChunkEncoding:
@@ -207,9 +236,10 @@ class ChunkEncoding:
         return cls(compressors[codec])
 
     @classmethod
-    def for_raw_chunks(cls, raw: RawChunkFormat, default_level: int) -> ChunkEncoding:
+    def for_raw_chunks(cls, raw: RawChunkFormat, default_level: int, codec: str = "auto") -> ChunkEncoding:
         """The encoding that describes source chunks served untouched (and encodes the
-        chunks that cannot be, identically)."""
+        chunks that cannot be, identically). zlib streams go in blosc frames, or, with
+        ``codec`` gzip and unshuffled, in gzip members."""
         compressor: Compressor | None = None
         level = raw.level if raw.level is not None else default_level
         if raw.compressor == "zstd":
@@ -217,19 +247,32 @@ class ChunkEncoding:
         elif raw.compressor == "blosc":
             compressor = Blosc(level=level, cname=raw.blosc_cname or "lz4", shuffle=raw.blosc_shuffle)
         elif raw.compressor == "zlib":
-            return cls(Gzip(level=min(max(level, 0), 9)), raw.endian, rewraps_zlib=True)
+            level = min(max(level, 0), 9)
+            if codec == "gzip" and not raw.shuffled:
+                return cls(Gzip(level=level), raw.endian, wraps_zlib=True)
+            shuffle: Literal["shuffle", "noshuffle"] = "shuffle" if raw.shuffled else "noshuffle"
+            blosc = Blosc(level=level, cname="zlib", shuffle=shuffle, one_block=True)
+            return cls(blosc, raw.endian, wraps_zlib=True)
         return cls(compressor, raw.endian)
 
-    def from_stored(self, raw: bytes, nbytes: int) -> bytes | None:
-        """A stored chunk of ``nbytes`` decoded bytes as served: untouched, or rewrapped
-        (``rewraps_zlib``); None when it cannot be (then it is decoded and encoded)."""
-        return Gzip.from_zlib(raw, nbytes) if self.rewraps_zlib else raw
+    def from_stored(self, raw: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
+        """A stored chunk of ``nbytes`` decoded bytes as served: untouched, or framed
+        (``wraps_zlib``); None when it cannot be (then it is decoded and encoded)."""
+        if not self.wraps_zlib:
+            return raw
+        assert isinstance(self.compressor, Gzip | Blosc)
+        return self.compressor.from_zlib(raw, nbytes, dtype)
+
+    @property
+    def inflates_to_wrap(self) -> bool:
+        """Whether serving a stored chunk costs an inflate (a gzip member's checksum)."""
+        return self.wraps_zlib and isinstance(self.compressor, Gzip)
 
     @property
     def identity(self) -> str:
         """Part of cache keys and ETags: chunks encoded differently are different bytes."""
-        rewrap = ":from zlib" if self.rewraps_zlib else ""
-        return f"{self.endian}:{'raw' if self.compressor is None else repr(self.compressor)}{rewrap}"
+        wrap = ":from zlib" if self.wraps_zlib else ""
+        return f"{self.endian}:{'raw' if self.compressor is None else repr(self.compressor)}{wrap}"
 
     def to_json(self, dtype: np.dtype[Any]) -> list[dict[str, Any]]:
         codecs: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": self.endian}}]

@@ -85,16 +85,17 @@ class ArrayNode:
     def sends_stored_bytes(self) -> bool:
         """Whether its chunks are the source's stored bytes as they are (pass-through, not
         rewrapped): as cheap to read again as to keep, the page cache holding them."""
-        return self.passthrough and not self.encoding.rewraps_zlib
+        return self.passthrough and not self.encoding.inflates_to_wrap
 
     @property
     def making(self) -> str:
         """How a chunk's bytes are made, in words (``inspect``): what serving it costs."""
         codec = self.encoding.describe(self.dtype)
-        if self.sends_stored_bytes:
-            return f"sent as stored ({codec})"
+        if self.passthrough and self.encoding.wraps_zlib:
+            frame = "gzip members" if self.encoding.inflates_to_wrap else "blosc frames"
+            return f"sent as {frame} of the stored deflate data ({codec})"
         if self.passthrough:
-            return f"sent as gzip members of the stored deflate data ({codec})"
+            return f"sent as stored ({codec})"
         if self.shuffled:
             return f"made from the stored chunks still shuffled ({codec})"
         return f"compressed afresh ({codec})"
@@ -230,8 +231,8 @@ def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | 
     raw = level.raw_chunk_format
     if raw is None or len(raw.chunk_shape) != len(level.shape):
         return None
-    if raw.compressor == "zlib" and settings.codec != "gzip":
-        return None  # zlib streams are served as gzip members only where gzip is asked for
+    if raw.compressor == "zlib" and not _frames_zlib(raw, settings.codec):
+        return None
     if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
         return None
     if not _is_servable_raw_chunk(raw.chunk_shape, settings):
@@ -239,10 +240,18 @@ def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | 
     return raw
 
 
+def _frames_zlib(raw: RawChunkFormat, codec: str) -> bool:
+    """Whether stored zlib streams are served framed (``ChunkEncoding.for_raw_chunks``)
+    under ``codec``: in blosc frames by ``auto`` (no codec work on the server; clients
+    inflate what h5py would), as gzip members where gzip is asked for (unshuffled only).
+    Another codec asked for is one the readers decode faster: chunks are transcoded."""
+    return codec == "auto" or (codec == "gzip" and not raw.shuffled)
+
+
 def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: ChunkSettings) -> ArrayNode:
     raw = raw_chunk_format(level, settings)
     if raw is not None:
-        encoding = ChunkEncoding.for_raw_chunks(raw, settings.level)
+        encoding = ChunkEncoding.for_raw_chunks(raw, settings.level, settings.codec)
         chunk_shape = raw.chunk_shape
     else:
         chunk_shape = choose_chunk_shape(axis_names, level, settings)

@@ -3,7 +3,7 @@ or one shard of a sharded array node: its inner chunks so, and their index.
 
 Sync and blocking: the store runs it in a worker thread. A pass-through array first asks
 its level for the stored bytes of the chunk as they are (no decode, no encode; zlib
-streams rewrapped as gzip members); a ``shuffled`` one for the stored chunk decoded all
+streams framed as blosc blocks or gzip members); a ``shuffled`` one for the stored chunk decoded all
 but its byte shuffle, which blosc-zstd compresses as it is. Either falls back to reading
 and encoding the chunk.
 """
@@ -85,7 +85,7 @@ def render_chunk(
     started = time.perf_counter()
     if node.passthrough:  # the layout only sets it for a PassThroughLevel
         raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
-        served = None if raw is None else node.encoding.from_stored(raw, node.chunk_nbytes)
+        served = None if raw is None else node.encoding.from_stored(raw, node.chunk_nbytes, node.dtype)
         if served is not None:
             timing.since("read", started)
             return served

@@ -115,8 +115,10 @@ def decode_raw_chunk(data: bytes, raw: RawChunkFormat, dtype: np.dtype[np.generi
     elements of ``raw.chunk_shape`` in ``raw.endian`` byte order."""
     if raw.compressor == "zstd":
         data = imagecodecs.zstd_decode(data)
-    elif raw.compressor == "zlib":  # served rewrapped as gzip (tests/hdf5/test_gzip_rewrap.py)
+    elif raw.compressor == "zlib":  # served framed (tests/hdf5/test_deflate_passthrough.py)
         data = zlib.decompress(data)
+        if raw.shuffled:  # byte planes (every element's first byte, then...) to elements
+            data = np.frombuffer(data, np.uint8).reshape(dtype.itemsize, -1).T.tobytes()
     elif raw.compressor == "blosc":
         data = imagecodecs.blosc_decode(data)
     stored = dtype.newbyteorder("<" if raw.endian == "little" else ">")
@@ -130,7 +132,7 @@ class AdapterContract:
     #: per image, the axes it must have (units where the sample records them)
     axes: ClassVar[tuple[tuple[Axis, ...], ...]]
     #: whether the sample's levels offer stored chunks for pass-through (some level does;
-    #: zlib streams count, which a gzip codec rewraps) or not (none does: its codec or
+    #: zlib streams count, which the gateway frames) or not (none does: its codec or
     #: layout is not a zarr chunk's)
     passthrough: ClassVar[bool] = False
 

@@ -43,8 +43,9 @@ def write_tiff(path: Path, data: np.ndarray, **kwargs: Any) -> Path:
 
 def write_healthy(path: Path, offset: int = 1, **kwargs: Any) -> np.ndarray:
     data = healthy_pixels(offset)
-    options: dict[str, Any] = {"tile": HEALTHY_TILE, "compression": "zlib"}
-    options.update(kwargs)
+    options: dict[str, Any] = {"tile": HEALTHY_TILE, "compression": "zlib", **kwargs}
+    if options["compression"] == "zlib":  # predicted: transcoded (plain deflate tiles are sent as stored)
+        options.setdefault("predictor", True)
     write_tiff(path, data, **options)
     return data
 

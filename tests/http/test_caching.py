@@ -190,10 +190,12 @@ def chunk_cache(base: str) -> tuple[float, float]:
 def test_stored_chunks_are_kept_from_their_second_request(tmp_path):
     """A chunk sent as the source stores it is read again rather than copied into the chunk
     cache on its first request (the page cache holds those bytes: a dask pass over a file
-    leaves the cache alone); asked for again, it is kept. A transcoded chunk is kept at once."""
+    leaves the cache alone); asked for again, it is kept. So is one framed without codec
+    work (a deflate tile in a blosc frame). A transcoded chunk is kept at once."""
     pixels = np.arange(512 * 512, dtype=np.uint16).reshape(512, 512)
     write_tiff(tmp_path / "stored.tif", pixels, tile=(256, 256), compression="zstd")
-    write_tiff(tmp_path / "coded.tif", pixels, tile=(256, 256), compression="zlib")
+    write_tiff(tmp_path / "coded.tif", pixels, tile=(256, 256), compression="zlib", predictor=True)
+    write_tiff(tmp_path / "framed.tif", pixels, tile=(256, 256), compression="zlib")
     settings = Settings.from_mapping({"roots": {"data": str(tmp_path)}})
     with serve(settings) as base:
         first = raw_request(base, "GET", "/data/stored.tif/0/c/0/1")
@@ -206,6 +208,11 @@ def test_stored_chunks_are_kept_from_their_second_request(tmp_path):
         assert chunk_cache(base) == (1, 1)
         assert raw_request(base, "GET", "/data/coded.tif/0/c/0/1").status == 200
         assert chunk_cache(base)[0] == 2
+        # deflate tiles in blosc frames are stored bytes behind a header: kept from the second
+        assert raw_request(base, "GET", "/data/framed.tif/0/c/0/1").status == 200
+        assert chunk_cache(base)[0] == 2
+        assert raw_request(base, "GET", "/data/framed.tif/0/c/0/1").status == 200
+        assert chunk_cache(base)[0] == 3
 
 
 def test_rewrapped_chunks_are_kept_at_once(tmp_path):

@@ -128,10 +128,9 @@ def test_sparse_giant_unallocated_chunk_is_absent(gateway, name: str) -> None:
         assert gateway.get(f"{array_url(name)}/{key}").status_code == 404
 
 
-def test_a_short_shuffled_deflate_chunk_never_shows_the_previous_chunk(tmp_path) -> None:
-    """Shuffled deflate chunks are inflated into a buffer each worker thread reuses. A
-    hostile file whose chunk inflates to half its size must get a 500, not the rest of
-    the buffer: another file's pixels, decoded just before in the same thread."""
+def write_secret_and_short(tmp_path) -> np.ndarray:
+    """``secret.h5``, and ``short.h5`` whose one shuffled deflate chunk inflates to half
+    its size (a hostile file)."""
     secret = np.full((256, 256), 0xBEEF, np.uint16)
     with h5py.File(tmp_path / "secret.h5", "w") as f:
         f.create_dataset("x", data=secret, chunks=(256, 256), shuffle=True, compression="gzip")
@@ -141,9 +140,34 @@ def test_a_short_shuffled_deflate_chunk_never_shows_the_previous_chunk(tmp_path)
             "x", shape=(256, 256), dtype="u2", chunks=(256, 256), shuffle=True, compression="gzip"
         )
         dataset.id.write_direct_chunk((0, 0), zlib.compress(zeros[: len(zeros) // 2]))
-    with running_gateway(tmp_path, server={"threads": 1}) as gateway:  # one thread: one buffer
+    return secret
+
+
+def test_a_short_shuffled_deflate_chunk_never_shows_the_previous_chunk(tmp_path) -> None:
+    """Shuffled deflate chunks the server decodes (here to compress them as zstd) are
+    inflated into a buffer each worker thread reuses. A hostile file whose chunk inflates
+    to half its size must get a 500, not the rest of the buffer: another file's pixels,
+    decoded just before in the same thread."""
+    secret = write_secret_and_short(tmp_path)
+    chunks = {"codec": "zstd"}
+    with running_gateway(tmp_path, server={"threads": 1}, chunks=chunks) as gateway:  # one buffer
         metadata = gateway.get(f"{array_url('secret.h5')}/zarr.json").json()
         served = gateway.get(f"{array_url('secret.h5')}/c/0/0")
         np.testing.assert_array_equal(decode_chunk(served.content, metadata), secret)
         document = assert_json_error(gateway.get(f"{array_url('short.h5')}/c/0/0"), 500)
         assert "instead of" in document["detail"]
+
+
+def test_a_short_deflate_chunk_sent_as_stored_fails_in_the_client(tmp_path) -> None:
+    """By default the same chunk is sent as stored, in a blosc frame: the server inflates
+    nothing, and the client's inflate refuses a stream that is not the chunk's size."""
+    secret = write_secret_and_short(tmp_path)
+    with running_gateway(tmp_path, server={"threads": 1}) as gateway:
+        metadata = gateway.get(f"{array_url('secret.h5')}/zarr.json").json()
+        assert metadata["codecs"][-1]["configuration"]["cname"] == "zlib"
+        served = gateway.get(f"{array_url('secret.h5')}/c/0/0")
+        np.testing.assert_array_equal(decode_chunk(served.content, metadata), secret)
+        short = gateway.get(f"{array_url('short.h5')}/c/0/0")
+        assert short.status_code == 200
+        with pytest.raises(RuntimeError):
+            decode_chunk(short.content, metadata)

@@ -322,7 +322,7 @@ def test_big_endian_encodings_take_no_byte_planes():
 def test_a_zlib_stream_becomes_the_gzip_member_of_the_same_deflate_data(dtype, level):
     data = smooth_sample(dtype)
     stream = zlib.compress(data.tobytes(), level)
-    member = Gzip.from_zlib(stream, data.nbytes)
+    member = Gzip.from_zlib(stream, data.nbytes, data.dtype)
     assert member is not None
     assert member[10:-8] == stream[2:-4]  # the deflate data as stored: nothing compressed again
     assert gzip.decompress(member) == data.tobytes()  # header, CRC-32 and size checked
@@ -333,12 +333,12 @@ def test_a_zlib_stream_becomes_the_gzip_member_of_the_same_deflate_data(dtype, l
 def test_a_rewrapped_chunk_reads_in_zarr_python_through_the_raw_encoding():
     data = smooth_sample("uint16")
     raw = RawChunkFormat(data.shape, "zlib", "little", level=3)
-    encoding = ChunkEncoding.for_raw_chunks(raw, 1)
-    assert encoding.rewraps_zlib and encoding.to_json(data.dtype)[-1] == {
+    encoding = ChunkEncoding.for_raw_chunks(raw, 1, "gzip")
+    assert encoding.inflates_to_wrap and encoding.to_json(data.dtype)[-1] == {
         "name": "gzip",
         "configuration": {"level": 3},
     }
-    served = encoding.from_stored(zlib.compress(data.tobytes(), 3), data.nbytes)
+    served = encoding.from_stored(zlib.compress(data.tobytes(), 3), data.nbytes, data.dtype)
     assert served is not None
     assert np.array_equal(read_with_zarr(encoding, data, served), data)
 
@@ -355,9 +355,118 @@ def test_a_rewrapped_chunk_reads_in_zarr_python_through_the_raw_encoding():
     ids=["checksum", "trailing", "short", "long", "garbage"],
 )
 def test_streams_that_are_not_exactly_the_chunk_are_not_rewrapped(stream):
-    assert Gzip.from_zlib(stream, 1000) is None
+    assert Gzip.from_zlib(stream, 1000, np.dtype("uint8")) is None
 
 
 def test_rewrapping_is_part_of_the_identity():
     raw = RawChunkFormat((4, 4), "zlib", "little", level=1)
-    assert ChunkEncoding.for_raw_chunks(raw, 1).identity != ChunkEncoding.from_settings("gzip", 1).identity
+    assert (
+        ChunkEncoding.for_raw_chunks(raw, 1, "gzip").identity
+        != ChunkEncoding.from_settings("gzip", 1).identity
+    )
+
+
+# -- zlib streams (HDF5's deflate chunks, shuffled or not) served in blosc frames ----------
+
+
+def stored_stream(data: np.ndarray, shuffled: bool, level: int = 1) -> bytes:
+    """What HDF5 stores for ``data`` with (shuffle +) deflate, in ``data``'s byte order."""
+    planes = data.view(np.uint8).reshape(-1, data.dtype.itemsize).T if shuffled else data.view(np.uint8)
+    return zlib.compress(np.ascontiguousarray(planes).tobytes(), level)
+
+
+#: HDF5 shuffles no 1-byte elements (its shuffle is then a copy, not offered as a stream)
+FRAMED_ZLIB = [
+    *[(dtype, True) for dtype in ["uint16", "int16", "uint32", "float32", "int64", ">u2", ">f4", ">i8"]],
+    *[(dtype, False) for dtype in ["uint8", "uint16", "float32", ">u2", ">f8"]],
+]
+
+
+@pytest.mark.parametrize(("dtype", "shuffled"), FRAMED_ZLIB)
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_a_zlib_stream_is_the_one_block_of_a_blosc_frame(dtype, shuffled, level):
+    data = smooth_sample(dtype) if np.dtype(dtype).itemsize > 1 else (smooth_sample("u2") >> 4).astype(dtype)
+    stream = stored_stream(data, shuffled, level)
+    endian = "big" if data.dtype.byteorder == ">" else "little"
+    raw = RawChunkFormat(data.shape, "zlib", endian, level=level, shuffled=shuffled)
+    encoding = ChunkEncoding.for_raw_chunks(raw, 1)
+    assert encoding.wraps_zlib and not encoding.inflates_to_wrap
+    assert encoding.to_json(data.dtype)[-1] == {
+        "name": "blosc",
+        "configuration": {
+            "cname": "zlib",
+            "clevel": level,
+            "shuffle": "shuffle" if shuffled else "noshuffle",
+            "typesize": data.dtype.itemsize,
+            "blocksize": 0,
+        },
+    }
+    frame = encoding.from_stored(stream, data.nbytes, data.dtype)
+    assert frame is not None
+    assert frame[24:] == stream  # the stored bytes behind a header: nothing compressed
+    assert numcodecs.Blosc().decode(frame) == data.tobytes()
+    assert np.array_equal(read_with_zarr(encoding, data, frame), data)
+
+
+def test_chunks_a_blosc_zlib_encoding_cannot_frame_are_encoded_as_readers_expect():
+    """A chunk whose mask skipped a filter is encoded afresh, by c-blosc's zlib."""
+    data = smooth_sample("uint16")
+    raw = RawChunkFormat(data.shape, "zlib", "little", level=1, shuffled=True)
+    encoding = ChunkEncoding.for_raw_chunks(raw, 1)
+    assert np.array_equal(read_with_zarr(encoding, data), data)
+
+
+@pytest.mark.parametrize(
+    ("stream", "nbytes", "shuffle"),
+    [
+        (zlib.compress(np.random.default_rng(1).bytes(1000), 1), 1000, "noshuffle"),  # not shorter
+        (zlib.compress(bytes(1000)), 1000, "bitshuffle"),  # blosc's bit shuffle is no HDF5 filter
+    ],
+    ids=["incompressible", "bitshuffle"],
+)
+def test_streams_blosc_would_read_otherwise_are_not_framed(stream, nbytes, shuffle):
+    assert (
+        Blosc(level=1, cname="zlib", shuffle=shuffle, one_block=True).from_zlib(
+            stream, nbytes, np.dtype("u2")
+        )
+        is None
+    )
+
+
+def test_only_the_one_block_zlib_codec_frames_streams():
+    stream = zlib.compress(bytes(1000))
+    assert (
+        Blosc(level=1, cname="zstd", shuffle="shuffle", one_block=True).from_zlib(
+            stream, 1000, np.dtype("u2")
+        )
+        is None
+    )
+    assert Blosc(level=1, cname="zlib", shuffle="shuffle").from_zlib(stream, 1000, np.dtype("u2")) is None
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        zlib.compress(bytes(999)),  # inflates one byte short
+        zlib.compress(bytes(1001)),  # one byte long
+        zlib.compress(bytes(1000))[:-4] + b"\x00\x00\x00\x00",  # its checksum wrong
+        b"\x78\x9c" + b"\xff" * 20,  # not deflate data
+    ],
+    ids=["short", "long", "checksum", "garbage"],
+)
+def test_a_framed_stream_that_is_not_the_chunk_fails_in_the_client_never_reads_wrong(stream):
+    """The server frames without inflating: the client's inflate is what checks the
+    stream (its size and Adler-32), and it refuses one that is not the chunk."""
+    frame = Blosc(level=1, cname="zlib", shuffle="noshuffle", one_block=True).from_zlib(
+        stream, 1000, np.dtype("u1")
+    )
+    assert frame is not None
+    with pytest.raises(RuntimeError):
+        numcodecs.Blosc().decode(frame)
+
+
+def test_framing_zlib_streams_is_part_of_the_identity():
+    raw = RawChunkFormat((4, 4), "zlib", "little", level=1, shuffled=True)
+    framed = ChunkEncoding.for_raw_chunks(raw, 1)
+    encoded = ChunkEncoding(Blosc(level=1, cname="zlib", shuffle="shuffle", one_block=True))
+    assert framed.identity != encoded.identity

@@ -101,13 +101,28 @@ def test_single_zstd_filter_is_a_zarr_codec() -> None:
     assert compression is not None and (compression.compressor, compression.level) == ("zstd", 9)
 
 
-def test_single_deflate_filter_is_a_zlib_stream_to_rewrap() -> None:
+def test_single_deflate_filter_is_a_zlib_stream_to_frame() -> None:
     compression = pipeline(f(DEFLATE, 4)).compression
-    assert compression is not None and (compression.compressor, compression.level) == ("zlib", 4)
+    assert compression is not None
+    assert (compression.compressor, compression.level, compression.shuffled) == ("zlib", 4, False)
+
+
+def test_deflate_after_a_shuffle_of_whole_elements_is_a_shuffled_zlib_stream() -> None:
+    compression = pipeline(f(SHUFFLE, 4), f(DEFLATE, 1)).compression
+    assert compression is not None
+    assert (compression.compressor, compression.level, compression.shuffled) == ("zlib", 1, True)
 
 
 @pytest.mark.parametrize(
-    "filters", [(), (f(SHUFFLE, 4), f(DEFLATE, 1)), (f(SHUFFLE, 4), f(ZSTD, 1)), (f(ZSTD), f(FLETCHER32))]
+    "filters",
+    [
+        (),
+        (f(SHUFFLE, 2), f(DEFLATE, 1)),  # shuffled by 2 bytes, elements of 4: not blosc's shuffle
+        (f(DEFLATE, 1), f(SHUFFLE, 4)),  # shuffled after deflate
+        (f(SHUFFLE, 4), f(DEFLATE, 1), f(FLETCHER32)),  # a checksum after the stream
+        (f(SHUFFLE, 4), f(ZSTD, 1)),
+        (f(ZSTD), f(FLETCHER32)),
+    ],
 )
 def test_other_pipelines_are_not_zarr_codecs(filters: tuple[Filter, ...]) -> None:
     assert pipeline(*filters).compression is None

@@ -115,9 +115,10 @@ def write_float64(path: Path) -> np.ndarray:
 
 def write_volume(path: Path) -> np.ndarray:
     """A shuffle + gzip HDF5 volume (h5py's ``shuffle=True``, as Imaris writes) in 16 x 64 x
-    64 chunks, served as 3-D chunks of that shape, so by default as blosc-zstd made from the
-    chunks still shuffled; partial in every axis: smooth structure to look at, plus noise so
-    that every voxel counts."""
+    64 chunks, served as 3-D chunks of that shape: by default its stored zlib streams in
+    blosc frames, with ``codec = "blosc-zstd"`` blosc-zstd made from the chunks still
+    shuffled; partial in every axis: smooth structure to look at, plus noise so that every
+    voxel counts."""
     z, y, x = np.mgrid[0:45, 0:200, 0:170]
     smooth = (np.sin(z / 5.0) + np.cos(y / 13.0) * np.sin(x / 11.0) + 2.0) * 8000.0
     noise = np.random.default_rng(7).integers(0, 500, smooth.shape)

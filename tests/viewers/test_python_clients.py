@@ -113,10 +113,17 @@ def test_the_sharded_gateway_serves_edge_shards_and_partial_inner_chunks(sharded
     assert several_in_z >= 3 and overhanging >= 3 and partial >= 3, (several_in_z, overhanging, partial)
 
 
-def test_the_volume_is_served_as_blosc_zstd_made_from_its_shuffled_chunks(gateway, datasets):
-    """What the clients above read from the default gateway: level 0 of the shuffle + gzip
-    volume as blosc-zstd (its chunks taken still shuffled), the computed levels as zstd."""
-    group = zarr.open_group(f"{gateway}/{_expected(datasets, 'volume').path}/volume", mode="r")
-    codecs = [group[str(level)].metadata.codecs[-1].to_dict() for level in range(3)]
-    assert [c["name"] for c in codecs] == ["blosc", "zstd", "zstd"]
-    assert codecs[0]["configuration"]["cname"] == "zstd"
+def test_the_volume_is_served_as_its_stored_chunks_by_default(gateway, blosc_zstd_gateway, datasets):
+    """What the clients above read: level 0 of the shuffle + gzip volume as its stored
+    zlib streams in blosc frames from the default gateway, as blosc-zstd made from the
+    chunks still shuffled from the blosc-zstd one; the computed levels as zstd, and as
+    blosc-zstd."""
+    path = f"{_expected(datasets, 'volume').path}/volume"
+    for base, level0, coarser in ((gateway, "zlib", "zstd"), (blosc_zstd_gateway, "zstd", "blosc")):
+        group = zarr.open_group(f"{base}/{path}", mode="r")
+        codecs = [group[str(level)].metadata.codecs[-1].to_dict() for level in range(3)]
+        assert [c["name"] for c in codecs] == ["blosc", coarser, coarser]
+        assert (codecs[0]["configuration"]["cname"], codecs[0]["configuration"]["shuffle"]) == (
+            level0,
+            "shuffle",
+        )
