@@ -7,7 +7,7 @@ this process, side by side in one run.
    (default 256 planes: 512 MiB of pixels) chunked 64 x 128 x 128 (2 MiB), gzip-1 + shuffle,
    smooth structure plus noise (compresses ~1.7x, like fluorescence, not like zeros).
 2. Exports it once with ``ome-zarr-gateway export`` (default settings: served chunks follow
-   the source, 64 x 128 x 128, blosc-zstd-1 made from the shuffled chunks as stored): the
+   the source, 64 x 128 x 128, level 0 the stored zlib streams in blosc frames): the
    "converted copy", holding exactly the bytes the gateway serves (made again when the
    defaults change what the gateway serves).
 3. Per round, each of these on a fresh process or pool (cold caches; the page cache is warm
@@ -23,6 +23,9 @@ this process, side by side in one run.
    - ``in-process shuffled`` (where the codec is blosc-zstd): ``os.pread`` + libdeflate, then
      the gateway's blosc-zstd frame of the byte planes as stored (no unshuffle, no shuffle).
    ``--codec zstd`` or ``blosc-zstd`` runs only the gateway so set and its in-process limits.
+   Where the gateway sends the chunks as stored (the default for gzip and deflate sources:
+   blosc frames; zstd and blosc sources), there is nothing to decode or encode: the gateway
+   with one and two worker processes, and nginx.
    Over HTTP, ``zarr.json`` of level 0 and its first chunk are fetched untimed (the open),
    then ``--clients`` concurrent aiohttp clients (one connection each) fetch every other
    level-0 chunk once. The in-process runs do the same chunks.

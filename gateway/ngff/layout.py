@@ -224,12 +224,15 @@ def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) 
     return tile_y >= settings.min_yx or math.prod(chunk_shape) >= settings.min_yx**2
 
 
-def raw_chunk_format(level: Level, settings: ChunkSettings) -> RawChunkFormat | None:
-    """The source chunk format to pass through, if the level has one worth serving as is."""
+def raw_chunk_format(level: Level, settings: ChunkSettings, axis_names: Sequence[str]) -> RawChunkFormat | None:
+    """The source chunk format to pass through, if the level has one worth serving as is
+    (and of the depth ``settings.z`` asks for, when set)."""
     if not settings.passthrough or not isinstance(level, PassThroughLevel):
         return None
     raw = level.raw_chunk_format
     if raw is None or len(raw.chunk_shape) != len(level.shape):
+        return None
+    if settings.z is not None and "z" in axis_names and raw.chunk_shape[axis_names.index("z")] != settings.z:
         return None
     if raw.compressor == "zlib" and not _frames_zlib(raw, settings.codec):
         return None
@@ -249,7 +252,7 @@ def _frames_zlib(raw: RawChunkFormat, codec: str) -> bool:
 
 
 def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: ChunkSettings) -> ArrayNode:
-    raw = raw_chunk_format(level, settings)
+    raw = raw_chunk_format(level, settings, axis_names)
     if raw is not None:
         encoding = ChunkEncoding.for_raw_chunks(raw, settings.level, settings.codec)
         chunk_shape = raw.chunk_shape

@@ -51,6 +51,11 @@ def planes_all_fill(planes: np.ndarray, fill_value: float, dtype: np.dtype[Any])
     return not planes.any() if zero else bool((planes == fill).all())
 
 
+#: A stored chunk compressed this much or more may hold only the fill value (2 MiB of zeros
+#: deflate to ~2 KiB, real data to more than half): it is decoded to find out, so that an
+#: empty chunk sent as stored is absent, as an encoded one is. Others are sent unread.
+MAY_BE_FILL_RATIO = 64
+
 #: Chunks above this many elements are sampled first, every this-many-th along each axis.
 FILL_SAMPLE_MIN = 4096
 FILL_SAMPLE_STEP = 7
@@ -86,7 +91,12 @@ def render_chunk(
     if node.passthrough:  # the layout only sets it for a PassThroughLevel
         raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
         served = None if raw is None else node.encoding.from_stored(raw, node.chunk_nbytes, node.dtype)
-        if served is not None:
+        if raw is not None and served is not None:
+            if omit_empty and len(raw) * MAY_BE_FILL_RATIO <= node.chunk_nbytes:
+                region = chunk_region(coords, node.chunk_shape, node.shape)
+                if is_all_fill(node.level.read(region), node.fill_value):
+                    timing.since("read", started)
+                    return None
             timing.since("read", started)
             return served
     if node.shuffled:

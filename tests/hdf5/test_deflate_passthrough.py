@@ -265,3 +265,42 @@ def test_an_imaris_file_is_served_as_its_stored_blocks_by_default(tmp_path: Path
         tensorstore = pytest.importorskip("tensorstore")
         served = tensorstore.open({"driver": "zarr3", "kvstore": f"{url}/{ROOT}/cells.ims/{path}/"}).result()
         assert np.asarray(served.read().result()).tobytes() == data.reshape(served.shape).tobytes()
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["deflate", "shuffle-deflate"])
+def test_a_stored_chunk_of_only_the_fill_value_is_absent_as_an_encoded_one_is(
+    tmp_path: Path, shuffle: bool
+) -> None:
+    """A stored chunk that deflates to very little may hold only the fill value: it is
+    decoded to find out, and answers 404; a constant chunk of another value is sent."""
+    data = data_for("uint16")
+    data[0:8, 0:64, 0:64] = 0  # the fill value, stored
+    data[0:8, 0:64, 64:128] = 7  # as small a stream, not the fill value
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_dataset("data", data=data, chunks=CHUNKS, compression="gzip", shuffle=shuffle)
+        assert f["data"].id.get_chunk_info_by_coord((0, 0, 0)).byte_offset is not None
+    settings = {"roots": {ROOT: str(tmp_path)}, "chunks": {"min_yx": 64}}
+    with serve(Settings.from_mapping(settings)) as url, httpx.Client() as client:
+        array = f"{url}/{ROOT}/empty.h5/data/0"
+        assert client.get(f"{array}/c/0/0/0").status_code == 404
+        constant = client.get(f"{array}/c/0/0/1")
+        assert constant.status_code == 200 and constant.content[:3] == bytes([2, 1, 0x70 | shuffle])
+        assert client.get(f"{array}/c/0/1/1").status_code == 200
+        assert_zarr_reads_exactly(array, tmp_path / "empty.h5", "blosc", CHUNKS)
+        keep = Settings.from_mapping({**settings, "chunks": {"min_yx": 64, "omit_empty": False}})
+    with serve(keep) as url, httpx.Client() as client:
+        assert client.get(f"{url}/{ROOT}/empty.h5/data/0/c/0/0/0").status_code == 200
+
+
+def test_a_set_depth_is_served_even_where_stored_chunks_differ(root: Path) -> None:
+    """``[chunks] z`` is taken as given: stored chunks of another depth are not sent as
+    they are, but read and encoded in chunks of that depth."""
+    settings = {"roots": {ROOT: str(root)}, "chunks": {"min_yx": 64, "z": 4}}
+    with serve(Settings.from_mapping(settings)) as url:
+        array = zarr.open_array(f"{url}/{ROOT}/u16-shuffle-gzip1.h5/data/0", mode="r")
+        assert array.chunks == (4, 64, 64)
+        assert array[...].tobytes() == read_data(root / "u16-shuffle-gzip1.h5").tobytes()
+    settings["chunks"]["z"] = CHUNKS[0]
+    with serve(Settings.from_mapping(settings)) as url, httpx.Client() as client:
+        codec = client.get(f"{url}/{ROOT}/u16-shuffle-gzip1.h5/data/0/zarr.json").json()["codecs"][-1]
+        assert codec["configuration"]["cname"] == "zlib"  # the stored depth: sent as stored

@@ -110,16 +110,24 @@ def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name
 
 def screenshot(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name: str, min_levels: int):
     """(log, png) of the link's state in the hosted viewer once chunks of ``min_levels``
-    levels came and the gateway went quiet."""
+    levels came, the gateway went quiet and Neuroglancer says every visible chunk is drawn
+    (``viewer.isReady()``: without it, a slow frame was sometimes caught half drawn)."""
     module, viewer = neuroglancer
     viewer.set_state(module.parse_url(link))
     with open_page(browser, gateway) as (page, log):
         page.goto(viewer.get_viewer_url())
-        wait_until(page, log, lambda: len(log.chunk_levels(dataset_path)) >= min_levels, LOAD_TIMEOUT)
+
+        def loaded() -> bool:
+            return len(log.chunk_levels(dataset_path)) >= min_levels and bool(page.evaluate(NG_READY))
+
+        assert wait_until(page, log, loaded, LOAD_TIMEOUT), f"{name}: not drawn within {LOAD_TIMEOUT} s"
         png = page.screenshot()
     save_artifact(name, png)
     return log, png
 
+
+#: Neuroglancer's own readiness: every visible chunk loaded and drawn.
+NG_READY = "Boolean(window.viewer && typeof window.viewer.isReady === 'function' && window.viewer.isReady())"
 
 CASES = {
     "pyramid": ("pyramid", 0, False, 2),  # 3 channels, 4 levels
