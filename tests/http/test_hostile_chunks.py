@@ -128,18 +128,19 @@ def test_sparse_giant_unallocated_chunk_is_absent(gateway, name: str) -> None:
         assert gateway.get(f"{array_url(name)}/{key}").status_code == 404
 
 
-def write_secret_and_short(tmp_path) -> np.ndarray:
-    """``secret.h5``, and ``short.h5`` whose one shuffled deflate chunk inflates to half
-    its size (a hostile file)."""
+def write_secret_and_short(tmp_path, short: bytes | None = None) -> np.ndarray:
+    """``secret.h5``, and ``short.h5`` whose one shuffled deflate chunk inflates to
+    ``short``, by default half its size of noise (a hostile file)."""
     secret = np.full((256, 256), 0xBEEF, np.uint16)
     with h5py.File(tmp_path / "secret.h5", "w") as f:
         f.create_dataset("x", data=secret, chunks=(256, 256), shuffle=True, compression="gzip")
-    zeros = np.zeros(256 * 256 * 2, np.uint8).tobytes()
+    if short is None:
+        short = np.random.default_rng(3).integers(0, 256, 256 * 256, np.uint8).tobytes()
     with h5py.File(tmp_path / "short.h5", "w") as f:
         dataset = f.create_dataset(
             "x", shape=(256, 256), dtype="u2", chunks=(256, 256), shuffle=True, compression="gzip"
         )
-        dataset.id.write_direct_chunk((0, 0), zlib.compress(zeros[: len(zeros) // 2]))
+        dataset.id.write_direct_chunk((0, 0), zlib.compress(short))
     return secret
 
 
@@ -171,3 +172,13 @@ def test_a_short_deflate_chunk_sent_as_stored_fails_in_the_client(tmp_path) -> N
         assert short.status_code == 200
         with pytest.raises(RuntimeError):
             decode_chunk(short.content, metadata)
+
+
+def test_a_short_deflate_chunk_the_fill_check_decodes_is_a_500(tmp_path) -> None:
+    """A short stream that deflates very well is decoded to see whether it is all fill:
+    the server finds it short and answers 500 for it, and serves on."""
+    write_secret_and_short(tmp_path, short=bytes(256 * 256))
+    with running_gateway(tmp_path, server={"threads": 1}) as gateway:
+        document = assert_json_error(gateway.get(f"{array_url('short.h5')}/c/0/0"), 500)
+        assert "instead of" in document["detail"]
+        assert gateway.get(f"{array_url('secret.h5')}/c/0/0").status_code == 200

@@ -17,6 +17,7 @@ from gateway.web.app import settings_to_env
 from tests.unit.test_layout import FakeLevel, FakePassThroughLevel
 
 SETTINGS = ChunkSettings()
+ZYX = ("z", "y", "x")
 
 
 def image(path: str | None, name: str = "i") -> Image:
@@ -79,7 +80,7 @@ def raw(chunk: tuple[int, ...]) -> RawChunkFormat:
 )
 def test_volumetric_chunks_may_pass_through(chunk: tuple[int, ...], passes: bool) -> None:
     level = FakePassThroughLevel((200, 5000, 5000), chunk, raw_chunk_format=raw(chunk))
-    assert (raw_chunk_format(level, SETTINGS) is not None) == passes
+    assert (raw_chunk_format(level, SETTINGS, ZYX) is not None) == passes
 
 
 def test_hdf5_settings_are_parsed_and_validated() -> None:
@@ -107,3 +108,11 @@ def test_ambiguous_suffixes_are_sniffed(tmp_path: Path) -> None:
     assert adapters.is_dataset_file(tmp_path / "set.xml")
     assert not adapters.is_dataset_file(tmp_path / "classic.nc")
     assert adapters.is_dataset_file(tmp_path / "any.h5")  # unambiguous suffix: no sniff
+
+
+@pytest.mark.parametrize(("z", "passes"), [(None, True), (16, True), (1, False), (8, False), (32, False)])
+def test_a_set_depth_passes_only_stored_chunks_of_that_depth(z: int | None, passes: bool) -> None:
+    level = FakePassThroughLevel((200, 5000, 5000), (16, 64, 64), raw_chunk_format=raw((16, 64, 64)))
+    settings = ChunkSettings(z=z)
+    assert (raw_chunk_format(level, settings, ZYX) is not None) == passes
+    assert raw_chunk_format(level, settings, ("t", "y", "x")) is not None  # no z: nothing to set

@@ -36,6 +36,7 @@ class FakePassThroughLevel(FakeLevel):
 
 
 SETTINGS = ChunkSettings()
+YX = ("y", "x")
 
 
 @pytest.mark.parametrize(("tile", "chunk"), [(256, 256), (128, 128), (1024, 1024), (2048, 2048)])
@@ -125,7 +126,7 @@ def test_a_thin_volume_gets_its_depth_in_one_chunk():
 def test_raw_format_is_used_for_servable_tiles():
     raw = RawChunkFormat((256, 256), "zstd", "little")
     assert (
-        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS)
+        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS, YX)
         == raw
     )
 
@@ -133,25 +134,25 @@ def test_raw_format_is_used_for_servable_tiles():
 def test_raw_format_is_ignored_when_pass_through_is_off():
     raw = RawChunkFormat((256, 256), None, "little")
     level = FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw)
-    assert raw_chunk_format(level, ChunkSettings(passthrough=False)) is None
+    assert raw_chunk_format(level, ChunkSettings(passthrough=False), YX) is None
 
 
 @pytest.mark.parametrize("chunk", [(240, 240), (256, 128), (64, 64)])
 def test_raw_format_is_ignored_for_unservable_tiles(chunk):
     level = FakePassThroughLevel((1024, 1024), chunk, raw_chunk_format=RawChunkFormat(chunk, None, "little"))
-    assert raw_chunk_format(level, SETTINGS) is None
+    assert raw_chunk_format(level, SETTINGS, YX) is None
 
 
 def test_raw_format_of_the_wrong_rank_is_ignored():
     raw = RawChunkFormat((1, 256, 256), None, "little")
     assert (
-        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS)
+        raw_chunk_format(FakePassThroughLevel((1024, 1024), (256, 256), raw_chunk_format=raw), SETTINGS, YX)
         is None
     )
 
 
 def test_plain_level_has_no_raw_format():
-    assert raw_chunk_format(FakeLevel((1024, 1024), (256, 256)), SETTINGS) is None
+    assert raw_chunk_format(FakeLevel((1024, 1024), (256, 256)), SETTINGS, YX) is None
 
 
 # -- build_tree ---------------------------------------------------------------------------------------
