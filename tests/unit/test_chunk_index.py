@@ -7,6 +7,7 @@ A 2^20 x 2^20 dataset of 64 x 64 chunks has a grid of 2^28 cells (a dense index 
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from adapters.base import NoTileCache
-from adapters.hdf5.chunks import LockFreeArray, open_array
+from adapters.hdf5.chunks import LockFreeArray, _SparseIndex, open_array
 from adapters.hdf5.file import H5File
 from tests.bombs import GIANT_CHUNK, giant_block, write_sparse_giant
 
@@ -131,3 +132,35 @@ def test_masked_filters_are_remembered_per_chunk(tmp_path: Path) -> None:
         np.testing.assert_array_equal(array.read((slice(0, 128), slice(0, 64))), np.concatenate([data, data]))
     finally:
         file.close()
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [(4, 8, 8), (2**20, 2**20), (2**40, 2**40), (2**62, 3)],
+    ids=["small", "2^40 cells", "2^80 cells: byte keys", "2^63.6 cells: byte keys"],
+)
+def test_the_sparse_index_finds_what_a_set_of_its_chunks_finds(grid: tuple[int, ...]) -> None:
+    """Keys are grid positions where the grid has fewer than 2^63 cells, byte strings
+    beyond: lookups and box queries agree with the plain set either way, at the edges too."""
+    rng = np.random.default_rng(4)
+    stored = {tuple(int(rng.integers(0, n)) for n in grid) for _ in range(40)} | {tuple(n - 1 for n in grid)}
+    rows = sorted(stored)
+    index = _SparseIndex.build(grid, rows, [10 * i for i in range(len(rows))], [1] * len(rows), {rows[0]: 3})
+    assert (index.strides is None) == (math.prod(grid) >= 2**63)
+    for i, coords in enumerate(rows):
+        assert index.lookup(coords) == (10 * i, 1, 3 if i == 0 else 0)
+    for coords in rows:  # neighbours, and cells beyond the grid that a linear key would alias
+        for near in (
+            tuple(c + 1 for c in coords),
+            (*coords[:-1], coords[-1] + grid[-1]),
+            tuple(-1 for _ in grid),
+        ):
+            assert (index.lookup(near) is not None) == (near in stored)
+    for lo, hi in [
+        ((0,) * len(grid), grid),
+        (rows[3], tuple(c + 1 for c in rows[3])),
+        (rows[-1], tuple(n + 5 for n in grid)),
+    ]:
+        assert index.any_in(lo, hi)
+    empty = next(c for c in ((0,) * len(grid), (1,) * len(grid)) if c not in stored)
+    assert not index.any_in(empty, tuple(c + 1 for c in empty))
