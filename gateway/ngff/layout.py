@@ -224,7 +224,9 @@ def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) 
     return tile_y >= settings.min_yx or math.prod(chunk_shape) >= settings.min_yx**2
 
 
-def raw_chunk_format(level: Level, settings: ChunkSettings, axis_names: Sequence[str]) -> RawChunkFormat | None:
+def raw_chunk_format(
+    level: Level, settings: ChunkSettings, axis_names: Sequence[str]
+) -> RawChunkFormat | None:
     """The source chunk format to pass through, if the level has one worth serving as is
     (and of the depth ``settings.z`` asks for, when set)."""
     if not settings.passthrough or not isinstance(level, PassThroughLevel):
