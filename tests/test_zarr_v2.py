@@ -54,6 +54,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             chunks=(1, 128, 128),
             **hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE),
         )
+    # deflate chunks, shuffled or not, little- or big-endian: sent as stored in blosc frames
+    for name, dtype, shuffle in (("deflate.h5", "<u2", True), ("deflate-be.h5", ">i4", False)):
+        with h5py.File(folder / name, "w") as f:
+            data = rng.integers(0, 999, (4, 256, 256)).astype(dtype)
+            f.create_dataset("volume", data=data, chunks=(2, 128, 128), compression="gzip", shuffle=shuffle)
     return folder
 
 
@@ -77,7 +82,16 @@ def _levels(group: zarr.Group) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "path", ["zstack.tif", "zstack.tif/labels/cells", "bigendian.tif", "blosc.h5/volume", "labels.tif"]
+    "path",
+    [
+        "zstack.tif",
+        "zstack.tif/labels/cells",
+        "bigendian.tif",
+        "blosc.h5/volume",
+        "labels.tif",
+        "deflate.h5/volume",
+        "deflate-be.h5/volume",
+    ],
 )
 def test_zarr_python_reads_the_v2_view_as_the_v3_tree(base: str, path: str) -> None:
     v3 = zarr.open_group(f"{base}/{ROOT}/{path}", mode="r", zarr_format=3)
