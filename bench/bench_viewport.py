@@ -310,7 +310,7 @@ class Bench:
             self.volume = ensure_bdv(workdir / "data", args.planes)
             self.pixels_path, image = "t00000/s00/0/cells", ""
         else:
-            self.volume = ensure_volume(workdir / "data", args.planes)
+            self.volume = ensure_volume(workdir / "data", args.planes, source=args.source)
             self.pixels_path, image = DATASET, f"{DATASET}/"
         ensure_export(self.volume, workdir / "static")
         self.dataset_path = f"/{ROOT}/{self.volume.name}"
@@ -617,10 +617,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--source",
-        choices=("gzip", "bdv"),
+        choices=("gzip", "deflate", "bdv"),
         default="gzip",
-        help="the volume: bench_volume.py's HDF5 (gzip, no pyramid: coarse levels synthesized) or the "
-        "same pixels as BigDataViewer writes them (bdv: native mipmaps down to one chunk)",
+        help="the volume: bench_volume.py's HDF5 (gzip + shuffle, no pyramid: coarse levels synthesized; "
+        "deflate: gzip without shuffle) or the same pixels as BigDataViewer writes them (bdv: native "
+        "mipmaps down to one chunk)",
     )
     parser.add_argument(
         "--slide-size", type=int, default=8192, help="y and x of the ng slide view's slide (default 8192)"
