@@ -66,7 +66,8 @@ class Gzip:
         decoded bytes, which only an inflate gives (1-7 ms for 2 MiB, where compressing
         again at gzip level 1 took ~60 ms on the bench volume). None unless the stream
         decodes to exactly ``nbytes`` and ends with its own checksum (nothing after it):
-        the caller then decodes and encodes it as any other chunk."""
+        the caller then decodes and encodes it as any other chunk. (``dtype`` is unused: a
+        gzip member is bytes; the signature is ``Blosc.from_zlib``'s.)"""
         try:
             decoded = imagecodecs.deflate_decode(stream, out=nbytes)
         except Exception:  # a corrupt stream: the decoding path says why
