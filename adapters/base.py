@@ -102,8 +102,9 @@ class RawChunkFormat:
     (RFC 1950 streams: HDF5's deflate filter, TIFF's deflate tiles) is no zarr codec, but
     one is a whole block of a blosc frame with zlib as its compressor, and differs from a
     gzip member only in its header and trailer: the gateway serves them so framed.
-    ``shuffled``: each zlib stream holds the chunk's bytes byte-shuffled (every element's
-    first byte, then every second byte...: HDF5's shuffle filter), as blosc's shuffle does.
+    ``shuffled``: each stream (zlib or zstd) holds the chunk's bytes byte-shuffled (every
+    element's first byte, then every second byte...: HDF5's shuffle filter), as blosc's
+    shuffle does: no zarr chunk as it is, but a blosc frame's one block.
     """
 
     chunk_shape: tuple[int, ...]

@@ -402,12 +402,12 @@ def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
         (
             {"shuffle": True, "compression": "gzip"},
             "",
-            "sent as blosc frames of the stored deflate data (blosc zlib level 4, shuffle, one block)",
+            "sent as stored, each stream in a blosc frame (blosc zlib level 4, shuffle, one block)",
         ),
         (
             {"compression": "gzip", "compression_opts": 4},
             "",
-            "sent as blosc frames of the stored deflate data (blosc zlib level 4, noshuffle, one block)",
+            "sent as stored, each stream in a blosc frame (blosc zlib level 4, noshuffle, one block)",
         ),
         (
             {"shuffle": True, "compression": "lzf"},

@@ -65,7 +65,7 @@ class Compression:
     level: int | None
     blosc_cname: str | None = None
     blosc_shuffle: Literal["noshuffle", "shuffle", "bitshuffle"] | None = None
-    #: zlib streams of the chunk byte-shuffled first (HDF5's shuffle, then deflate)
+    #: streams of the chunk byte-shuffled first (HDF5's shuffle, then deflate or zstd)
     shuffled: bool = False
 
 
@@ -312,10 +312,11 @@ class FilterPipeline:
         """The zarr codec that decodes every (unmasked) chunk as stored, if there is one:
         a single zstd or blosc filter; or a deflate filter, alone or after a byte shuffle
         of whole elements, whose zlib streams the gateway serves in a blosc frame (or,
-        unshuffled, as a gzip member)."""
-        if len(self.filters) == 2 and self.shuffles_first and self.filters[1].id == DEFLATE:
-            deflate = self.filters[1]
-            return Compression("zlib", deflate.values[0] if deflate.values else None, shuffled=True)
+        unshuffled, as a gzip member); or a zstd filter after such a shuffle, served so too."""
+        if len(self.filters) == 2 and self.shuffles_first and self.filters[1].id in (DEFLATE, ZSTD):
+            second = self.filters[1]
+            compressor: Literal["zlib", "zstd"] = "zlib" if second.id == DEFLATE else "zstd"
+            return Compression(compressor, second.values[0] if second.values else None, shuffled=True)
         if len(self.filters) != 1:
             return None
         only = self.filters[0]

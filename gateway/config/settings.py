@@ -115,17 +115,17 @@ class ChunkRule(Section):
 
 class ChunkSettings(Section):
     """How served chunks are shaped and encoded. ``auto`` level 1 by default: stored deflate
-    chunks (HDF5's deflate, after a byte shuffle or not; TIFF deflate tiles) are sent as
-    stored, each zlib stream the one block of a blosc frame: no codec work on the server,
-    and readers inflate what h5py would (3.3-4.6x the voxels per second of transcoding,
-    whole-level reads as fast or faster: bench/README.md). Other chunks are encoded: zstd-1,
-    which encodes 4-7x faster than gzip -1 for ~20% larger uint16 chunks, since chunks are
-    encoded while a viewer waits; but blosc-zstd where the stored chunks are byte-shuffled
-    (HDF5's shuffle filter before LZF, zstd...): made from the stored bytes still shuffled,
-    it costs no more CPU than zstd-1 there and is 20-30% smaller. Every client we target
-    decodes all three (bench/bench_codecs.py, tests/viewers). Another codec set is used for
-    every chunk not sent as stored (zstd and blosc chunks always are; deflate ones only as
-    gzip members, with ``gzip``).
+    chunks (HDF5's deflate, after a byte shuffle or not; TIFF deflate tiles) and HDF5's
+    shuffled zstd chunks are sent as stored, each stream the one block of a blosc frame: no
+    codec work on the server, and readers decode what h5py would (3.3-4.6x the voxels per
+    second of transcoding, whole-level reads as fast or faster: bench/README.md). Other
+    chunks are encoded: zstd-1, which encodes 4-7x faster than gzip -1 for ~20% larger
+    uint16 chunks, since chunks are encoded while a viewer waits; but blosc-zstd where the
+    stored chunks are byte-shuffled (HDF5's shuffle before LZF, fletcher32...): made from
+    the stored bytes still shuffled, it costs no more CPU than zstd-1 there and is 20-30%
+    smaller. Every client we target decodes all three (bench/bench_codecs.py,
+    tests/viewers). Another codec set is used for every chunk not sent as stored (zstd and
+    blosc chunks always are; unshuffled deflate ones only as gzip members, with ``gzip``).
 
     ``z`` unset follows the source: a source chunked in z (HDF5, BigDataViewer, Imaris, TIFF
     tiles with depth) is served in chunks of its own depth, a plane-per-page stack one plane

@@ -59,15 +59,14 @@ class Gzip:
         return bytes(numcodecs.GZip(level=self.level).encode(data))
 
     @staticmethod
-    def from_zlib(stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
+    def from_zlib(stream: bytes, nbytes: int) -> bytes | None:
         """The gzip member holding the same deflate data as the RFC 1950 ``stream`` of
         ``nbytes`` decoded bytes (HDF5's deflate chunks), without compressing again: a
         gzip header, the deflate data as stored, then the CRC-32 and size of the
         decoded bytes, which only an inflate gives (1-7 ms for 2 MiB, where compressing
         again at gzip level 1 took ~60 ms on the bench volume). None unless the stream
         decodes to exactly ``nbytes`` and ends with its own checksum (nothing after it):
-        the caller then decodes and encodes it as any other chunk. (``dtype`` is unused: a
-        gzip member is bytes; the signature is ``Blosc.from_zlib``'s.)"""
+        the caller then decodes and encodes it as any other chunk."""
         try:
             decoded = imagecodecs.deflate_decode(stream, out=nbytes)
         except Exception:  # a corrupt stream: the decoding path says why
@@ -160,24 +159,26 @@ class Blosc:
             return self.encode(elements)
         return _one_block_frame(_BLOSC_BYTE_SHUFFLE | _BLOSC_ZSTD << 5, typesize, nbytes, body)
 
-    def from_zlib(self, stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
-        """The frame of this codec (zlib, one block) whose one stream is the RFC 1950
-        ``stream`` of ``nbytes`` decoded bytes as stored (HDF5's deflate chunks, shuffled
-        or not, TIFF's deflate tiles): c-blosc's zlib codec reads such streams, so the
-        frame is a 24-byte header and the stored bytes, with no compression work. The
-        client's inflate checks the stream's Adler-32 and size. None when c-blosc would
-        read the stream otherwise: a stream of the chunk's size or more (a block of
-        exactly its size is taken as stored raw), or a chunk over blosc's limit."""
+    def from_stream(self, stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
+        """The frame of this codec (zlib or zstd, one block) whose one stream is ``stream``,
+        a chunk of ``nbytes`` decoded bytes as stored: an RFC 1950 zlib stream (HDF5's
+        deflate chunks, shuffled or not; TIFF's deflate tiles) or a zstd frame (HDF5's zstd
+        after a shuffle). c-blosc's codecs read such streams as they are, so the frame is a
+        24-byte header and the stored bytes, with no compression work; the client's decoder
+        checks the stream (zlib: its Adler-32; both: the size). None when c-blosc would read
+        the stream otherwise: a stream of the chunk's size or more (a block of exactly its
+        size is taken as stored raw), or a chunk over blosc's limit."""
         shuffle, _ = self._shuffle(dtype)
+        code = _BLOSC_STREAM_CODES.get(self.cname)
         if (
-            self.cname != "zlib"
+            code is None
             or not self.one_block
             or shuffle == "bitshuffle"
             or len(stream) >= nbytes
             or nbytes > _BLOSC_MAX_BUFFER
         ):
             return None
-        flags = _BLOSC_ZLIB << 5 | (_BLOSC_BYTE_SHUFFLE if shuffle == "shuffle" else 0)
+        flags = code << 5 | (_BLOSC_BYTE_SHUFFLE if shuffle == "shuffle" else 0)
         return _one_block_frame(flags, dtype.itemsize, nbytes, stream)
 
 
@@ -207,6 +208,8 @@ _BLOSC_MAX_BUFFER = 2**31 - 1 - _BLOSC_MAX_OVERHEAD  # c-blosc 1's largest chunk
 _BLOSC_MIN_BUFFER = 128  # c-blosc copies smaller buffers as they are
 _BLOSC_BYTE_SHUFFLE, _BLOSC_NO_SPLIT = 0x01, 0x10
 _BLOSC_ZLIB, _BLOSC_ZSTD = 3, 4  # compressor codes in a frame's flags (bits 5-7)
+#: compressors whose stored streams a one-block frame holds as they are (``from_stream``)
+_BLOSC_STREAM_CODES = {"zlib": _BLOSC_ZLIB, "zstd": _BLOSC_ZSTD}
 
 
 def _blosc_zstd_level(clevel: int) -> int:
@@ -221,9 +224,10 @@ class ChunkEncoding:
 
     compressor: Compressor | None
     endian: Literal["little", "big"] = "little"
-    #: stored chunks are zlib streams, served in the compressor's frame: a blosc frame
-    #: (``Blosc.from_zlib``: a header) or a gzip member (``Gzip.from_zlib``: an inflate)
-    wraps_zlib: bool = False
+    #: stored chunks are one stream of a compressor (zlib; zstd of shuffled bytes), served
+    #: in a frame: a blosc one (``Blosc.from_stream``: a header) or, for unshuffled zlib
+    #: streams, a gzip member (``Gzip.from_zlib``: an inflate)
+    wraps_stream: bool = False
 
     @classmethod
     def from_settings(cls, codec: str, level: int) -> ChunkEncoding:
@@ -239,40 +243,43 @@ class ChunkEncoding:
     @classmethod
     def for_raw_chunks(cls, raw: RawChunkFormat, default_level: int, codec: str = "auto") -> ChunkEncoding:
         """The encoding that describes source chunks served untouched (and encodes the
-        chunks that cannot be, identically). zlib streams go in blosc frames, or, with
-        ``codec`` gzip and unshuffled, in gzip members."""
+        chunks that cannot be, identically). zlib streams, and zstd ones of shuffled
+        bytes, go in blosc frames; with ``codec`` gzip, unshuffled zlib streams in gzip
+        members instead."""
         compressor: Compressor | None = None
         level = raw.level if raw.level is not None else default_level
+        if raw.compressor == "zlib" or raw.shuffled:
+            level = min(max(level, 0), 9)  # blosc's and gzip's range
+            if raw.compressor == "zlib" and codec == "gzip" and not raw.shuffled:
+                return cls(Gzip(level=level), raw.endian, wraps_stream=True)
+            shuffle: Literal["shuffle", "noshuffle"] = "shuffle" if raw.shuffled else "noshuffle"
+            blosc = Blosc(level=level, cname=raw.compressor or "zlib", shuffle=shuffle, one_block=True)
+            return cls(blosc, raw.endian, wraps_stream=True)
         if raw.compressor == "zstd":
             compressor = Zstd(level=level)
         elif raw.compressor == "blosc":
             compressor = Blosc(level=level, cname=raw.blosc_cname or "lz4", shuffle=raw.blosc_shuffle)
-        elif raw.compressor == "zlib":
-            level = min(max(level, 0), 9)
-            if codec == "gzip" and not raw.shuffled:
-                return cls(Gzip(level=level), raw.endian, wraps_zlib=True)
-            shuffle: Literal["shuffle", "noshuffle"] = "shuffle" if raw.shuffled else "noshuffle"
-            blosc = Blosc(level=level, cname="zlib", shuffle=shuffle, one_block=True)
-            return cls(blosc, raw.endian, wraps_zlib=True)
         return cls(compressor, raw.endian)
 
     def from_stored(self, raw: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
         """A stored chunk of ``nbytes`` decoded bytes as served: untouched, or framed
-        (``wraps_zlib``); None when it cannot be (then it is decoded and encoded)."""
-        if not self.wraps_zlib:
+        (``wraps_stream``); None when it cannot be (then it is decoded and encoded)."""
+        if not self.wraps_stream:
             return raw
-        assert isinstance(self.compressor, Gzip | Blosc)
-        return self.compressor.from_zlib(raw, nbytes, dtype)
+        if isinstance(self.compressor, Gzip):
+            return self.compressor.from_zlib(raw, nbytes)
+        assert isinstance(self.compressor, Blosc)
+        return self.compressor.from_stream(raw, nbytes, dtype)
 
     @property
     def inflates_to_wrap(self) -> bool:
         """Whether serving a stored chunk costs an inflate (a gzip member's checksum)."""
-        return self.wraps_zlib and isinstance(self.compressor, Gzip)
+        return self.wraps_stream and isinstance(self.compressor, Gzip)
 
     @property
     def identity(self) -> str:
         """Part of cache keys and ETags: chunks encoded differently are different bytes."""
-        wrap = ":from zlib" if self.wraps_zlib else ""
+        wrap = ":from stored streams" if self.wraps_stream else ""
         return f"{self.endian}:{'raw' if self.compressor is None else repr(self.compressor)}{wrap}"
 
     def to_json(self, dtype: np.dtype[Any]) -> list[dict[str, Any]]:

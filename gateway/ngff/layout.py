@@ -91,9 +91,10 @@ class ArrayNode:
     def making(self) -> str:
         """How a chunk's bytes are made, in words (``inspect``): what serving it costs."""
         codec = self.encoding.describe(self.dtype)
-        if self.passthrough and self.encoding.wraps_zlib:
-            frame = "gzip members" if self.encoding.inflates_to_wrap else "blosc frames"
-            return f"sent as {frame} of the stored deflate data ({codec})"
+        if self.passthrough and self.encoding.inflates_to_wrap:
+            return f"sent as gzip members of the stored deflate data ({codec})"
+        if self.passthrough and self.encoding.wraps_stream:
+            return f"sent as stored, each stream in a blosc frame ({codec})"
         if self.passthrough:
             return f"sent as stored ({codec})"
         if self.shuffled:
@@ -236,7 +237,7 @@ def raw_chunk_format(
         return None
     if settings.z is not None and "z" in axis_names and raw.chunk_shape[axis_names.index("z")] != settings.z:
         return None
-    if raw.compressor == "zlib" and not _frames_zlib(raw, settings.codec):
+    if (raw.compressor == "zlib" or raw.shuffled) and not _frames_stream(raw, settings.codec):
         return None
     if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
         return None
@@ -245,12 +246,13 @@ def raw_chunk_format(
     return raw
 
 
-def _frames_zlib(raw: RawChunkFormat, codec: str) -> bool:
-    """Whether stored zlib streams are served framed (``ChunkEncoding.for_raw_chunks``)
-    under ``codec``: in blosc frames by ``auto`` (no codec work on the server; clients
-    inflate what h5py would), as gzip members where gzip is asked for (unshuffled only).
-    Another codec asked for is one the readers decode faster: chunks are transcoded."""
-    return codec == "auto" or (codec == "gzip" and not raw.shuffled)
+def _frames_stream(raw: RawChunkFormat, codec: str) -> bool:
+    """Whether stored streams that are no zarr chunk as they are (zlib; zstd of shuffled
+    bytes) are served framed (``ChunkEncoding.for_raw_chunks``) under ``codec``: in blosc
+    frames by ``auto`` (no codec work on the server; clients decode what h5py would), as
+    gzip members where gzip is asked for (unshuffled zlib only). Another codec asked for
+    is one the readers decode faster: chunks are transcoded."""
+    return codec == "auto" or (codec == "gzip" and raw.compressor == "zlib" and not raw.shuffled)
 
 
 def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: ChunkSettings) -> ArrayNode:

@@ -1,11 +1,14 @@
-"""HDF5 deflate chunks served as they are stored, in a blosc frame or a gzip member.
+"""HDF5 chunks served as they are stored: deflate and shuffled zstd streams in blosc
+frames, deflate streams in gzip members.
 
 A dataset whose filters are deflate, alone or after HDF5's byte shuffle, stores each
-chunk as one zlib stream. By default (``[chunks] codec = "auto"``) a chunk is served as
-a blosc frame whose one block is that stream (cname zlib; shuffle or noshuffle): a
-24-byte header, then the stored bytes, with no codec work on the server. With
-``codec = "gzip"``, unshuffled streams are served as gzip members instead (a header, the
-stored deflate data, the CRC-32 and size of the decoded chunk). Other codecs transcode.
+chunk as one zlib stream; one whose filters are the shuffle then zstd (hdf5plugin), one
+zstd frame of the byte planes. By default (``[chunks] codec = "auto"``) a chunk is served
+as a blosc frame whose one block is that stream (cname zlib or zstd; shuffle or
+noshuffle): a 24-byte header, then the stored bytes, with no codec work on the server.
+With ``codec = "gzip"``, unshuffled zlib streams are served as gzip members instead (a
+header, the stored deflate data, the CRC-32 and size of the decoded chunk). Other codecs
+transcode.
 
 The files are written by h5py (levels 1, 4 and 9; several dtypes; big-endian; sparse
 with a fill value; a chunk stored unfiltered; filters that are not framed) and read over
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import hdf5plugin
 import httpx
 import numpy as np
 import pytest
@@ -53,6 +57,9 @@ SHUFFLED: dict[str, tuple[str, dict[str, Any]]] = {
     "u32-shuffle-gzip9": ("uint32", {"shuffle": True, "compression": "gzip", "compression_opts": 9}),
     "f64-shuffle-gzip1": ("float64", {"shuffle": True, "compression": "gzip", "compression_opts": 1}),
     "be-f32-shuffle-gzip4": (">f4", {"shuffle": True, "compression": "gzip", "compression_opts": 4}),
+    # shuffle + zstd (hdf5plugin): zstd frames of the byte planes, framed as blosc zstd
+    "u16-shuffle-zstd3": ("uint16", {"shuffle": True, **hdf5plugin.Zstd(clevel=3)}),
+    "be-i32-shuffle-zstd1": (">i4", {"shuffle": True, **hdf5plugin.Zstd(clevel=1)}),
 }
 #: deflate among other filters: not one zlib stream of the chunk, so transcoded
 NOT_FRAMED: dict[str, tuple[str, dict[str, Any]]] = {
@@ -111,6 +118,16 @@ FRAMED_BY_AUTO = sorted({*UNSHUFFLED, *SHUFFLED, "sparse", "sparse-shuffled", "m
 FRAMED_BY_GZIP = sorted({*UNSHUFFLED, "sparse", "masked"})
 
 
+def stored_level(dataset: h5py.Dataset) -> int:
+    """The level of the dataset's deflate or zstd filter (its first filter value)."""
+    plist = dataset.id.get_create_plist()
+    for index in range(plist.get_nfilters()):
+        code, _, values, _ = plist.get_filter(index)
+        if code in (h5py.h5z.FILTER_DEFLATE, 32015):  # 32015: zstd
+            return int(values[0])
+    raise AssertionError(f"{dataset.name}: no deflate or zstd filter")
+
+
 def served_and_stored(
     client: httpx.Client, url: str, path: Path, counts: dict[str, int]
 ) -> Iterator[tuple[tuple[int, ...], int, bytes, bytes]]:
@@ -141,16 +158,17 @@ def test_every_stored_chunk_is_the_one_block_of_a_blosc_frame(name: str, root: P
     url = f"{auto_url}/{ROOT}/{name}.h5/data/0"
     dtype = read_data(root / f"{name}.h5").dtype
     shuffled = name in SHUFFLED or name.endswith("-shuffled")
+    cname = "zstd" if "zstd" in name else "zlib"
     counts = {"framed": 0, "encoded": 0, "absent": 0}
     with h5py.File(root / f"{name}.h5", "r") as f:
-        level = f["data"].compression_opts
+        level = stored_level(f["data"])
     with httpx.Client() as client:
         meta = client.get(f"{url}/zarr.json").json()
         assert meta["codecs"][0]["configuration"]["endian"] == ("big" if name.startswith("be-") else "little")
         assert meta["codecs"][-1] == {
             "name": "blosc",
             "configuration": {
-                "cname": "zlib",
+                "cname": cname,
                 "clevel": level,
                 "shuffle": "shuffle" if shuffled else "noshuffle",
                 "typesize": dtype.itemsize,
@@ -160,7 +178,8 @@ def test_every_stored_chunk_is_the_one_block_of_a_blosc_frame(name: str, root: P
         for coords, mask, stored, served in served_and_stored(client, url, root / f"{name}.h5", counts):
             if mask == 0:
                 nbytes = int(np.prod(CHUNKS)) * dtype.itemsize
-                flags = 0x10 | 3 << 5 | (1 if shuffled else 0)  # unsplit, zlib, (byte shuffle)
+                code = {"zlib": 3, "zstd": 4}[cname]
+                flags = 0x10 | code << 5 | (1 if shuffled else 0)  # unsplit, the codec, (byte shuffle)
                 sizes = (nbytes, nbytes, 24 + len(stored), 20, len(stored))  # block, frame, start, stream
                 header = struct.pack("<BBBBIIIII", 2, 1, flags, dtype.itemsize, *sizes)
                 assert served == header + stored, coords
@@ -202,7 +221,9 @@ def test_zarr_python_reads_h5pys_values_exactly_with_gzip(name: str, root: Path,
     assert_zarr_reads_exactly(f"{gzip_url}/{ROOT}/{name}.h5/data/0", root / f"{name}.h5", "gzip", CHUNKS)
 
 
-@pytest.mark.parametrize("name", ["u16-gzip9", "be-u16-gzip4", "u32-shuffle-gzip9", "be-f32-shuffle-gzip4"])
+@pytest.mark.parametrize(
+    "name", ["u16-gzip9", "be-u16-gzip4", "u32-shuffle-gzip9", "be-f32-shuffle-gzip4", "be-i32-shuffle-zstd1"]
+)
 @pytest.mark.parametrize("server", ["auto", "gzip"])
 def test_tensorstore_reads_a_framed_array_exactly(
     name: str, server: str, request: pytest.FixtureRequest

@@ -322,7 +322,7 @@ def test_big_endian_encodings_take_no_byte_planes():
 def test_a_zlib_stream_becomes_the_gzip_member_of_the_same_deflate_data(dtype, level):
     data = smooth_sample(dtype)
     stream = zlib.compress(data.tobytes(), level)
-    member = Gzip.from_zlib(stream, data.nbytes, data.dtype)
+    member = Gzip.from_zlib(stream, data.nbytes)
     assert member is not None
     assert member[10:-8] == stream[2:-4]  # the deflate data as stored: nothing compressed again
     assert gzip.decompress(member) == data.tobytes()  # header, CRC-32 and size checked
@@ -355,7 +355,7 @@ def test_a_rewrapped_chunk_reads_in_zarr_python_through_the_raw_encoding():
     ids=["checksum", "trailing", "short", "long", "garbage"],
 )
 def test_streams_that_are_not_exactly_the_chunk_are_not_rewrapped(stream):
-    assert Gzip.from_zlib(stream, 1000, np.dtype("uint8")) is None
+    assert Gzip.from_zlib(stream, 1000) is None
 
 
 def test_rewrapping_is_part_of_the_identity():
@@ -390,7 +390,7 @@ def test_a_zlib_stream_is_the_one_block_of_a_blosc_frame(dtype, shuffled, level)
     endian = "big" if data.dtype.byteorder == ">" else "little"
     raw = RawChunkFormat(data.shape, "zlib", endian, level=level, shuffled=shuffled)
     encoding = ChunkEncoding.for_raw_chunks(raw, 1)
-    assert encoding.wraps_zlib and not encoding.inflates_to_wrap
+    assert encoding.wraps_stream and not encoding.inflates_to_wrap
     assert encoding.to_json(data.dtype)[-1] == {
         "name": "blosc",
         "configuration": {
@@ -426,22 +426,52 @@ def test_chunks_a_blosc_zlib_encoding_cannot_frame_are_encoded_as_readers_expect
 )
 def test_streams_blosc_would_read_otherwise_are_not_framed(stream, nbytes, shuffle):
     assert (
-        Blosc(level=1, cname="zlib", shuffle=shuffle, one_block=True).from_zlib(
+        Blosc(level=1, cname="zlib", shuffle=shuffle, one_block=True).from_stream(
             stream, nbytes, np.dtype("u2")
         )
         is None
     )
 
 
-def test_only_the_one_block_zlib_codec_frames_streams():
+def test_only_one_block_zlib_and_zstd_codecs_frame_streams():
     stream = zlib.compress(bytes(1000))
-    assert (
-        Blosc(level=1, cname="zstd", shuffle="shuffle", one_block=True).from_zlib(
-            stream, 1000, np.dtype("u2")
-        )
-        is None
+    for cname in ("lz4", "blosclz"):
+        blosc = Blosc(level=1, cname=cname, shuffle="shuffle", one_block=True)
+        assert blosc.from_stream(stream, 1000, np.dtype("u2")) is None
+    assert Blosc(level=1, cname="zlib", shuffle="shuffle").from_stream(stream, 1000, np.dtype("u2")) is None
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int32", "float32", "float64", ">u2", ">f4"])
+@pytest.mark.parametrize("level", [1, 3, 19])
+def test_a_zstd_stream_of_shuffled_bytes_is_the_one_block_of_a_blosc_frame(dtype, level):
+    """HDF5's shuffle then zstd (hdf5plugin): a zstd frame of the byte planes, which a
+    blosc-zstd frame holds as it is; the declared level is clamped to blosc's 0-9."""
+    data = smooth_sample(dtype)
+    planes = np.ascontiguousarray(data.view(np.uint8).reshape(-1, data.dtype.itemsize).T)
+    stream = bytes(numcodecs.Zstd(level=level).encode(planes))
+    endian = "big" if data.dtype.byteorder == ">" else "little"
+    encoding = ChunkEncoding.for_raw_chunks(
+        RawChunkFormat(data.shape, "zstd", endian, level=level, shuffled=True), 1
     )
-    assert Blosc(level=1, cname="zlib", shuffle="shuffle").from_zlib(stream, 1000, np.dtype("u2")) is None
+    configuration = encoding.to_json(data.dtype)[-1]["configuration"]
+    assert (configuration["cname"], configuration["clevel"], configuration["shuffle"]) == (
+        "zstd",
+        min(level, 9),
+        "shuffle",
+    )
+    frame = encoding.from_stored(stream, data.nbytes, data.dtype)
+    assert frame is not None and frame[24:] == stream
+    assert numcodecs.Blosc().decode(frame) == data.tobytes()
+    assert np.array_equal(read_with_zarr(encoding, data, frame), data)
+
+
+def test_unshuffled_zstd_chunks_stay_zstd_chunks():
+    encoding = ChunkEncoding.for_raw_chunks(RawChunkFormat((4, 4), "zstd", "little", level=3), 1)
+    assert encoding.to_json(np.dtype("u2"))[-1] == {
+        "name": "zstd",
+        "configuration": {"level": 3, "checksum": False},
+    }
+    assert not encoding.wraps_stream
 
 
 @pytest.mark.parametrize(
@@ -457,7 +487,7 @@ def test_only_the_one_block_zlib_codec_frames_streams():
 def test_a_framed_stream_that_is_not_the_chunk_fails_in_the_client_never_reads_wrong(stream):
     """The server frames without inflating: the client's inflate is what checks the
     stream (its size and Adler-32), and it refuses one that is not the chunk."""
-    frame = Blosc(level=1, cname="zlib", shuffle="noshuffle", one_block=True).from_zlib(
+    frame = Blosc(level=1, cname="zlib", shuffle="noshuffle", one_block=True).from_stream(
         stream, 1000, np.dtype("u1")
     )
     assert frame is not None

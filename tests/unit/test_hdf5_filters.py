@@ -113,6 +113,12 @@ def test_deflate_after_a_shuffle_of_whole_elements_is_a_shuffled_zlib_stream() -
     assert (compression.compressor, compression.level, compression.shuffled) == ("zlib", 1, True)
 
 
+def test_zstd_after_a_shuffle_of_whole_elements_is_a_shuffled_zstd_stream() -> None:
+    compression = pipeline(f(SHUFFLE, 4), f(ZSTD, 3)).compression
+    assert compression is not None
+    assert (compression.compressor, compression.level, compression.shuffled) == ("zstd", 3, True)
+
+
 @pytest.mark.parametrize(
     "filters",
     [
@@ -120,7 +126,7 @@ def test_deflate_after_a_shuffle_of_whole_elements_is_a_shuffled_zlib_stream() -
         (f(SHUFFLE, 2), f(DEFLATE, 1)),  # shuffled by 2 bytes, elements of 4: not blosc's shuffle
         (f(DEFLATE, 1), f(SHUFFLE, 4)),  # shuffled after deflate
         (f(SHUFFLE, 4), f(DEFLATE, 1), f(FLETCHER32)),  # a checksum after the stream
-        (f(SHUFFLE, 4), f(ZSTD, 1)),
+        (f(SHUFFLE, 2), f(ZSTD, 1)),  # shuffled by 2 bytes, elements of 4
         (f(ZSTD), f(FLETCHER32)),
     ],
 )
