@@ -83,8 +83,9 @@ class ArrayNode:
 
     @property
     def sends_stored_bytes(self) -> bool:
-        """Whether its chunks are the source's stored bytes as they are (pass-through, not
-        rewrapped): as cheap to read again as to keep, the page cache holding them."""
+        """Whether its chunks are the source's stored bytes as they are (pass-through, at
+        most behind a blosc header; not rewrapped as gzip, which inflates): as cheap to
+        read again as to keep, the page cache holding them."""
         return self.passthrough and not self.encoding.inflates_to_wrap
 
     @property

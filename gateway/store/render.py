@@ -2,10 +2,10 @@
 or one shard of a sharded array node: its inner chunks so, and their index.
 
 Sync and blocking: the store runs it in a worker thread. A pass-through array first asks
-its level for the stored bytes of the chunk as they are (no decode, no encode; zlib
-streams framed as blosc blocks or gzip members); a ``shuffled`` one for the stored chunk decoded all
-but its byte shuffle, which blosc-zstd compresses as it is. Either falls back to reading
-and encoding the chunk.
+its level for the stored bytes of the chunk as they are (no decode, no encode; zlib and
+shuffled zstd streams framed as a blosc block, or as a gzip member); a ``shuffled`` one for
+the stored chunk decoded all but its byte shuffle, which blosc-zstd compresses as it is.
+Either falls back to reading and encoding the chunk.
 """
 
 from __future__ import annotations
