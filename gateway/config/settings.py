@@ -117,7 +117,7 @@ class ChunkSettings(Section):
     """How served chunks are shaped and encoded. ``auto`` level 1 by default: stored deflate
     chunks (HDF5's deflate, after a byte shuffle or not; TIFF deflate tiles) and HDF5's
     shuffled zstd chunks are sent as stored, each stream the one block of a blosc frame: no
-    codec work on the server, and readers decode what h5py would (3.3-4.6x the voxels per
+    codec work on the server, and readers decode what h5py would (3.2-4.6x the voxels per
     second of transcoding, whole-level reads as fast or faster: bench/README.md). Other
     chunks are encoded: zstd-1, which encodes 4-7x faster than gzip -1 for ~20% larger
     uint16 chunks, since chunks are encoded while a viewer waits; but blosc-zstd where the
