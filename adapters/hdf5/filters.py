@@ -59,7 +59,9 @@ class Filter:
 
 @dataclass(frozen=True, slots=True)
 class Compression:
-    """A pipeline that is exactly one zarr-compatible compressor (for pass-through)."""
+    """A pipeline whose chunks are one stream a zarr client decodes (for pass-through): a
+    zstd or blosc frame, or a zlib or zstd stream (after a byte shuffle or not) that the
+    gateway frames (``RawChunkFormat``)."""
 
     compressor: Literal["zstd", "blosc", "zlib"]
     level: int | None

@@ -155,8 +155,8 @@ def passthrough_problem(compressor: str | None, data: bytes, nbytes: int) -> str
     """
     if compressor is None:
         return None if len(data) == nbytes else f"{len(data)} stored bytes, not {nbytes}"
-    if compressor == "zlib":  # no declared size: the gzip codec checks it when rewrapping
-        return zlib_header_problem(data)
+    if compressor == "zlib":  # no declared size: the client's inflate checks it (and the
+        return zlib_header_problem(data)  # gzip rewrap, which inflates for the CRC-32)
     try:
         if compressor == "zstd":
             frame = zstd_frame(data)

@@ -90,13 +90,13 @@ def render_chunk(
     started = time.perf_counter()
     if node.passthrough:  # the layout only sets it for a PassThroughLevel
         raw = cast(PassThroughLevel, node.level).read_raw_chunk(coords)
+        if raw is not None and omit_empty and len(raw) * MAY_BE_FILL_RATIO <= node.chunk_nbytes:
+            region = chunk_region(coords, node.chunk_shape, node.shape)
+            if is_all_fill(node.level.read(region), node.fill_value):
+                timing.since("read", started)
+                return None
         served = None if raw is None else node.encoding.from_stored(raw, node.chunk_nbytes, node.dtype)
-        if raw is not None and served is not None:
-            if omit_empty and len(raw) * MAY_BE_FILL_RATIO <= node.chunk_nbytes:
-                region = chunk_region(coords, node.chunk_shape, node.shape)
-                if is_all_fill(node.level.read(region), node.fill_value):
-                    timing.since("read", started)
-                    return None
+        if served is not None:
             timing.since("read", started)
             return served
     if node.shuffled:
