@@ -111,13 +111,40 @@ _TIME_ALIASES = {
     "s": "second",
     "sec": "second",
 }
-_MICROMETERS_PER = {
-    "nanometer": 1e-3,
-    "micrometer": 1.0,
-    "millimeter": 1e3,
-    "centimeter": 1e4,
-    "meter": 1e6,
-    "inch": 25400.0,
+#: SI prefixes of UDUNITS-2 names (``micrometer`` = ``micro`` + ``meter``).
+_SI_PREFIXES = {
+    "yocto": 1e-24,
+    "zepto": 1e-21,
+    "atto": 1e-18,
+    "femto": 1e-15,
+    "pico": 1e-12,
+    "nano": 1e-9,
+    "micro": 1e-6,
+    "milli": 1e-3,
+    "centi": 1e-2,
+    "deci": 1e-1,
+    "": 1.0,
+    "hecto": 1e2,
+    "kilo": 1e3,
+    "mega": 1e6,
+    "giga": 1e9,
+    "tera": 1e12,
+    "peta": 1e15,
+    "exa": 1e18,
+    "zetta": 1e21,
+    "yotta": 1e24,
+}
+#: The unit names of SPACE_UNITS and TIME_UNITS that are not a prefix and a base unit.
+_NOT_PREFIXED = {
+    "angstrom": (1e-10, "m"),
+    "foot": (0.3048, "m"),
+    "inch": (0.0254, "m"),
+    "yard": (0.9144, "m"),
+    "mile": (1609.344, "m"),
+    "parsec": (3.0856775814913673e16, "m"),
+    "minute": (60.0, "s"),
+    "hour": (3600.0, "s"),
+    "day": (86400.0, "s"),
 }
 
 
@@ -146,7 +173,20 @@ def time_unit(unit: str | None) -> str | None:
     return _normalise(unit, TIME_UNITS, _TIME_ALIASES)
 
 
+def in_si(unit: str) -> tuple[float, str] | None:
+    """``(factor, symbol)``: one ``unit`` (an OME-Zarr name) is ``factor`` meters (``"m"``)
+    or seconds (``"s"``); None for a name of neither kind. Neuroglancer's coordinate spaces
+    take units this way."""
+    if unit in _NOT_PREFIXED:
+        return _NOT_PREFIXED[unit]
+    for base, symbol in (("meter", "m"), ("second", "s")):
+        prefix = unit[: -len(base)]
+        if unit.endswith(base) and prefix in _SI_PREFIXES:
+            return _SI_PREFIXES[prefix], symbol
+    return None
+
+
 def to_micrometers(value: float, unit: str) -> float | None:
-    """Convert a length in a known OME-Zarr unit to micrometers (None if not convertible)."""
-    factor = _MICROMETERS_PER.get(unit)
-    return None if factor is None else value * factor
+    """Convert a length in a known OME-Zarr unit to micrometers (None if not a length)."""
+    si = in_si(unit)
+    return None if si is None or si[1] != "m" else value * si[0] * 1e6

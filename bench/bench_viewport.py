@@ -315,7 +315,7 @@ class Bench:
         ensure_export(self.volume, workdir / "static")
         self.dataset_path = f"/{ROOT}/{self.volume.name}"
         self.image_path = f"{self.dataset_path}/{image}"
-        self.axes, self.channels = exported_view(workdir / "static" / ROOT / self.volume.name / image, 1)
+        self.view = exported_view(workdir / "static" / ROOT / self.volume.name / image, 1)
         shard = [int(n) for n in args.shard.split(",")]
         data = self.volume.parent
         self.configs = {
@@ -333,9 +333,7 @@ class Bench:
         if "ng slide" in args.views:
             self.slide = ensure_slide(data, args.slide_size, args.slide_compression)
             ensure_export(self.slide, workdir / "static")
-            self.slide_axes, self.slide_channels = exported_view(
-                workdir / "static" / ROOT / self.slide.name, SLIDE_CHANNELS
-            )
+            self.slide_view = exported_view(workdir / "static" / ROOT / self.slide.name, SLIDE_CHANNELS)
 
     # the zarrita view's region and what it must read
     def zarrita_region(self) -> tuple[int, int, int, int, int]:
@@ -374,14 +372,12 @@ class Bench:
         image_url = data_base + self.image_path
         if view == "ng slide":
             assert self.slide is not None
-            state = neuroglancer_state(
-                f"{data_base}/{ROOT}/{self.slide.name}/", self.slide_axes, self.slide_channels
-            )
+            state = neuroglancer_state(f"{data_base}/{ROOT}/{self.slide.name}/", *self.slide_view)
             state["layout"] = "xy"
             ng_viewer.set_state(ng_module.ViewerState(state))
             return str(ng_viewer.get_viewer_url())
         if view.startswith("ng "):
-            state = neuroglancer_state(image_url, self.axes, self.channels)
+            state = neuroglancer_state(image_url, *self.view)
             state["layout"] = view.split(" ", 1)[1]
             ng_viewer.set_state(ng_module.ViewerState(state))
             return str(ng_viewer.get_viewer_url())
@@ -448,13 +444,13 @@ class Bench:
         return False
 
 
-def exported_view(image: Path, channels: int) -> tuple[list[str], Any]:
-    """Axis names and channels (as the dataset page's viewer links take them) of the
-    exported image group ``image``."""
+def exported_view(image: Path, channels: int) -> tuple[list[dict[str, Any]], list[float], Any]:
+    """OME axes, finest scale and channels (as the dataset page's viewer links take them) of
+    the exported image group ``image``."""
     ome = json.loads((image / "zarr.json").read_text())["attributes"]["ome"]
-    return [axis["name"] for axis in ome["multiscales"][0]["axes"]], channels_from_omero(
-        ome.get("omero"), channels
-    )
+    multiscale = ome["multiscales"][0]
+    scale = multiscale["datasets"][0]["coordinateTransformations"][0]["scale"]
+    return multiscale["axes"], scale, channels_from_omero(ome.get("omero"), channels)
 
 
 def ensure_slide(folder: Path, size: int, compression: str) -> Path:

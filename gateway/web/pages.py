@@ -109,7 +109,7 @@ def describe_image(
         "levels": levels,
         "channels": channels,
         "codecs": first["codecs"],
-        "links": _links(image_url, axis_names, channels, dtype, viewers),
+        "links": _links(image_url, axes, levels[0]["scale"], channels, dtype, viewers),
         "notes": _dtype_notes(dtype),
         "snippets": {
             "zarr_python": viewers_mod.zarr_python_snippet(image_url),
@@ -126,19 +126,20 @@ def describe_image(
         description["variant"] = {
             "dtype": variants.VARIANT_NAME,
             "url": variant_url,
-            "links": _links(variant_url, axis_names, channels, variants.VARIANT_DTYPE, viewers),
+            "links": _links(variant_url, axes, levels[0]["scale"], channels, variants.VARIANT_DTYPE, viewers),
         }
     return description
 
 
 def _links(
     image_url: str,
-    axis_names: list[str],
+    axes: list[dict[str, Any]],
+    scale: list[float],
     channels: list[viewers_mod.ChannelInfo],
     dtype: np.dtype[Any],
     viewers: ViewerSettings,
 ) -> dict[str, str | None]:
-    state = viewers_mod.neuroglancer_state(image_url, axis_names, channels)
+    state = viewers_mod.neuroglancer_state(image_url, axes, scale, channels)
     return {
         "neuroglancer": viewers_mod.neuroglancer_url(viewers.neuroglancer, state)
         if dtype in variants.NEUROGLANCER_IMAGE

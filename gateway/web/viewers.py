@@ -7,9 +7,11 @@ group's ``zarr.json`` says about it; base URLs come from ``[viewers]`` in the se
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 from urllib.parse import quote
+
+from adapters.units import in_si
 
 #: One Neuroglancer image layer per channel, coloured and windowed like OME's ``omero``.
 CHANNEL_SHADER = """#uicontrol invlerp normalized
@@ -65,12 +67,18 @@ def _layer(source: str, channel: ChannelInfo, position: int | None) -> dict[str,
 
 
 def neuroglancer_state(
-    image_url: str, axis_names: Sequence[str], channels: Sequence[ChannelInfo]
+    image_url: str,
+    axes: Sequence[Mapping[str, Any]],
+    scale: Sequence[float],
+    channels: Sequence[ChannelInfo],
 ) -> dict[str, Any]:
-    """A viewer state with the image as ``zarr3://`` layers, one per channel.
+    """A viewer state with the image as ``zarr3://`` layers, one per channel, x across and
+    y down in the "xy" panel.
 
-    Neuroglancer turns an OME channel axis into a local dimension ``c'``; each layer
-    selects its channel with ``localPosition``."""
+    ``axes`` are the multiscale's OME axes, ``scale`` its finest level's. Neuroglancer turns
+    an OME channel axis into a local dimension ``c'``; each layer selects its channel with
+    ``localPosition``."""
+    axis_names = [str(axis["name"]) for axis in axes]
     source = f"zarr3://{image_url}"
     if "c" in axis_names:
         shown = (
@@ -85,7 +93,28 @@ def neuroglancer_state(
     # Neuroglancer shows the first global dimensions in the array's order (z, y, x), so
     # its "xy" panel would show z across: name the display dimensions as people expect
     shown_axes = [name for name in ("x", "y", "z") if name in axis_names]
-    return {"displayDimensions": shown_axes, "layers": layers, "layout": "4panel" if three_d else "xy"}
+    return {
+        "dimensions": coordinate_space(axes, scale),
+        "displayDimensions": shown_axes,
+        "layers": layers,
+        "layout": "4panel" if three_d else "xy",
+    }
+
+
+def coordinate_space(axes: Sequence[Mapping[str, Any]], scale: Sequence[float]) -> dict[str, list[Any]]:
+    """Neuroglancer's global dimensions for the image's axes other than channels:
+    ``{name: [size in SI, "m" | "s" | ""]}``, as its OME-Zarr source makes them.
+
+    The state must carry them: Neuroglancer resolves ``displayDimensions`` against the
+    dimensions it knows when it reads the state, before any layer has loaded, and
+    silently falls back to the array's order for names it does not know yet."""
+    space: dict[str, list[Any]] = {}
+    for axis, size in zip(axes, scale, strict=True):
+        if axis.get("type") == "channel":
+            continue
+        si = in_si(str(axis["unit"])) if axis.get("unit") else None
+        space[str(axis["name"])] = [float(size) * si[0], si[1]] if si else [float(size), ""]
+    return space
 
 
 def neuroglancer_url(base: str, state: dict[str, Any]) -> str:

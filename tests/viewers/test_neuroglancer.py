@@ -156,6 +156,40 @@ def test_neuroglancer_shows_the_image(neuroglancer, browser, ng_gateway, dataset
     assert stats.std > 3, stats
 
 
+def test_neuroglancer_xy_panel_shows_x_across_and_y_down(neuroglancer, browser, ng_gateway, datasets):
+    """The link's ``displayDimensions`` hold in the viewer: the volume's "xy" panel is a
+    plane of one z, so every chunk of the finest level comes from one z row of chunks and
+    several x columns. (Named before their layers load, dimensions Neuroglancer does not
+    know yet fell back to the array's order, and the "xy" panel showed z across.)"""
+    module, viewer = neuroglancer
+    dataset_path = datasets[1]["volume"].path
+    state = module.parse_url(image_link(ng_gateway, dataset_path))
+    state.layout = "xy"
+    viewer.set_state(state)
+    with open_page(browser, ng_gateway) as (page, log):
+        page.goto(viewer.get_viewer_url())
+        loaded = wait_until(
+            page,
+            log,
+            lambda: "volume/0" in log.chunk_levels(dataset_path) and bool(page.evaluate(NG_READY)),
+            LOAD_TIMEOUT,
+        )
+        assert loaded, log.responses
+        shown = page.evaluate("viewer.state.toJSON().displayDimensions")
+        png = page.screenshot()
+    save_artifact("neuroglancer-volume-xy", png)
+    assert shown == ["x", "y", "z"]
+    prefix = f"{ng_gateway}/{dataset_path}/volume/0/c/"
+    finest = [
+        url[len(prefix) :].split("/")
+        for status, url in log.responses
+        if status == 200 and url.startswith(prefix)
+    ]
+    assert {z for z, _, _ in finest} == {"1"}, finest  # z = 22 of 45, chunks of 16 planes
+    assert len({x for _, _, x in finest}) > 1, finest
+    assert pixel_stats(png).lit_fraction > MIN_LIT_FRACTION
+
+
 def same_picture(neuroglancer, browser, datasets, case: str, gateways: dict[str, str]) -> dict[str, Any]:
     """The view of ``case`` from each of ``gateways`` (kind → base URL): each without a
     console error or a failed request, with chunks of enough levels, and all showing the
