@@ -14,7 +14,8 @@ converted copy in 64 x 128 x 128 chunks, side by side in one run.
    blosc-zstd`` (blosc-zstd made from the shuffled chunks, the default before deflate
    chunks were sent in blosc frames), ``gateway sharded``
    (``[chunks] z = 1, shard = --shard``: one-plane inner chunks in 64-plane shards),
-   ``gateway z=1`` (``[chunks] z = 1``) and ``nginx``. Every load gets a fresh server (cold
+   ``gateway z=N`` (``[chunks] z = N``: N planes per chunk at every level, any N; ``z=1``
+   in the default list) and ``nginx``. Every load gets a fresh server (cold
    caches; the file is in the page cache for all alike) and a fresh browser context (empty
    HTTP cache); Chromium itself (Debian's, through Playwright, ``tests/viewers/browser.py``)
    and the viewers' own pages stay up.
@@ -55,6 +56,7 @@ import http.server
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -89,6 +91,8 @@ from tests.viewers.browser import VIEWPORT, pixel_stats, running_browser  # noqa
 
 JS_DIR = REPO / "tests" / "viewers" / "js"
 SERVERS = ("gateway", "gateway zstd", "gateway blosc-zstd", "gateway sharded", "gateway z=1", "nginx")
+#: ``gateway z=N``: ``[chunks] z = N``, any N.
+Z_SERVER = re.compile(r"gateway z=([1-9][0-9]*)")
 VIEWS = ("ng xy", "ng 4panel", "zarrita xy", "ng slide")
 #: The slide of ``ng slide``: channels, tile, levels (its size and compression are options).
 SLIDE_CHANNELS, SLIDE_TILE, SLIDE_LEVELS = 3, 512, 5
@@ -325,8 +329,11 @@ class Bench:
                 workdir / "gateway-blosc-zstd.toml", data, None, codec="blosc-zstd"
             ),
             "gateway sharded": write_config(workdir / "gateway-sharded.toml", data, 1, shard),
-            "gateway z=1": write_config(workdir / "gateway-z1.toml", data, 1),
         }
+        for name in args.servers:
+            if match := Z_SERVER.fullmatch(name):
+                depth = int(match[1])
+                self.configs[name] = write_config(workdir / f"gateway-z{depth}.toml", data, depth)
         self.logs = workdir / "logs"
         self.logs.mkdir(exist_ok=True)
         self.slide: Path | None = None
@@ -603,7 +610,9 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=5, help="loads per view and server (default 5)")
     parser.add_argument("--views", default=",".join(VIEWS), help=f"comma-separated, of {', '.join(VIEWS)}")
     parser.add_argument(
-        "--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}"
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated, of {', '.join(SERVERS)} or gateway z=N",
     )
     parser.add_argument(
         "--shard", default="64,1,1", help="shard of 'gateway sharded', with z = 1 (default 64,1,1)"
@@ -636,7 +645,8 @@ def main() -> int:
     args = parser.parse_args()
     args.views = [v.strip() for v in args.views.split(",") if v.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if bad := (set(args.views) - set(VIEWS)) | (set(args.servers) - set(SERVERS)):
+    servers = {s for s in args.servers if not Z_SERVER.fullmatch(s)}
+    if bad := (set(args.views) - set(VIEWS)) | (servers - set(SERVERS)):
         parser.error(f"unknown views or servers {sorted(bad)}")
     if args.quick:
         args.planes, args.loads = 64, 1

@@ -14,7 +14,8 @@ process (``dataset[...]``), side by side in one run.
    - ``tensorstore <server>``: ``ts.open({"driver": "zarr3", "kvstore": <URL>}).read()``;
    where ``<server>`` is the gateway with default settings (a fresh process per read: cold
    caches; the file is in the page cache for all alike), ``--shard`` adds the gateway with
-   virtual shards, ``--codecs`` the gateway with other ``[chunks] codec`` values, and nginx
+   virtual shards, ``--codecs`` the gateway with other ``[chunks] codec`` values, ``--z``
+   the gateway with other ``[chunks] z`` depths (what a viewer-first layout costs), and nginx
    serving the export is the reference of a static copy.
 3. Checks every read bit for bit against h5py's array, stops every process it started, prints
    a Markdown table (medians over rounds; ratios are medians of per-round ratios to h5py) and
@@ -126,6 +127,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             workdir / f"gateway-{codec}.toml", volume.parent, None, codec=codec
         )
         servers.append(f"gateway {codec}")
+    for depth in (int(n) for n in filter(None, args.z.split(","))):
+        configs[f"gateway z={depth}"] = write_config(workdir / f"gateway-z{depth}.toml", volume.parent, depth)
+        servers.append(f"gateway z={depth}")
     if args.shard:
         shard = [int(n) for n in args.shard.split(",")]
         configs["gateway sharded"] = write_config(workdir / "gateway-sharded.toml", volume.parent, 1, shard)
@@ -235,6 +239,9 @@ def main() -> int:
         "--codecs",
         default="",
         help="comma-separated [chunks] codec values (zstd, blosc-zstd, gzip): a gateway so set for each",
+    )
+    parser.add_argument(
+        "--z", default="", help="comma-separated [chunks] z depths: a gateway so set for each (e.g. 16)"
     )
     parser.add_argument(
         "--source",
