@@ -197,7 +197,7 @@ class Level(ABC):
         stored chunks are byte-shuffled before compression (HDF5's shuffle filter)."""
         return None
 
-    def read_shuffled_chunk(self, coords: tuple[int, ...]) -> np.ndarray | None:
+    def read_shuffled_chunk(self, coords: tuple[int, ...], runs: int = 0) -> np.ndarray | None:
         """Chunk ``coords`` (grid of ``shuffled_chunk_shape``, edge chunks full size)
         decoded all but its byte shuffle: uint8 of shape (itemsize, elements), row *k*
         byte *k* (little-endian) of every element in C order. That is what a
@@ -205,7 +205,11 @@ class Level(ABC):
         shuffles again. None when this chunk has no such form (not stored, its shuffle
         skipped): read it with ``read``.
 
-        The array may be a buffer the calling thread reuses: use it at once."""
+        The array may be a buffer the calling thread reuses: use it at once. With
+        ``runs`` (a divisor of the elements), it is the chunk cut into that many runs of
+        elements instead, each run's byte planes contiguous: (runs, itemsize, elements /
+        runs), read-only and kept in the tile cache, for a caller that serves the runs as
+        chunks (slabs of whole planes): one decode, and one copy, for all of them."""
         return None
 
     def _check_region(self, region: Region) -> tuple[int, ...]:

@@ -134,11 +134,11 @@ class StackedLevel(Level):
     def shuffled_chunk_shape(self) -> tuple[int, ...] | None:
         return self._shuffled_chunk_shape
 
-    def read_shuffled_chunk(self, coords: tuple[int, ...]) -> np.ndarray | None:
+    def read_shuffled_chunk(self, coords: tuple[int, ...], runs: int = 0) -> np.ndarray | None:
         if self._shuffled_chunk_shape is None:
             return None
         found = self._stored_chunk(coords)
-        return None if found is None else found[0].read_shuffled_chunk(found[1])
+        return None if found is None else found[0].read_shuffled_chunk(found[1], runs)
 
     def _stored_chunk(self, coords: tuple[int, ...]) -> tuple[Hdf5Array, tuple[int, ...]] | None:
         """The dataset and its chunk coordinates for chunk ``coords`` of a level whose

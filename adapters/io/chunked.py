@@ -153,6 +153,26 @@ class StoredArray:
         with self._decoding(coords, file.path.name):
             return decode(coords, data)
 
+    def read_decoded_kept(
+        self,
+        coords: tuple[int, ...],
+        decode: Callable[[tuple[int, ...], bytes], np.ndarray | None],
+        form: Hashable,
+    ) -> np.ndarray | None:
+        """``read_decoded_with``, the result kept (read-only) in the tile cache under
+        ``form``, naming what ``decode`` makes: for callers that serve several parts of
+        one stored chunk, each asking for it (one decode, shared in flight too)."""
+
+        def compute(keys: list[Hashable]) -> dict[Hashable, np.ndarray]:
+            decoded = self.read_decoded_with(coords, decode)
+            if decoded is None:
+                return {keys[0]: _UNALLOCATED}
+            decoded.flags.writeable = False
+            return {keys[0]: decoded}
+
+        (kept,) = self._tiles.get_many([(self.key, form, coords)], compute)
+        return None if kept is _UNALLOCATED else kept
+
     def read_passthrough(self, coords: tuple[int, ...], compressor: str | None, nbytes: int) -> bytes | None:
         """The stored bytes of one chunk if a client may decode them as they are: one
         ``compressor`` frame declaring exactly ``nbytes`` (a client's decoder allocates

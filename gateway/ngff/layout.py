@@ -28,6 +28,7 @@ from gateway.levels.windows import with_estimated_windows
 from gateway.ngff import consolidated, hcs, metadata, ome, rocrate, zarr_v2
 from gateway.ngff.codecs import ChunkEncoding
 from gateway.ngff.keys import chunk_grid
+from gateway.ngff.slabs import slab_axis
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class ArrayNode:
     ``passthrough``: chunks are the source's own chunks, served untouched where the
     level can (``PassThroughLevel.read_raw_chunk``), else encoded identically.
     ``shuffled``: chunks are encoded from the stored chunks still byte-shuffled, where
-    the level gives them so (``Level.read_shuffled_chunk``), into the same bytes.
+    the level gives them so (``Level.read_shuffled_chunk``), into the same bytes; whole,
+    or cut into slabs of whole planes (``gateway.ngff.slabs``).
     ``shard_shape``: set when the array is served sharded (``gateway.ngff.shards``): its
     keys then name shards of this shape, blocks of the chunks above (its inner chunks).
     """
@@ -293,9 +295,11 @@ def served_encoding(level: Level, chunk_shape: tuple[int, ...], settings: ChunkS
 
 
 def _gives_shuffled(level: Level, chunk_shape: tuple[int, ...]) -> bool:
-    """Whether ``level`` gives chunks of ``chunk_shape`` still byte-shuffled (level-like
-    objects without ``shuffled_chunk_shape``, test doubles, give none)."""
-    return getattr(level, "shuffled_chunk_shape", None) == chunk_shape
+    """Whether ``level`` gives chunks of ``chunk_shape`` still byte-shuffled: its stored
+    chunks, or slabs of them (``gateway.ngff.slabs``). Level-like objects without
+    ``shuffled_chunk_shape``, test doubles, give none."""
+    stored = getattr(level, "shuffled_chunk_shape", None)
+    return stored is not None and (stored == chunk_shape or slab_axis(stored, chunk_shape) is not None)
 
 
 def shard_shape(

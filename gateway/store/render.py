@@ -4,7 +4,8 @@ or one shard of a sharded array node: its inner chunks so, and their index.
 Sync and blocking: the store runs it in a worker thread. A pass-through array first asks
 its level for the stored bytes of the chunk as they are (no decode, no encode; zlib and
 shuffled zstd streams framed as a blosc block, or as a gzip member); a ``shuffled`` one for
-the stored chunk decoded all but its byte shuffle, which blosc-zstd compresses as it is.
+the stored chunk decoded all but its byte shuffle (or its slab of it), which blosc-zstd
+compresses as it is.
 Either falls back to reading and encoding the chunk.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from adapters.base import PassThroughLevel, may_hold_data
 from gateway.levels.budget import checkpoint
-from gateway.ngff import shards
+from gateway.ngff import shards, slabs
 from gateway.ngff.keys import chunk_region
 from gateway.ngff.layout import ArrayNode
 from gateway.store.timing import RequestTiming
@@ -100,7 +101,7 @@ def render_chunk(
             timing.since("read", started)
             return served
     if node.shuffled:
-        planes = node.level.read_shuffled_chunk(coords)
+        planes = _shuffled_planes(node, coords)
         if planes is not None:
             started = timing.since("read", started)
             if omit_empty and planes_all_fill(planes, node.fill_value, node.dtype):
@@ -123,6 +124,19 @@ def render_chunk(
     encoded = node.encoding.encode(data)
     timing.since("encode", started)
     return encoded
+
+
+def _shuffled_planes(node: ArrayNode, coords: tuple[int, ...]) -> np.ndarray | None:
+    """Chunk ``coords`` of a ``shuffled`` node as its byte planes: the stored chunk's, or
+    the served slab's run of them. The stored chunk of a slab is kept decoded in the tile
+    cache, cut into its slabs' runs, where its other slabs find it: one inflate for all."""
+    stored = node.level.shuffled_chunk_shape
+    axis = None if stored is None else slabs.slab_axis(stored, node.chunk_shape)
+    if stored is None or axis is None:
+        return node.level.read_shuffled_chunk(coords)
+    where = slabs.slab_position(coords, stored, node.chunk_shape, axis)
+    runs = node.level.read_shuffled_chunk(where.stored, where.runs)
+    return None if runs is None else runs[where.run]
 
 
 def render_shard(

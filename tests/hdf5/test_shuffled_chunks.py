@@ -7,7 +7,9 @@ c-blosc's header. These files are written by h5py (shuffle with gzip, LZF, zstd 
 fletcher32; every dtype that has bytes to shuffle; big-endian; sparse with a fill value;
 a chunk whose filters were skipped) and read over HTTP by zarr-python, which must see
 exactly h5py's values; each interior chunk must be byte for byte what c-blosc makes of
-the decoded chunk, and the shuffled path must really be the one taken.
+the decoded chunk, and the shuffled path must really be the one taken. Served chunks
+that are slabs of whole planes of the stored ones (``[chunks] z`` below the stored
+depth) are cut from them still shuffled, each stored chunk inflated once.
 """
 
 from __future__ import annotations
@@ -184,6 +186,58 @@ def test_other_codecs_and_unshuffled_files_decode_whole_chunks(
     served = read_level0(root / f"{name}.h5", codec)
     assert served.tobytes() == read_data(root / f"{name}.h5").tobytes()
     assert len(reads.regions) == 3 * 3 * 3  # every chunk of the 3 x 3 x 3 grid
+
+
+SLAB = (4, 64, 64)  # [chunks] z = 4: two slabs of whole planes per stored chunk
+
+
+@pytest.fixture(scope="module")
+def slabs_url(root: Path) -> Iterator[str]:
+    settings = {"roots": {ROOT: str(root)}, "chunks": {**SETTINGS["chunks"], "codec": "auto", "z": SLAB[0]}}
+    with serve(Settings.from_mapping(settings)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", sorted({*FILES, "sparse", "masked"}))
+def test_slabs_of_shuffled_chunks_read_as_h5py_does(name: str, root: Path, slabs_url: str) -> None:
+    """``z`` below the stored depth: served chunks are cut from the stored chunks still
+    shuffled, as blosc-zstd (``codec = "auto"``), and zarr-python reads h5py's values."""
+    assert_zarr_reads_exactly(f"{slabs_url}/{ROOT}/{name}.h5/data/0", root / f"{name}.h5", "blosc", SLAB)
+
+
+@pytest.mark.parametrize("name", ["u16-gzip", "be-f32-gzip", "u16-zstd", "i64-gzip"])
+def test_interior_slabs_are_what_c_blosc_makes_of_them(name: str, root: Path, slabs_url: str) -> None:
+    want = read_data(root / f"{name}.h5")
+    url = f"{slabs_url}/{ROOT}/{name}.h5/data/0"
+    with httpx.Client() as client:
+        for coords in [(0, 0, 0), (1, 0, 0), (3, 1, 1), (4, 0, 1)]:  # (4, ...): z 16..19 of 20
+            region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, SLAB, strict=True))
+            response = client.get(f"{url}/c/" + "/".join(map(str, coords)))
+            assert response.status_code == 200
+            assert response.content == one_block_blosc_zstd(want[region]), coords
+
+
+def test_slabs_decode_each_stored_chunk_once_and_never_unshuffle(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes: list[tuple[int, ...]] = []
+    original = StoredArray.read_decoded_with
+
+    def read_decoded_with(array: StoredArray, coords: tuple[int, ...], decode: Any) -> Any:
+        decodes.append(coords)
+        return original(array, coords, decode)
+
+    monkeypatch.setattr(StoredArray, "read_decoded_with", read_decoded_with)
+    reads = CountingReads(monkeypatch)
+    settings = Settings.from_mapping({"chunks": {**SETTINGS["chunks"], "codec": "auto", "z": SLAB[0]}})
+    store = open_store(root / "u16-gzip.h5", settings)
+    try:
+        served = np.asarray(zarr.open_array(store=store, path="data/0", mode="r")[...])
+    finally:
+        store.close()
+    assert served.tobytes() == read_data(root / "u16-gzip.h5").tobytes()
+    assert reads.regions == []
+    assert sorted(decodes) == sorted(set(decodes)) and len(decodes) == 3 * 3 * 3  # each stored chunk once
 
 
 def test_a_short_shuffled_stream_is_a_500_for_that_chunk(tmp_path: Path) -> None:

@@ -224,7 +224,9 @@ def volume_source(level):
     ("settings", "dtype", "expected"),
     [
         (ChunkSettings(), UINT16, "blosc"),  # auto, served chunks = the shuffled stored chunks
-        (ChunkSettings(z=16), UINT16, "zstd"),  # other served chunks: each would need a shuffle
+        (ChunkSettings(z=16), UINT16, "blosc"),  # slabs of them: runs of their byte planes
+        (ChunkSettings(z=24), UINT16, "zstd"),  # other served chunks: each would need a shuffle
+        (ChunkSettings(yx=64, min_yx=64, max_yx=64), UINT16, "zstd"),
         (ChunkSettings(), np.dtype("uint8"), "zstd"),  # bytes: blosc would bit-shuffle
         (ChunkSettings(codec="zstd"), UINT16, "zstd"),  # as set
         (ChunkSettings(codec="gzip"), UINT16, "gzip"),
