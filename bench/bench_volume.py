@@ -224,13 +224,14 @@ def ensure_export(volume: Path, static_root: Path) -> Path:
     return dest
 
 
-def served_arrays(source_path: Path, codec: str = "auto") -> dict[str, ArrayNode]:
+def served_arrays(source_path: Path, codec: str = "auto", z: int | None = None) -> dict[str, ArrayNode]:
     """The arrays the gateway serves ``source_path`` as with ``[chunks] codec`` (``auto``,
     the default, depends on the source: deflate chunks in blosc frames, blosc-zstd for
-    other shuffled chunks, else zstd)."""
+    other shuffled chunks, else zstd) and ``z`` when given."""
     source = adapters.open_source(source_path)
+    chunks: dict[str, Any] = {"codec": codec} | ({} if z is None else {"z": z})
     try:
-        return build_tree(source, Settings.from_mapping({"chunks": {"codec": codec}}).chunks).arrays
+        return build_tree(source, Settings.from_mapping({"chunks": chunks}).chunks).arrays
     finally:
         source.close()
 
@@ -458,9 +459,48 @@ def in_process_chunk(
         dtype = np.dtype("<u2")
         return lambda index: encoding.encode_byte_planes(source.shuffled(index), dtype)
     if name == IN_PROCESS[3]:
-        return lambda index: encoding.from_stored(source.stored(index), CHUNK_BYTES) or b""
+        return lambda index: encoding.from_stored(source.stored(index), CHUNK_BYTES, np.dtype("<u2")) or b""
     decode = source.numcodecs if name == IN_PROCESS[0] else source.libdeflate
     return lambda index: encoding.encode(decode(index))
+
+
+def measure_in_process_slabs(
+    source: SourceChunks, encoding: ChunkEncoding, depth: int, threads: int, run: Run, sample: set[str]
+) -> None:
+    """The slabs of ``depth`` planes of every stored chunk, the way the gateway makes them
+    (``--z``): each stored chunk inflated once, still shuffled, and each slab's run of byte
+    planes compressed (``encode_byte_planes``), one stored chunk per task, ``threads`` at a
+    time. The first slab is left out, as the HTTP runs leave out the open's chunk."""
+    runs = CHUNK[0] // depth
+    dtype = np.dtype("<u2")
+
+    def slabs(index: tuple[int, ...]) -> list[tuple[str, bytes, float]]:
+        started = time.perf_counter()
+        planes = source.shuffled(index).reshape(2, runs, -1)
+        made = []
+        for run_ in range(runs):
+            body = encoding.encode_byte_planes(np.ascontiguousarray(planes[:, run_]), dtype)
+            key = f"{DATASET}/0/c/{index[0] * runs + run_}/{index[1]}/{index[2]}"
+            made.append((key, body, time.perf_counter() - started))
+        return made
+
+    run.chunk_shape = [depth, *CHUNK[1:]]
+    stored = sorted(source.where)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for made in pool.map(slabs, stored):
+            for key, body, seconds in made:
+                if key == f"{DATASET}/0/c/0/0/0":
+                    continue
+                run.latencies.append(seconds)
+                run.body_bytes += len(body)
+                run.chunks += 1
+                if key in sample:
+                    run.sample[key] = body
+    run.wall_s = time.perf_counter() - started
+    run.cpu_s = time.process_time() - cpu
+    run.voxels = run.chunks * depth * CHUNK[1] * CHUNK[2]
 
 
 def measure_in_process(
@@ -547,10 +587,16 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         entries = (*HTTP_SERVERS, *in_process)
     if not default:
         entries = ("gateway", *[name for name in in_process if name != IN_PROCESS[0]])
+    slabs = f"gateway z={args.z}", f"in-process slabs z={args.z}"
+    if args.z:
+        entries = (*entries, *slabs)
+        slab_encoding = served_arrays(volume, args.codec, args.z)[f"{DATASET}/0"].encoding
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
     sample = set(rng.sample(blocks[1:], min(SAMPLE, len(blocks) - 1))) | {blocks[-1]}
+    slab_keys = chunk_keys([args.planes, *SHAPE_YX], [args.z or CHUNK[0], *CHUNK[1:]])
+    slab_sample = set(slab_keys[1:SAMPLE])
     threads = Settings().server.threads
     configs = {
         "gateway": write_config(
@@ -561,6 +607,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ),
         "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
         "gateway workers=2": write_config(workdir / "gateway-workers2.toml", volume.parent, None, workers=2),
+        slabs[0]: write_config(workdir / f"gateway-z{args.z}.toml", volume.parent, args.z),
     }
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -569,7 +616,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         for round_, name in schedule(args.rounds, entries):
             run = Run(round_, name)
-            if name in IN_PROCESS:
+            if name == slabs[1]:
+                measure_in_process_slabs(source, slab_encoding, args.z, threads, run, slab_sample)
+            elif name in IN_PROCESS:
                 measure_in_process(in_process_chunk(name, source, encoding), blocks, threads, run, sample)
             else:
                 with contextlib.ExitStack() as stack:  # stopped whatever happens
@@ -578,7 +627,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     else:
                         server = start_gateway(configs[name], logs / f"{name.replace(' ', '-')}-{round_}.log")
                     stack.callback(server.stop)
-                    measure_http(server, dataset_path, args.clients, run, sample)
+                    measure_http(
+                        server, dataset_path, args.clients, run, slab_sample if name == slabs[0] else sample
+                    )
             runs.append(run)
             print(
                 f"  round {round_} {name:22s} {run.chunks:6d} chunks {run.wall_s:6.2f} s "
@@ -627,9 +678,23 @@ def check_bytes(runs: list[Run], export: Path | None, sample: set[str]) -> int:
         if export is not None and (export / key).read_bytes() != body:
             raise RuntimeError(f"{key}: the gateway's bytes differ from the export's file")
     for run in runs:
-        if run.server != "gateway z=1" and run.sample != reference:
+        if run.server != "gateway z=1" and not is_slab_run(run) and run.sample != reference:
             raise RuntimeError(f"round {run.round} {run.server}: sampled chunks differ from the gateway's")
-    return len(reference)
+    slab_runs = [run for run in runs if is_slab_run(run)]
+    for run in slab_runs:  # --z: the gateway's slabs equal those made in-process
+        if run.sample != slab_runs[0].sample or not run.sample:
+            raise RuntimeError(f"round {run.round} {run.server}: sampled slabs differ")
+    return len(reference) + (len(slab_runs[0].sample) if slab_runs else 0)
+
+
+def is_slab_run(run: Run) -> bool:
+    """Whether ``run`` is one of ``--z``'s (the gateway so set, or its in-process slabs)."""
+    return is_slab_name(run.server)
+
+
+def is_slab_name(name: str) -> bool:
+    """Whether ``name`` is an entry of ``--z`` (the gateway so set, or its in-process slabs)."""
+    return name.startswith(("gateway z=", "in-process slabs")) and name != "gateway z=1"
 
 
 # --- report -------------------------------------------------------------------------------
@@ -658,6 +723,7 @@ def summarize(runs: list[Run], entries: tuple[str, ...]) -> list[dict[str, Any]]
     rows = []
     for name in entries:
         mine = [r for r in runs if r.server == name]
+        own_limit = name.replace("gateway", "in-process slabs") if is_slab_name(name) else None
         rows.append(
             {
                 "server": name,
@@ -666,8 +732,10 @@ def summarize(runs: list[Run], entries: tuple[str, ...]) -> list[dict[str, Any]]
                 "to_nginx": None
                 if "nginx" not in entries
                 else statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
-                "to_limit": None
-                if limit is None
+                "to_limit": statistics.median(rate[n, name] / rate[n, own_limit] for n in rounds)
+                if own_limit in entries
+                else None
+                if limit is None or is_slab_name(name)
                 else statistics.median(rate[n, name] / limit[n] for n in rounds),
             }
         )
@@ -723,6 +791,13 @@ def main() -> int:
         "the default; another: then only the gateway and its in-process limits run)",
     )
     parser.add_argument(
+        "--z",
+        type=int,
+        default=0,
+        help="also the gateway with [chunks] z = Z (a divisor of 64: slabs of the stored chunks) and its "
+        "in-process limit: each stored chunk inflated once, each slab compressed from its byte planes",
+    )
+    parser.add_argument(
         "--client",
         choices=["curl", "aiohttp"],
         default="curl",
@@ -732,6 +807,8 @@ def main() -> int:
     HTTP_CLIENT["client"] = args.client
     if args.planes % CHUNK[0]:
         parser.error(f"--planes must be a multiple of {CHUNK[0]}")
+    if args.z and (CHUNK[0] % args.z or args.z == 1 or args.source != "gzip" or args.codec != "auto"):
+        parser.error(f"--z takes a divisor of {CHUNK[0]} above 1, with the default --source and --codec")
     return run_and_report(args.workdir, "results", lambda: measure(args, args.workdir), table)
 
 

@@ -217,6 +217,21 @@ def test_interior_slabs_are_what_c_blosc_makes_of_them(name: str, root: Path, sl
             assert response.content == one_block_blosc_zstd(want[region]), coords
 
 
+@pytest.mark.parametrize("name", ["u16-gzip", "be-f32-gzip", "sparse"])
+def test_slabs_as_inner_chunks_of_shards_read_as_h5py_does(name: str, root: Path) -> None:
+    """Shards of two slabs (one stored chunk's depth): each inner chunk is cut as above."""
+    chunks = {**SETTINGS["chunks"], "codec": "auto", "z": SLAB[0], "shard": [2, 1, 1]}
+    store = open_store(root / f"{name}.h5", Settings.from_mapping({"chunks": chunks}))
+    try:
+        array = zarr.open_array(store=store, path="data/0", mode="r")
+        assert (array.shards, array.chunks) == ((8, 64, 64), SLAB)
+        served = np.asarray(array[...])
+    finally:
+        store.close()
+    want = read_data(root / f"{name}.h5")
+    assert served.dtype == want.dtype and served.tobytes() == want.tobytes()
+
+
 def test_slabs_decode_each_stored_chunk_once_and_never_unshuffle(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
