@@ -54,7 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -484,23 +484,9 @@ def measure_in_process_slabs(
             made.append((key, body, time.perf_counter() - started))
         return made
 
-    run.chunk_shape = [depth, *CHUNK[1:]]
-    stored = sorted(source.where)
-    cpu = time.process_time()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        for made in pool.map(slabs, stored):
-            for key, body, seconds in made:
-                if key == f"{DATASET}/0/c/0/0/0":
-                    continue
-                run.latencies.append(seconds)
-                run.body_bytes += len(body)
-                run.chunks += 1
-                if key in sample:
-                    run.sample[key] = body
-    run.wall_s = time.perf_counter() - started
-    run.cpu_s = time.process_time() - cpu
-    run.voxels = run.chunks * depth * CHUNK[1] * CHUNK[2]
+    made_in_pool(
+        slabs, sorted(source.where), threads, run, sample, [depth, *CHUNK[1:]], f"{DATASET}/0/c/0/0/0"
+    )
 
 
 def measure_in_process(
@@ -518,19 +504,37 @@ def measure_in_process(
         body = make(key_index(key))
         return key, body, time.perf_counter() - started
 
-    run.chunk_shape = list(CHUNK)
+    made_in_pool(lambda key: [one(key)], keys[1:], threads, run, sample, list(CHUNK))
+
+
+def made_in_pool(
+    work: Callable[[Any], list[tuple[str, bytes, float]]],
+    tasks: Sequence[Any],
+    threads: int,
+    run: Run,
+    sample: set[str],
+    chunk_shape: list[int],
+    skip: str = "",
+) -> None:
+    """``work`` over ``tasks``, ``threads`` at a time (a fresh pool), each task making
+    chunks as (key, bytes, seconds): recorded in ``run`` (all but ``skip``), with the
+    wall and CPU time of the whole."""
+    run.chunk_shape = chunk_shape
     cpu = time.process_time()
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        for key, body, seconds in pool.map(one, keys[1:]):
-            run.latencies.append(seconds)
-            run.body_bytes += len(body)
-            run.chunks += 1
-            if key in sample:
-                run.sample[key] = body
+        for made in pool.map(work, tasks):
+            for key, body, seconds in made:
+                if key == skip:
+                    continue
+                run.latencies.append(seconds)
+                run.body_bytes += len(body)
+                run.chunks += 1
+                if key in sample:
+                    run.sample[key] = body
     run.wall_s = time.perf_counter() - started
     run.cpu_s = time.process_time() - cpu
-    run.voxels = run.chunks * int(np.prod(CHUNK))
+    run.voxels = run.chunks * int(np.prod(chunk_shape))
 
 
 # --- the schedule -------------------------------------------------------------------------
