@@ -415,6 +415,12 @@ def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
             "made from the stored chunks still shuffled (blosc zstd level 1, shuffle, one block)",
         ),
         (
+            {"shuffle": True, "compression": "gzip"},
+            "z = 8",
+            "cut in slabs of whole planes from the stored chunks still shuffled (blosc zstd level 1, "
+            "shuffle, one block)",
+        ),
+        (
             {"compression": "gzip", "compression_opts": 4},
             'codec = "zstd"',
             "compressed afresh (zstd level 1)",

@@ -100,6 +100,8 @@ class ArrayNode:
             return f"sent as stored, each stream in a blosc frame ({codec})"
         if self.passthrough:
             return f"sent as stored ({codec})"
+        if self.shuffled and getattr(self.level, "shuffled_chunk_shape", None) != self.chunk_shape:
+            return f"cut in slabs of whole planes from the stored chunks still shuffled ({codec})"
         if self.shuffled:
             return f"made from the stored chunks still shuffled ({codec})"
         return f"compressed afresh ({codec})"
