@@ -270,6 +270,24 @@ def test_a_short_shuffled_stream_is_a_500_for_that_chunk(tmp_path: Path) -> None
         assert client.get(f"{url}/{ROOT}/short.h5/data/0/c/0/0/1").status_code == 200
 
 
+def test_a_short_shuffled_stream_is_a_500_for_its_slabs(tmp_path: Path) -> None:
+    """Cut into slabs, the stored chunk is checked as whole: both its slabs fail, alone."""
+    with h5py.File(tmp_path / "short.h5", "w") as f:
+        dataset = f.create_dataset("data", data=data_for("uint16"), chunks=CHUNKS, **GZIP)
+        nbytes = int(np.prod(CHUNKS)) * 2
+        dataset.id.write_direct_chunk((0, 0, 0), zlib.compress(bytes(nbytes // 2)))
+    chunks = {**SETTINGS["chunks"], "codec": "auto", "z": SLAB[0]}
+    with (
+        serve(Settings.from_mapping({"roots": {ROOT: str(tmp_path)}, "chunks": chunks})) as url,
+        httpx.Client() as client,
+    ):
+        for coords in ("0/0/0", "1/0/0"):
+            broken = client.get(f"{url}/{ROOT}/short.h5/data/0/c/{coords}")
+            assert broken.status_code == 500 and "instead of" in broken.json()["detail"]
+        assert client.get(f"{url}/{ROOT}/short.h5/data/0/c/2/0/0").status_code == 200
+        assert client.get(f"{url}/{ROOT}/short.h5/data/0/c/0/0/1").status_code == 200
+
+
 def test_an_imaris_file_with_shuffled_blocks_is_served_from_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
