@@ -14,6 +14,7 @@ same view from plain chunks: the same voxels make the same picture.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,7 +112,8 @@ def show(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name
 def screenshot(neuroglancer, browser, gateway: str, link: str, dataset_path: str, name: str, min_levels: int):
     """(log, png) of the link's state in the hosted viewer once chunks of ``min_levels``
     levels came, the gateway went quiet and Neuroglancer says every visible chunk is drawn
-    (``viewer.isReady()``: without it, a slow frame was sometimes caught half drawn)."""
+    (``viewer.isReady()``: without it, a slow frame was sometimes caught half drawn), and
+    the picture holds still (``steady_screenshot``)."""
     module, viewer = neuroglancer
     viewer.set_state(module.parse_url(link))
     with open_page(browser, gateway) as (page, log):
@@ -121,9 +123,29 @@ def screenshot(neuroglancer, browser, gateway: str, link: str, dataset_path: str
             return len(log.chunk_levels(dataset_path)) >= min_levels and bool(page.evaluate(NG_READY))
 
         assert wait_until(page, log, loaded, LOAD_TIMEOUT), f"{name}: not drawn within {LOAD_TIMEOUT} s"
-        png = page.screenshot()
+        png = steady_screenshot(page, name)
     save_artifact(name, png)
     return log, png
+
+
+#: A picture is steady when two screenshots this far apart differ by at most
+#: ``MAX_MEAN_DIFFERENCE`` / 4 (CI once compared a 4-panel view caught while still changing,
+#: ready by ``isReady()``, against a finished one: 3.3 apart).
+STEADY_INTERVAL_MS = 400
+STEADY_TIMEOUT = 20.0
+
+
+def steady_screenshot(page: Any, name: str) -> bytes:
+    """A screenshot once the view stops changing."""
+    deadline = time.monotonic() + STEADY_TIMEOUT
+    png = page.screenshot()
+    while True:
+        page.wait_for_timeout(STEADY_INTERVAL_MS)
+        again = page.screenshot()
+        if np.abs(luminance(png) - luminance(again)).mean() <= MAX_MEAN_DIFFERENCE / 4:
+            return again
+        assert time.monotonic() < deadline, f"{name}: the picture still changes after {STEADY_TIMEOUT} s"
+        png = again
 
 
 #: Neuroglancer's own readiness: every visible chunk loaded and drawn.
