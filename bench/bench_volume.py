@@ -594,13 +594,10 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     slabs = f"gateway z={args.z}", f"in-process slabs z={args.z}"
     if args.z:
         entries = (*entries, *slabs)
-        slab_encoding = served_arrays(volume, args.codec, args.z)[f"{DATASET}/0"].encoding
     dataset_path = f"/{ROOT}/{volume.name}"
     blocks = chunk_keys([args.planes, *SHAPE_YX], list(CHUNK))
     rng = random.Random(7)
     sample = set(rng.sample(blocks[1:], min(SAMPLE, len(blocks) - 1))) | {blocks[-1]}
-    slab_keys = chunk_keys([args.planes, *SHAPE_YX], [args.z or CHUNK[0], *CHUNK[1:]])
-    slab_sample = set(slab_keys[1:SAMPLE])
     threads = Settings().server.threads
     configs = {
         "gateway": write_config(
@@ -611,8 +608,12 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ),
         "gateway z=1": write_config(workdir / "gateway-z1.toml", volume.parent, 1),
         "gateway workers=2": write_config(workdir / "gateway-workers2.toml", volume.parent, None, workers=2),
-        slabs[0]: write_config(workdir / f"gateway-z{args.z}.toml", volume.parent, args.z),
     }
+    slab_sample: set[str] = set()
+    if args.z:
+        configs[slabs[0]] = write_config(workdir / f"gateway-z{args.z}.toml", volume.parent, args.z)
+        slab_encoding = served_arrays(volume, args.codec, args.z)[f"{DATASET}/0"].encoding
+        slab_sample = set(chunk_keys([args.planes, *SHAPE_YX], [args.z, *CHUNK[1:]])[1:SAMPLE])
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     source = SourceChunks(volume)
@@ -724,10 +725,18 @@ def summarize(runs: list[Run], entries: tuple[str, ...]) -> list[dict[str, Any]]
     rounds = sorted({r.round for r in runs})
     measured = [name for name in IN_PROCESS if name in entries]
     limit = {n: max(rate[n, name] for name in measured) for n in rounds} if measured else None
+
+    def to_limit(name: str) -> float | None:
+        """Median per-round ratio to the in-process limit: ``--z``'s entries to their own
+        in-process slabs, the others to the fastest in-process decode + encode."""
+        if is_slab_name(name):
+            own = name.replace("gateway", "in-process slabs")
+            return statistics.median(rate[n, name] / rate[n, own] for n in rounds)
+        return None if limit is None else statistics.median(rate[n, name] / limit[n] for n in rounds)
+
     rows = []
     for name in entries:
         mine = [r for r in runs if r.server == name]
-        own_limit = name.replace("gateway", "in-process slabs") if is_slab_name(name) else None
         rows.append(
             {
                 "server": name,
@@ -736,11 +745,7 @@ def summarize(runs: list[Run], entries: tuple[str, ...]) -> list[dict[str, Any]]
                 "to_nginx": None
                 if "nginx" not in entries
                 else statistics.median(rate[n, name] / rate[n, "nginx"] for n in rounds),
-                "to_limit": statistics.median(rate[n, name] / rate[n, own_limit] for n in rounds)
-                if own_limit in entries
-                else None
-                if limit is None or is_slab_name(name)
-                else statistics.median(rate[n, name] / limit[n] for n in rounds),
+                "to_limit": to_limit(name),
             }
         )
     return rows
