@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import httpx
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
@@ -90,9 +91,19 @@ from gateway.web.viewers import channels_from_omero, neuroglancer_state  # noqa:
 from tests.viewers.browser import VIEWPORT, pixel_stats, running_browser  # noqa: E402
 
 JS_DIR = REPO / "tests" / "viewers" / "js"
-SERVERS = ("gateway", "gateway zstd", "gateway blosc-zstd", "gateway sharded", "gateway z=1", "nginx")
+SERVERS = (
+    "gateway",
+    "gateway browse",
+    "gateway zstd",
+    "gateway blosc-zstd",
+    "gateway sharded",
+    "gateway z=1",
+    "nginx",
+)
 #: ``gateway z=N``: ``[chunks] z = N``, any N.
 Z_SERVER = re.compile(r"gateway z=([1-9][0-9]*)")
+#: ``gateway browse CODEC``: the default gateway's browsing view with ``[browse] codec``.
+BROWSE_SERVER = re.compile(r"gateway browse(?: ([a-z0-9-]+))?")
 VIEWS = ("ng xy", "ng 4panel", "zarrita xy", "ng slide")
 #: The slide of ``ng slide``: channels, tile, levels (its size and compression are options).
 SLIDE_CHANNELS, SLIDE_TILE, SLIDE_LEVELS = 3, 512, 5
@@ -331,6 +342,12 @@ class Bench:
             "gateway sharded": write_config(workdir / "gateway-sharded.toml", data, 1, shard),
         }
         for name in args.servers:
+            if (match := BROWSE_SERVER.fullmatch(name)) and match[1]:
+                self.configs[name] = write_config(
+                    workdir / f"gateway-browse-{match[1]}.toml", data, None, browse_codec=match[1]
+                )
+            elif match and not match[1]:
+                self.configs[name] = self.configs["gateway"]
             if match := Z_SERVER.fullmatch(name):
                 depth = int(match[1])
                 self.configs[name] = write_config(workdir / f"gateway-z{depth}.toml", data, depth)
@@ -375,8 +392,21 @@ class Bench:
         finally:
             server.stop()
 
-    def url(self, view: str, data_base: str, ng_viewer: Any, ng_module: Any, site: SiteServer) -> str:
+    def url(
+        self,
+        view: str,
+        data_base: str,
+        ng_viewer: Any,
+        ng_module: Any,
+        site: SiteServer,
+        browse: bool = False,
+    ) -> str:
+        """The page of ``view`` on the data server at ``data_base``; ``browse``: the image
+        in the browsing view, at the URL the dataset's page links viewers to."""
         image_url = data_base + self.image_path
+        if browse:
+            page = httpx.get(f"{data_base}{self.dataset_path}/", params={"format": "json"}, timeout=30)
+            image_url = page.json()["browse"] + self.image_path[len(self.dataset_path) + 1 :]
         if view == "ng slide":
             assert self.slide is not None
             state = neuroglancer_state(f"{data_base}/{ROOT}/{self.slide.name}/", *self.slide_view)
@@ -405,7 +435,8 @@ class Bench:
                 traffic.attach(page)
                 errors: list[str] = []
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                url = self.url(view, server.base, viewer, module, site)
+                browse = BROWSE_SERVER.fullmatch(name) is not None
+                url = self.url(view, server.base, viewer, module, site, browse)
                 page.goto(url)
                 filled = self.wait_filled(page, traffic)
                 origin, bench = page.evaluate("[performance.timeOrigin, window.__bench]")
@@ -612,7 +643,7 @@ def main() -> int:
     parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
-        help=f"comma-separated, of {', '.join(SERVERS)} or gateway z=N",
+        help=f"comma-separated, of {', '.join(SERVERS)}, gateway z=N or gateway browse CODEC",
     )
     parser.add_argument(
         "--shard", default="64,1,1", help="shard of 'gateway sharded', with z = 1 (default 64,1,1)"
@@ -645,7 +676,7 @@ def main() -> int:
     args = parser.parse_args()
     args.views = [v.strip() for v in args.views.split(",") if v.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    servers = {s for s in args.servers if not Z_SERVER.fullmatch(s)}
+    servers = {s for s in args.servers if not (Z_SERVER.fullmatch(s) or BROWSE_SERVER.fullmatch(s))}
     if bad := (set(args.views) - set(VIEWS)) | (servers - set(SERVERS)):
         parser.error(f"unknown views or servers {sorted(bad)}")
     if args.quick:

@@ -38,6 +38,7 @@ CODEC_LEVELS = {
     "zstd": range(-7, 23),
     "blosc": range(10),
     "blosc-zstd": range(10),
+    "blosc-lz4": range(10),
     "gzip": range(10),
     "none": range(-1000, 1000),
 }
@@ -135,10 +136,14 @@ class ChunkSettings(Section):
     4 MiB 47-65 Mvoxel/s; one plane per chunk 9-21), and it is the 64x128x128 uint16 chunk of
     the converted copies viewers are compared with (issue 11). A set ``z`` is taken as given."""
 
-    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "gzip", "none"] = "auto"
+    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "blosc-lz4", "gzip", "none"] = "auto"
     level: int = 1
     yx: int = Field(default=512, ge=1)
     z: int | None = Field(default=None, ge=1)  # None: the source's chunk depth (1: one plane)
+    #: At most this many planes per chunk: deeper chunks (the source's, or ``z``) are halved
+    #: until they fit, so slabs still align with the stored chunks. None: no bound. The
+    #: browsing view's (``BrowseSettings``) is set here.
+    max_z: int | None = Field(default=None, ge=1)
     target_bytes: ByteSize = Field(default=2 * 1024**2, ge=1)
     min_yx: int = Field(default=128, ge=1)
     max_yx: int = Field(default=2048, ge=1)
@@ -397,6 +402,34 @@ class ZarrV2Settings(Section):
     prefix: str = Field(default="v2", pattern=r"^[A-Za-z0-9_-]+$")
 
 
+class BrowseSettings(Section):
+    """The browsing view at ``/<prefix>/<root>/<file>/``, which the dataset pages' viewer
+    links open: the same datasets (the same groups, levels, metadata and pixels), but every
+    array whose chunks are deeper than ``max_z`` planes is cut in slabs of at most that
+    many, unsharded, encoded as ``codec``. Arrays not cut are the canonical view's own.
+
+    Why two views of one dataset: a viewer showing a plane (Neuroglancer's xy panel, Viv)
+    fetches whole chunks for one plane of each, so thin slabs send it a quarter of a
+    64-plane block's bytes, while scripts, dask and tensorstore reading whole levels want
+    the blocks the source stores (sent as stored, no codec work). Neuroglancer reads a
+    shard inner chunk by inner chunk after its index, so shards cannot give both in one
+    array (bench/README.md, ``bench_viewport.py``). Chunk keys name other regions in the
+    two views, so they are separate URLs: a proxy cache never mixes them."""
+
+    enabled: bool = True
+    prefix: str = Field(default="browse", pattern=r"^[A-Za-z0-9_-]+$")
+    max_z: int = Field(default=16, ge=1)
+    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "blosc-lz4", "gzip", "none"] = "none"
+
+    def chunk_settings(self, chunks: ChunkSettings) -> ChunkSettings:
+        """The chunk settings of a dataset's browsing view, from those of its canonical one
+        (``chunks``, its rules applied): slabs of at most ``max_z`` planes, unsharded, in
+        ``codec`` (at the canonical level where the codec takes it, else at 1)."""
+        bound = self.max_z if chunks.max_z is None else min(self.max_z, chunks.max_z)
+        level = chunks.level if chunks.level in CODEC_LEVELS[self.codec] else 1
+        return chunks.model_copy(update={"max_z": bound, "codec": self.codec, "level": level, "shard": None})
+
+
 class LabelSettings(Section):
     """A ``[[labels]]`` entry: the image at URL path ``source`` served as label image ``name``
     of the image at ``image``, in ``<image>/labels/<name>/``."""
@@ -478,6 +511,7 @@ class Settings(BaseSettings):
     pyramids: PyramidSettings = Field(default_factory=PyramidSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
     zarr_v2: ZarrV2Settings = Field(default_factory=ZarrV2Settings)
+    browse: BrowseSettings = Field(default_factory=BrowseSettings)
     labels: tuple[LabelSettings, ...] = ()
     rocrate: tuple[RoCrateSettings, ...] = ()
 
@@ -503,11 +537,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"root name {name!r}: use letters, digits, '-', '_' or '.' (not '.' or '..')"
                 )
-        if self.zarr_v2.enabled and self.zarr_v2.prefix in self.roots:
-            raise ValueError(
-                f"root {self.zarr_v2.prefix!r} collides with the Zarr v2 view's URL prefix: "
-                "rename the root or set zarr_v2.prefix"
-            )
+        for view, section in (("Zarr v2", "zarr_v2"), ("browsing", "browse")):
+            prefix = getattr(self, section).prefix
+            if getattr(self, section).enabled and prefix in self.roots:
+                raise ValueError(
+                    f"root {prefix!r} collides with the {view} view's URL prefix: "
+                    f"rename the root or set {section}.prefix"
+                )
+        if self.zarr_v2.enabled and self.browse.enabled and self.zarr_v2.prefix == self.browse.prefix:
+            raise ValueError(f"zarr_v2.prefix and browse.prefix are both {self.browse.prefix!r}")
         reserved = sorted(RESERVED_ROOT_NAMES & set(self.roots))
         if reserved:
             raise ValueError(
@@ -523,6 +561,11 @@ class Settings(BaseSettings):
         if problems:
             raise SettingsError.of(problems)
         return self
+
+    @property
+    def view_prefixes(self) -> tuple[str, ...]:
+        """URL prefixes of the datasets' other views that are on (Zarr v2, browsing)."""
+        return tuple(view.prefix for view in (self.zarr_v2, self.browse) if view.enabled)
 
     def check_roots(self) -> None:
         """Raise if a root is not an existing directory (checked when serving, not when

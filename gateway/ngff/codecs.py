@@ -133,11 +133,11 @@ class Blosc:
 
     def takes_byte_planes(self, dtype: np.dtype[Any]) -> bool:
         """Whether ``encode_byte_planes`` can make this codec's frames of ``dtype``: one
-        zstd block of byte-shuffled elements."""
+        zstd or lz4 block of byte-shuffled elements."""
         shuffle, _ = self._shuffle(dtype)
         return (
             self.one_block
-            and self.cname == "zstd"
+            and self.cname in _BLOSC_PLANE_CODES
             and shuffle == "shuffle"
             and 1 <= self.level <= 9
             and dtype.itemsize <= 255  # blosc's largest type size
@@ -147,17 +147,22 @@ class Blosc:
         """What ``encode`` makes of the chunk whose byte planes are ``planes`` (uint8,
         (itemsize, elements): HDF5's shuffled chunks as stored), byte for byte, without
         unshuffling them for blosc to shuffle again: c-blosc's header, then the one
-        block's zstd stream, made here the way c-blosc makes it (``takes_byte_planes``).
-        Where c-blosc would store the data uncompressed, it is left to ``encode``."""
+        block's one stream, made here as c-blosc makes it (``takes_byte_planes``): zstd
+        byte for byte, lz4 at lz4's default acceleration. Where c-blosc would store the
+        data uncompressed, it is left to ``encode``."""
         nbytes = planes.size
         typesize = planes.shape[0]
         body = b""
         if nbytes >= _BLOSC_MIN_BUFFER:
-            body = bytes(numcodecs.Zstd(level=_blosc_zstd_level(self.level)).encode(planes))
+            if self.cname == "zstd":
+                body = bytes(numcodecs.Zstd(level=_blosc_zstd_level(self.level)).encode(planes))
+            else:
+                body = bytes(imagecodecs.lz4_encode(planes.tobytes()))
         if not body or len(body) > nbytes - _BLOSC_ONE_BLOCK_OVERHEAD + _BLOSC_MAX_OVERHEAD:
             elements = np.ascontiguousarray(planes.T).view(dtype.newbyteorder("<")).reshape(-1)
             return self.encode(elements)
-        return _one_block_frame(_BLOSC_BYTE_SHUFFLE | _BLOSC_ZSTD << 5, typesize, nbytes, body)
+        code = _BLOSC_PLANE_CODES[self.cname]
+        return _one_block_frame(_BLOSC_BYTE_SHUFFLE | code << 5, typesize, nbytes, body)
 
     def from_stream(self, stream: bytes, nbytes: int, dtype: np.dtype[Any]) -> bytes | None:
         """The frame of this codec (zlib or zstd, one block) whose one stream is ``stream``,
@@ -207,9 +212,11 @@ _BLOSC_MAX_OVERHEAD = 16  # c-blosc's output buffer is the input plus this: more
 _BLOSC_MAX_BUFFER = 2**31 - 1 - _BLOSC_MAX_OVERHEAD  # c-blosc 1's largest chunk
 _BLOSC_MIN_BUFFER = 128  # c-blosc copies smaller buffers as they are
 _BLOSC_BYTE_SHUFFLE, _BLOSC_NO_SPLIT = 0x01, 0x10
-_BLOSC_ZLIB, _BLOSC_ZSTD = 3, 4  # compressor codes in a frame's flags (bits 5-7)
+_BLOSC_LZ4, _BLOSC_ZLIB, _BLOSC_ZSTD = 1, 3, 4  # compressor codes in a frame's flags (bits 5-7)
 #: compressors whose stored streams a one-block frame holds as they are (``from_stream``)
 _BLOSC_STREAM_CODES = {"zlib": _BLOSC_ZLIB, "zstd": _BLOSC_ZSTD}
+#: compressors whose one-block frames are made from byte planes (``encode_byte_planes``)
+_BLOSC_PLANE_CODES = {"zstd": _BLOSC_ZSTD, "lz4": _BLOSC_LZ4}
 
 
 def _blosc_zstd_level(clevel: int) -> int:
@@ -236,6 +243,7 @@ class ChunkEncoding:
             "gzip": Gzip(level=level),
             "blosc": Blosc(level=level),
             "blosc-zstd": Blosc(level=level, cname="zstd", one_block=True),
+            "blosc-lz4": Blosc(level=level, cname="lz4", one_block=True),
             "none": None,
         }
         return cls(compressors[codec])

@@ -60,6 +60,7 @@ class ArrayNode:
     passthrough: bool = False
     shuffled: bool = False
     shard_shape: tuple[int, ...] | None = None
+    axis_names: tuple[str, ...] = ()
 
     @property
     def key_grid(self) -> tuple[int, ...]:
@@ -117,12 +118,14 @@ class DatasetTree:
     """Every key of a dataset: metadata documents (bytes) and arrays (chunk keys).
 
     ``v2``: the same arrays seen as Zarr v2 / OME-Zarr 0.4 (``gateway/ngff/zarr_v2.py``), whose
-    chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2"), unsharded (v2 has no shards)."""
+    chunk keys are ``<array>/<i>/<j>...`` (``key_style`` "v2"), unsharded (v2 has no shards).
+    ``browse``: the browsing view's tree (``browse_tree``), None where it would be this one."""
 
     documents: dict[str, bytes]
     arrays: dict[str, ArrayNode]
     images: dict[str, Image]  # image group path ("" for the root) → image
     v2: DatasetTree | None = None
+    browse: DatasetTree | None = None
     key_style: Literal["v3", "v2"] = "v3"
 
     def find_array(self, key: str) -> tuple[ArrayNode, str] | None:
@@ -196,6 +199,8 @@ def choose_chunk_shape(axis_names: Sequence[str], level: Level, settings: ChunkS
         depth = max(1, min(depth, shape[z_axis]))
     if volumetric:
         depth, yx = _within_budget(depth, yx, level.dtype.itemsize, settings.target_bytes)
+    if settings.max_z is not None:
+        depth = _halved_to(depth, settings.max_z)
     chunks = []
     for name in axis_names:
         if name in ("y", "x"):
@@ -219,6 +224,14 @@ def _within_budget(depth: int, yx: int, itemsize: int, target_bytes: int) -> tup
     return depth, yx
 
 
+def _halved_to(depth: int, bound: int) -> int:
+    """``depth`` halved (rounding up) until it is at most ``bound``: slabs of a stored
+    chunk's depth, each of whole planes of one stored chunk where that depth is even."""
+    while depth > bound:
+        depth = -(-depth // 2)
+    return depth
+
+
 def _is_servable_raw_chunk(chunk_shape: Sequence[int], settings: ChunkSettings) -> bool:
     """A stored chunk worth serving as it is: square power-of-two y/x no larger than
     ``max_yx`` and at least ``min_yx`` — or, for volumetric chunks (HDF5 stores 3-D data
@@ -240,8 +253,12 @@ def raw_chunk_format(
     raw = level.raw_chunk_format
     if raw is None or len(raw.chunk_shape) != len(level.shape):
         return None
-    if settings.z is not None and "z" in axis_names and raw.chunk_shape[axis_names.index("z")] != settings.z:
-        return None
+    if "z" in axis_names:
+        depth = raw.chunk_shape[axis_names.index("z")]
+        if (settings.z is not None and depth != settings.z) or (
+            settings.max_z is not None and depth > settings.max_z
+        ):
+            return None
     if (raw.compressor == "zlib" or raw.shuffled) and not _frames_stream(raw, settings.codec):
         return None
     if math.prod(raw.chunk_shape) * level.dtype.itemsize > MAX_PASSTHROUGH_CHUNK_BYTES:
@@ -280,6 +297,22 @@ def _array_node(path: str, level: Level, axis_names: Sequence[str], settings: Ch
         and _gives_shuffled(level, chunk_shape)
         and encoding.takes_byte_planes(level.dtype),
         shard_shape=shard_shape(axis_names, chunk_shape, grid, settings.shard),
+        axis_names=tuple(axis_names),
+    )
+
+
+def array_json(node: ArrayNode) -> bytes:
+    """The ``zarr.json`` of the array ``node``."""
+    return metadata.dumps(
+        metadata.array_document(
+            shape=node.shape,
+            dtype=node.dtype,
+            chunk_shape=node.chunk_shape,
+            fill_value=node.fill_value,
+            encoding=node.encoding,
+            dimension_names=node.axis_names,
+            shard_shape=node.shard_shape,
+        )
     )
 
 
@@ -337,6 +370,8 @@ class TreeOptions:
     label_groups: frozenset[str] = frozenset()
     rocrate: dict[str, Any] | None = None
     zarr_v2: bool = False
+    #: the chunk settings of the browsing view (``browse_tree``); None: no such view
+    browse: ChunkSettings | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, tiles: TileCache | None = None, **extra: Any) -> TreeOptions:
@@ -387,17 +422,7 @@ class _TreeBuilder:
             if node.path in self.arrays or f"{node.path}/zarr.json" in self.documents:
                 raise ValueError(f"two nodes of the tree would be at {node.path!r}")
             self.arrays[node.path] = node
-            self.documents[f"{node.path}/zarr.json"] = metadata.dumps(
-                metadata.array_document(
-                    shape=level.shape,
-                    dtype=level.dtype,
-                    chunk_shape=node.chunk_shape,
-                    fill_value=level.fill_value,
-                    encoding=node.encoding,
-                    dimension_names=image.axis_names,
-                    shard_shape=node.shard_shape,
-                )
-            )
+            self.documents[f"{node.path}/zarr.json"] = array_json(node)
 
     def pyramid_of(self, group: str, image: Image, method: pyramid.Method) -> pyramid.Pyramid:
         """The image's native levels, extended as the pyramid settings say."""
@@ -479,13 +504,40 @@ def build_tree(source: Source, settings: ChunkSettings, options: TreeOptions | N
         documents.setdefault("OME/zarr.json", metadata.dumps(metadata.group_document()))
     if options.rocrate is not None:
         documents[rocrate.FILENAME] = metadata.dumps(options.rocrate)
+    browse = browse_tree(documents, arrays, builder.images, options.browse) if options.browse else None
     if options.metadata.consolidated:
         documents = consolidated.consolidate(documents, options.metadata.consolidated_max_bytes)
+        if browse is not None:
+            browse = replace(
+                browse,
+                documents=consolidated.consolidate(browse.documents, options.metadata.consolidated_max_bytes),
+            )
     v2 = None
     if options.zarr_v2:
         plain = unsharded(arrays)
         v2 = DatasetTree(zarr_v2.v2_documents(documents, plain), plain, builder.images, key_style="v2")
-    return DatasetTree(documents=documents, arrays=arrays, images=builder.images, v2=v2)
+    return DatasetTree(documents=documents, arrays=arrays, images=builder.images, v2=v2, browse=browse)
+
+
+def browse_tree(
+    documents: dict[str, bytes],
+    arrays: dict[str, ArrayNode],
+    images: dict[str, Image],
+    settings: ChunkSettings,
+) -> DatasetTree | None:
+    """The browsing view of a tree (``BrowseSettings``): the same levels and groups, each
+    array whose chunks ``settings`` cut otherwise (slabs of at most ``settings.max_z``
+    planes) chunked and encoded by ``settings``, the others as they are. None when no
+    array is cut: the view is then the tree itself."""
+    cut: dict[str, ArrayNode] = {}
+    for path, node in arrays.items():
+        browsing = _array_node(path, node.level, node.axis_names, settings)
+        if browsing.chunk_shape != node.chunk_shape:
+            cut[path] = browsing
+    if not cut:
+        return None
+    documents = documents | {f"{path}/zarr.json": array_json(node) for path, node in cut.items()}
+    return DatasetTree(documents=documents, arrays=arrays | cut, images=images)
 
 
 def label_mismatch(image: Image, label: Image) -> str | None:

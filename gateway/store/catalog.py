@@ -42,7 +42,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cachetools import LRUCache
 
@@ -80,6 +80,8 @@ Hold = Callable[[], AbstractContextManager[None]]
 #: st_ctime_ns of the file, then of each file it depends on: not part of ETags (a chmod
 #: does not change the bytes) but a change reopens the file (and re-checks readability)
 Status = tuple[int, ...]
+#: The views of a dataset a URL can name: the canonical one, Zarr v2, browsing.
+View = Literal["v3", "v2", "browse"]
 
 #: Pooled datasets the sweep checks at most per round (bounded work per sweep).
 SWEEP_BATCH = 64
@@ -115,15 +117,19 @@ class PartOfDatasetError(SourceUnavailableError):
 @dataclass(frozen=True, slots=True)
 class DatasetStores:
     """What one opened source is served as: its tree, its store stack, and the Zarr v2
-    view's."""
+    and browsing views' (the browsing view is the store stack itself where it cuts no
+    array otherwise)."""
 
     tree: DatasetTree
     v3: ServedStore
     v2: ServedStore | None = None
+    browse: ServedStore | None = None
 
-    def view(self, v2: bool) -> ServedStore | None:
-        """The store a URL's view names (None: the v2 view is off)."""
-        return self.v2 if v2 else self.v3
+    def view(self, view: View) -> ServedStore | None:
+        """The store a URL's view names (None: that view is off)."""
+        if view == "v2":
+            return self.v2
+        return self.browse if view == "browse" else self.v3
 
 
 @dataclass(slots=True)

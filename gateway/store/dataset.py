@@ -201,16 +201,15 @@ class DatasetStore(ServedStore):
         return None if data is None else StoreItem(data, target.description)
 
     def cache_key(self, target: Target) -> Hashable:
-        """The key of a chunk in a cache shared by every dataset (and by both views); a
-        shard's names its shape too (the v2 view's store has the same arrays unsharded);
-        a thumbnail's is its canonical key."""
+        """The key of a chunk in a cache shared by every dataset (and by every view); it
+        names the chunk's shape and a shard's shape too (the v2 view's store has the same
+        arrays unsharded, the browsing view's some in thinner chunks); a thumbnail's is its
+        canonical key."""
         if target.thumbnail is not None:
             return (self.namespace, "thumbnail", target.thumbnail.key)
         node = target.node
         assert node is not None
-        if node.shard_shape is None:
-            return (self.namespace, node.path, target.coords)
-        return (self.namespace, node.path, node.shard_shape, target.coords)
+        return (self.namespace, node.path, node.chunk_shape, node.shard_shape, target.coords)
 
     async def render(self, target: Target, share: Share[bytes | None] | None = None) -> bytes | None:
         """The encoded bytes of the chunk (or shard) ``target`` names (None: all fill), or of its

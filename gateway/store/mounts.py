@@ -1,7 +1,8 @@
 """``Mounts``: every root's datasets, as leased store stacks by URL path.
 
 ``<root>/<file path>/<key>`` names a key of a dataset's store; ``<v2 prefix>/<root>/...``
-the same key space in the dataset's Zarr v2 view. The catalog finds and leases the file
+the same key space in the dataset's Zarr v2 view, ``<browse prefix>/<root>/...`` in its
+browsing view. The catalog finds and leases the file
 (``gateway.store.catalog``); ``StoreFactory`` builds what an opened source is served as:
 its tree (pyramids, windows, labels, RO-Crate, the v2 view), a ``DatasetStore`` and the
 wrappers on it. HTTP asks ``Mounts`` for a ``Mounted`` store and a key, and nothing else.
@@ -31,7 +32,7 @@ from gateway.ngff.keys import may_be_key, may_be_v2_key
 from gateway.ngff.layout import DatasetTree, TreeOptions, build_tree
 from gateway.store.base import NOT_READY, Ready, ServedStore, Waiting
 from gateway.store.cache import ByteLRU, CacheStats, NamespacedTiles
-from gateway.store.catalog import Catalog, Dataset, DatasetStores, Hold, Located, ResolveFile
+from gateway.store.catalog import Catalog, Dataset, DatasetStores, Hold, Located, ResolveFile, View
 from gateway.store.dataset import DatasetStore, Workers
 from gateway.store.entity import Description, Identity, StoreItem
 from gateway.store.folders import FolderListing, Prober
@@ -68,21 +69,24 @@ class StoreFactory:
             options=settings.open_options(),
         )
         entry = rocrate.entry_for(url_path, settings.rocrate)
+        chunks = settings.chunks.for_path(url_path)
         options = TreeOptions.from_settings(
             settings,
             tiles,
             labels=tuple(found.attachments),
             label_groups=frozenset(found.label_groups),
             rocrate=rocrate.crate(entry, url_path.rpartition("/")[2]) if entry else None,
+            browse=settings.browse.chunk_settings(chunks) if settings.browse.enabled else None,
         )
-        return build_tree(source, settings.chunks.for_path(url_path), options)
+        return build_tree(source, chunks, options)
 
     def stack(
         self, tree: DatasetTree, identity: Identity, namespace: Hashable, **options: Any
     ) -> DatasetStores:
-        """``Timed(ChunkCache(DatasetStore))``, and the v2 view's stack on the same cache.
-        When the tree has shards, the v2 view reads a store of the same arrays unsharded
-        (v2 has no shards); closing the v3 stack releases what ``options`` say."""
+        """``Timed(ChunkCache(DatasetStore))``, and the v2 and browsing views' stacks on the
+        same cache. When the tree has shards, the v2 view reads a store of the same arrays
+        unsharded (v2 has no shards); the browsing view is a stack of its own where it cuts
+        arrays otherwise; closing the v3 stack releases what ``options`` say."""
 
         def cached(tree: DatasetTree, **options: Any) -> ChunkCache:
             omit_empty = self.settings.chunks.omit_empty
@@ -97,7 +101,12 @@ class StoreFactory:
             plain = tree.unsharded()
             base = v3 if plain is tree else cached(plain, hold=options.get("hold", nullcontext))
             v2 = Timed(ZarrV2View(base, tree.v2, identity))
-        return DatasetStores(tree, Timed(v3), v2)
+        timed = Timed(v3)
+        browse: ServedStore | None = None
+        if self.settings.browse.enabled:
+            hold = options.get("hold", nullcontext)
+            browse = timed if tree.browse is None else Timed(cached(tree.browse, hold=hold))
+        return DatasetStores(tree, timed, v2, browse)
 
     def build(self, dataset: Dataset, resolve_file: ResolveFile, hold: Hold) -> DatasetStores:
         """The stacks of a dataset the catalog just opened; a chunk computation holds a
@@ -171,16 +180,18 @@ class Mounts:
     def _drop_chunks(self, namespace: Hashable) -> None:
         self.chunks.drop(lambda key: isinstance(key, tuple) and key[0] == namespace)
 
-    def _lookup(self, path: str, *, probes: bool = True) -> tuple[str, bool] | None:
-        """(path to look the dataset up by, whether it is in the v2 view); None for keys
-        no dataset can have (the probes of zarr v2, N5 and precomputed clients), decided
-        before any file is looked up (``probes``: only where a lookup may touch files)."""
-        view = self.settings.zarr_v2
-        if view.enabled:
-            head, sep, rest = path.partition("/")
-            if head == view.prefix and sep:
-                return (rest, True) if not probes or may_be_v2_key(rest) else None
-        return (path, False) if not probes or may_be_key(path) else None
+    def _lookup(self, path: str, *, probes: bool = True) -> tuple[str, View] | None:
+        """(path to look the dataset up by, the view it names); None for keys no dataset
+        can have (the probes of zarr v2, N5 and precomputed clients), decided before any
+        file is looked up (``probes``: only where a lookup may touch files)."""
+        head, sep, rest = path.partition("/")
+        if sep:
+            v2, browse = self.settings.zarr_v2, self.settings.browse
+            if v2.enabled and head == v2.prefix:
+                return (rest, "v2") if not probes or may_be_v2_key(rest) else None
+            if browse.enabled and head == browse.prefix:
+                return (rest, "browse") if not probes or may_be_key(rest) else None
+        return (path, "v3") if not probes or may_be_key(path) else None
 
     @asynccontextmanager
     async def lease(self, path: str) -> AsyncIterator[Mounted | None]:
@@ -190,7 +201,7 @@ class Mounts:
         if lookup is None:
             yield None
             return
-        url_path, in_v2 = lookup
+        url_path, view = lookup
         timing = current_timing()
         started = time.perf_counter()
         located = self.catalog.acquire_cached(url_path)
@@ -211,7 +222,7 @@ class Mounts:
             else:
                 stores = located.dataset.stores
                 assert stores is not None
-                store = stores.view(in_v2)
+                store = stores.view(view)
                 yield None if store is None else Mounted(store, located.key, located.dataset)
         finally:
             if located is not None:
@@ -250,13 +261,13 @@ class Mounts:
         lookup = self._lookup(path, probes=False)
         if lookup is None:
             return None
-        url_path, in_v2 = lookup
+        url_path, view = lookup
         located = self.catalog.acquire_cached(url_path)
         if located is None:
             return NOT_READY
         stores = located.dataset.stores
         assert stores is not None
-        store = stores.view(in_v2)
+        store = stores.view(view)
         if store is None:
             self.catalog.release(located.dataset, defer_close=True)
             return None

@@ -109,8 +109,7 @@ def create_app(
     server = settings.server
     wrapped: ASGIApp = HotPath(app, reserved=frozenset(service))
     if key is not None:
-        views = (settings.zarr_v2.prefix,) if settings.zarr_v2.enabled else ()
-        wrapped = AccessControl(wrapped, key, settings.auth.protect, views)
+        wrapped = AccessControl(wrapped, key, settings.auth.protect, settings.view_prefixes)
     if server.root_path:
         wrapped = MountPath(wrapped, server.root_path)
     wrapped = _observed(

@@ -167,7 +167,8 @@ class AccessControl:
     """Requires a grant for protected roots; strips ``/s/<token>`` into ``root_path``.
 
     ``views``: URL prefixes of other views of the same datasets (the Zarr v2 view's
-    ``v2/``): their paths are judged, and granted, as the dataset paths below the prefix.
+    ``v2/``, the browsing view's ``browse/``): their paths are judged, and granted, as the
+    dataset paths below the prefix.
     """
 
     def __init__(

@@ -22,19 +22,25 @@ from gateway.web import viewers as viewers_mod
 
 
 def describe_dataset(
-    located: Located, base_url: str, viewers: ViewerSettings, zarr_v2_prefix: str | None = None
+    located: Located,
+    base_url: str,
+    viewers: ViewerSettings,
+    zarr_v2_prefix: str | None = None,
+    browse_prefix: str | None = None,
 ) -> dict[str, Any]:
     """What a person or program needs to know of a dataset and how to open it.
-    ``zarr_v2_prefix``: the Zarr v2 view's URL prefix (None: the view is off).
+    ``zarr_v2_prefix``, ``browse_prefix``: the Zarr v2 and browsing views' URL prefixes
+    (None: the view is off). The viewer links open the browsing view where it is on.
 
     Everything is read back from the dataset's own served ``zarr.json`` documents, so
     the page can never disagree with what clients get."""
     dataset = located.dataset
     tree = dataset.tree
     url = f"{base_url.rstrip('/')}/{quote(dataset.url_path)}/"
+    browse = f"{base_url.rstrip('/')}/{browse_prefix}/{quote(dataset.url_path)}/" if browse_prefix else None
     groups = sorted(tree.images, key=lambda p: [int(s) if s.isdigit() else -1 for s in p.split("/") if s])
     images = [
-        describe_image(tree.documents, path, url, viewers)
+        describe_image(tree.documents, path, url, viewers, browse)
         for path in groups
         if not variants.is_variant_group(path) and not _is_label_image(tree.documents, path)
     ]
@@ -46,6 +52,8 @@ def describe_dataset(
         "url": url,
         "format": dataset.source.format,
         "multi_image": len(images) > 1,
+        # the same tree with volumes in thin slabs, for viewers (what the viewer links open)
+        "browse": browse,
         # the same tree as Zarr v2 / OME-Zarr 0.4 (clients that read no v3), and the OME-XML
         "zarr_v2": f"{base_url.rstrip('/')}/{zarr_v2_prefix}/{quote(dataset.url_path)}/"
         if zarr_v2_prefix
@@ -76,8 +84,14 @@ def _is_label_image(documents: dict[str, bytes], path: str) -> bool:
 
 
 def describe_image(
-    documents: dict[str, bytes], path: str, dataset_url: str, viewers: ViewerSettings
+    documents: dict[str, bytes],
+    path: str,
+    dataset_url: str,
+    viewers: ViewerSettings,
+    browse_url: str | None = None,
 ) -> dict[str, Any]:
+    """An image group of a dataset; its viewer links open ``browse_url`` (the dataset's
+    browsing view) where given."""
     prefix = f"{path}/" if path else ""
     group = json.loads(documents[f"{prefix}zarr.json"])["attributes"]["ome"]
     multiscale = group["multiscales"][0]
@@ -99,9 +113,11 @@ def describe_image(
     count = levels[0]["shape"][axis_names.index("c")] if "c" in axis_names else 1
     channels = viewers_mod.channels_from_omero(group.get("omero"), count)
     image_url = dataset_url + prefix
+    viewer_url = (browse_url or dataset_url) + prefix
     description: dict[str, Any] = {
         "path": path,
         "url": image_url,
+        "browse": viewer_url if browse_url else None,  # the image in the browsing view
         "name": multiscale.get("name") or path or "image",
         "axes": axes,
         "shape": levels[0]["shape"],
@@ -109,7 +125,7 @@ def describe_image(
         "levels": levels,
         "channels": channels,
         "codecs": first["codecs"],
-        "links": _links(image_url, axes, levels[0]["scale"], channels, dtype, viewers),
+        "links": _links(image_url, viewer_url, axes, levels[0]["scale"], channels, dtype, viewers),
         "notes": _dtype_notes(dtype),
         "snippets": {
             "zarr_python": viewers_mod.zarr_python_snippet(image_url),
@@ -123,28 +139,40 @@ def describe_image(
     variant_key = f"{prefix}{variants.VARIANT_NAME}/zarr.json"
     if variant_key in documents:
         variant_url = f"{image_url}{variants.VARIANT_NAME}/"
+        variant_viewer_url = f"{viewer_url}{variants.VARIANT_NAME}/"
         description["variant"] = {
             "dtype": variants.VARIANT_NAME,
             "url": variant_url,
-            "links": _links(variant_url, axes, levels[0]["scale"], channels, variants.VARIANT_DTYPE, viewers),
+            "links": _links(
+                variant_url,
+                variant_viewer_url,
+                axes,
+                levels[0]["scale"],
+                channels,
+                variants.VARIANT_DTYPE,
+                viewers,
+            ),
         }
     return description
 
 
 def _links(
     image_url: str,
+    viewer_url: str,
     axes: list[dict[str, Any]],
     scale: list[float],
     channels: list[viewers_mod.ChannelInfo],
     dtype: np.dtype[Any],
     viewers: ViewerSettings,
 ) -> dict[str, str | None]:
-    state = viewers_mod.neuroglancer_state(image_url, axes, scale, channels)
+    """Links opening the image in the viewers (at ``viewer_url``: its browsing view) and
+    in the validator (at ``image_url``)."""
+    state = viewers_mod.neuroglancer_state(viewer_url, axes, scale, channels)
     return {
         "neuroglancer": viewers_mod.neuroglancer_url(viewers.neuroglancer, state)
         if dtype in variants.NEUROGLANCER_IMAGE
         else None,
-        "vizarr": viewers_mod.source_url(viewers.vizarr, image_url) if dtype in variants.VIV else None,
+        "vizarr": viewers_mod.source_url(viewers.vizarr, viewer_url) if dtype in variants.VIV else None,
         "validator": viewers_mod.source_url(viewers.validator, image_url),
     }
 
@@ -229,8 +257,15 @@ function copyBySelection(snippet, text) {
 
 
 def _views_html(description: dict[str, Any]) -> str:
-    """Links to the dataset's other views: OME-Zarr 0.4 (Zarr v2) and the original OME-XML."""
+    """Links to the dataset's other views: the browsing view, OME-Zarr 0.4 (Zarr v2) and the
+    original OME-XML."""
     items = []
+    if description.get("browse"):
+        browse = _e(description["browse"])
+        items.append(
+            "<li>For viewers (what the viewer links open): volumes in slabs of a few planes, "
+            f'fast to show a plane: <a class="browse" href="{browse}">{browse}</a></li>'
+        )
     if description.get("zarr_v2"):
         v2 = _e(description["zarr_v2"])
         items.append(

@@ -109,9 +109,11 @@ async def dataset_page(request: Request, path: str) -> Response:
     if located is None or located.key:
         return not_found(path)
     settings = _mounts(request).settings
-    v2 = settings.zarr_v2.prefix if settings.zarr_v2.enabled else None  # the page links that view
+    # the page links these views
+    v2 = settings.zarr_v2.prefix if settings.zarr_v2.enabled else None
+    browse = settings.browse.prefix if settings.browse.enabled else None
     base = links.base_url(request, settings.server)
-    description = pages.describe_dataset(located, base, settings.viewers, v2)
+    description = pages.describe_dataset(located, base, settings.viewers, v2, browse)
     return _page(request, description, pages.render_dataset_html(description))
 
 

@@ -103,9 +103,10 @@ ESCAPES = [
 ]
 
 
+@pytest.mark.parametrize("view", ["", "/browse", "/v2"])  # the canonical, browsing and Zarr v2 views
 @pytest.mark.parametrize("target", ESCAPES)
-def test_escape_attempt_is_json_404_without_secret(gateway, target):
-    response = gateway.raw("GET", target)
+def test_escape_attempt_is_json_404_without_secret(gateway, target, view):
+    response = gateway.raw("GET", view + target)
     assert_json_error(response, 404)
     assert SECRET not in response.body
 

@@ -92,18 +92,22 @@ def test_neuroglancer_link_has_a_zarr3_source_and_one_layer_per_channel(gateway)
     link = image["links"]["neuroglancer"]
     assert link.startswith(VIEWERS["neuroglancer"] + "#!")
     state = json.loads(unquote(link.split("#!", 1)[1]))
-    assert [layer["source"] for layer in state["layers"]] == [f"zarr3://{image['url']}"] * 3
+    # viewers open the browsing view (volumes in thin slabs), the same image
+    assert image["browse"] == image["url"].replace("/data/", "/browse/data/")
+    assert [layer["source"] for layer in state["layers"]] == [f"zarr3://{image['browse']}"] * 3
     assert [layer["localPosition"] for layer in state["layers"]] == [[0], [1], [2]]
     assert [layer["name"] for layer in state["layers"]] == ["a", "b", "c"]
     assert all("range" in layer["shaderControls"]["normalized"] for layer in state["layers"])
 
 
-@pytest.mark.parametrize("viewer", ["vizarr", "validator"])
-def test_source_links_name_the_image_url(gateway, viewer):
+@pytest.mark.parametrize(("viewer", "view"), [("vizarr", "browse"), ("validator", "url")])
+def test_source_links_name_the_image_url(gateway, viewer, view):
+    """Viewers open the browsing view; the validator checks the canonical tree."""
     (image,) = describe(gateway, "three.ome.tif")["images"]
     link = urlsplit(image["links"][viewer])
     assert f"{link.scheme}://{link.netloc}{link.path}" == VIEWERS[viewer]
-    assert parse_qs(link.query)["source"] == [image["url"]]
+    assert parse_qs(link.query)["source"] == [image[view]]
+    assert gateway.client.get(image[view] + "zarr.json").status_code == 200
 
 
 def test_image_url_is_the_served_group(gateway):

@@ -294,16 +294,41 @@ def test_blosc_zstd_frame_from_byte_planes_matches_every_case_of_c_blosc(data):
 
 
 @pytest.mark.parametrize(
+    "data",
+    [
+        *(smooth_sample(dtype) for dtype in ("uint16", "int16", "float32", "uint64")),
+        sample("uint16", shape=(4, 64, 64)),  # random: stored uncompressed
+        sample("float32", shape=(3, 5, 7)),
+        np.arange(30, dtype="uint16"),  # below blosc's smallest compressed buffer
+        np.arange(64, dtype="uint16"),
+        np.zeros((16, 16), "int32"),
+    ],
+    ids=["uint16", "int16", "float32", "uint64", "incompressible", "odd", "tiny", "min-buffer", "zeros"],
+)
+def test_blosc_lz4_frame_from_byte_planes_is_what_c_blosc_decodes_to_the_chunk(data):
+    """lz4 is not made byte for byte as c-blosc makes it (c-blosc splits lz4 streams by
+    byte), but c-blosc reads the one-stream frame back to the chunk."""
+    encoding = ChunkEncoding.from_settings("blosc-lz4", 1)
+    assert encoding.takes_byte_planes(data.dtype)
+    frame = encoding.encode_byte_planes(byte_planes(data), data.dtype)
+    assert np.array_equal(
+        np.frombuffer(numcodecs.Blosc().decode(frame), data.dtype).reshape(data.shape), data
+    )
+    assert encoding.to_json(data.dtype)[-1]["configuration"]["cname"] == "lz4"
+
+
+@pytest.mark.parametrize(
     "codec, level, dtype",
     [
         ("blosc-zstd", 1, "uint8"),  # bit shuffle for bytes
+        ("blosc-lz4", 1, "uint8"),
         ("blosc-zstd", 0, "uint16"),  # level 0: c-blosc copies
         ("blosc", 1, "uint16"),  # lz4 in blosc's own blocks
         ("zstd", 1, "uint16"),
         ("none", 1, "uint16"),
     ],
 )
-def test_only_one_block_blosc_zstd_with_byte_shuffle_takes_byte_planes(codec, level, dtype):
+def test_only_one_block_blosc_with_byte_shuffle_takes_byte_planes(codec, level, dtype):
     assert not ChunkEncoding.from_settings(codec, level).takes_byte_planes(np.dtype(dtype))
 
 

@@ -123,6 +123,36 @@ def test_a_thin_volume_gets_its_depth_in_one_chunk():
     assert choose_chunk_shape("zyx", level, SETTINGS) == (20, 128, 128)
 
 
+@pytest.mark.parametrize(
+    ("tile", "max_z", "chunk"),
+    [
+        ((64, 128, 128), 16, (16, 128, 128)),  # a quarter of each stored chunk
+        ((64, 128, 128), 64, (64, 128, 128)),
+        ((64, 128, 128), 20, (16, 128, 128)),  # halved, so slabs stay within one stored chunk
+        ((24, 128, 128), 16, (12, 128, 128)),
+        ((17, 128, 128), 16, (9, 128, 128)),  # halving rounds up
+        ((1, 1024, 1024), 16, (1, 1024, 1024)),  # a plane stack stays in planes
+        ((64, 128, 128), 1, (1, 128, 128)),
+    ],
+)
+def test_max_z_halves_deeper_chunks_until_they_fit(tile, max_z, chunk):
+    level = FakeLevel((512, 1024, 1024), tile)
+    assert choose_chunk_shape("zyx", level, ChunkSettings(max_z=max_z)) == chunk
+
+
+def test_max_z_bounds_a_set_z_and_leaves_images_without_z_alone():
+    level = FakeLevel((512, 1024, 1024), (64, 128, 128))
+    assert choose_chunk_shape("zyx", level, ChunkSettings(z=64, max_z=16)) == (16, 128, 128)
+    assert choose_chunk_shape("yx", FakeLevel((4096, 4096), (256, 256)), ChunkSettings(max_z=1)) == (256, 256)
+
+
+def test_raw_chunks_deeper_than_max_z_are_not_passed_through():
+    raw = RawChunkFormat((64, 128, 128), "zstd", "little")
+    level = FakePassThroughLevel((512, 1024, 1024), (64, 128, 128), raw_chunk_format=raw)
+    assert raw_chunk_format(level, ChunkSettings(max_z=64), ("z", *YX)) == raw
+    assert raw_chunk_format(level, ChunkSettings(max_z=32), ("z", *YX)) is None
+
+
 def test_raw_format_is_used_for_servable_tiles():
     raw = RawChunkFormat((256, 256), "zstd", "little")
     assert (

@@ -35,6 +35,8 @@ CHROMIUM_ARGS = [
     "--enable-unsafe-swiftshader",
 ]
 VIEWPORT = {"width": 800, "height": 600}
+#: The browsing view's URL prefix (``[browse] prefix``), where the dataset pages link viewers.
+BROWSE_PREFIX = "browse"
 
 
 @dataclass
@@ -47,19 +49,26 @@ class PageLog:
     failed: list[str] = field(default_factory=list)
     last_gateway_event: float = field(default_factory=time.monotonic)
 
+    def dataset_url(self, url: str) -> str:
+        """``url`` with the browsing view's prefix taken out: the dataset's pages link
+        viewers to ``<gateway>/browse/<dataset>/``, the same dataset as ``<gateway>/<dataset>/``."""
+        browse = f"{self.gateway}/{BROWSE_PREFIX}/"
+        return f"{self.gateway}/{url[len(browse) :]}" if url.startswith(browse) else url
+
+    def chunk_urls(self, dataset_path: str, status: int = 200) -> list[str]:
+        """Chunk keys (``0/c/1/2``...) of ``dataset_path`` served with ``status``, in either view."""
+        prefix = f"{self.gateway}/{dataset_path}/"
+        keys = [self.dataset_url(url) for code, url in self.responses if code == status]
+        return [url[len(prefix) :] for url in keys if url.startswith(prefix) and "/c/" in url]
+
     def chunk_levels(self, dataset_path: str, status: int = 200) -> set[str]:
         """Image levels (``0``, ``float32/1``...) of ``dataset_path`` whose chunks were served."""
-        prefix = f"{self.gateway}/{dataset_path}/"
-        levels = set()
-        for code, url in self.responses:
-            if code == status and url.startswith(prefix) and "/c/" in url:
-                levels.add(url[len(prefix) :].partition("/c/")[0])
-        return levels
+        return {key.partition("/c/")[0] for key in self.chunk_urls(dataset_path, status)}
 
     def requested(self, dataset_path: str) -> bool:
-        return any(url.startswith(f"{self.gateway}/{dataset_path}/") for _, url in self.responses) or any(
-            url.startswith(f"{self.gateway}/{dataset_path}/") for url in self.failed
-        )
+        prefix = f"{self.gateway}/{dataset_path}/"
+        urls = [url for _, url in self.responses] + self.failed
+        return any(self.dataset_url(url).startswith(prefix) for url in urls)
 
 
 @contextmanager

@@ -6,11 +6,12 @@ by ``.ci/run`` (pip extra ``clients``, ``npm ci`` in ``tests/viewers/js``, Debia
 ``chromium``). A missing tool **fails** its tests; set ``OME_ZARR_GATEWAY_ALLOW_MISSING_CLIENTS=1``
 to skip them instead (for a local run without the tools; never in CI).
 
-The clients run in Node or Python read each dataset twice (``client_gateway`` is
-parametrized): from a gateway serving plain chunks, and from one serving virtual shards
+The clients run in Node or Python read each dataset four times (``client_gateway`` is
+parametrized): from a gateway serving plain chunks, from one serving virtual shards
 (``[chunks] shard`` = ``SHARD``) whose last shards overhang the chunk grid and whose inner
-chunks are partial at the array's edges. The browser tests show a view from both and
-compare the pictures.
+chunks are partial at the array's edges, from one serving one-block blosc-zstd, and from
+the browsing view (``/browse/``, the volume in slabs). The browser tests show a view from
+several and compare the pictures.
 """
 
 from __future__ import annotations
@@ -222,7 +223,21 @@ def blosc_zstd_gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[s
         yield base
 
 
-_CLIENT_GATEWAYS = {"unsharded": "gateway", "sharded": "sharded_gateway", "blosc-zstd": "blosc_zstd_gateway"}
+@pytest.fixture(scope="session")
+def browse_gateway(datasets: tuple[Path, dict[str, Expected]]) -> Iterator[str]:
+    """The same datasets in the browsing view (what the dataset pages link viewers to), with
+    ``[browse] max_z = 4``: the volume's 16-plane chunks cut in slabs of 4 planes; its base
+    URL ends in the view's prefix."""
+    with serve(gateway_settings(datasets[0], browse={"max_z": 4})) as base:
+        yield f"{base}/browse"
+
+
+_CLIENT_GATEWAYS = {
+    "unsharded": "gateway",
+    "sharded": "sharded_gateway",
+    "blosc-zstd": "blosc_zstd_gateway",
+    "browse": "browse_gateway",
+}
 
 
 @pytest.fixture(scope="session", params=list(_CLIENT_GATEWAYS))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -54,7 +55,7 @@ def browser() -> Iterator[Any]:
 
 
 def ng_settings(
-    datasets, viewer_url: str, cors: list[str], sharded: bool = False, codec: str = "zstd"
+    datasets, viewer_url: str, cors: list[str], sharded: bool = False, codec: str = "zstd", **sections: Any
 ) -> Settings:
     return gateway_settings(
         datasets[0],
@@ -62,6 +63,7 @@ def ng_settings(
         server={"cors_origins": cors},
         viewers={"neuroglancer": viewer_url},
         chunks={"codec": codec},
+        **sections,
     )
 
 
@@ -83,6 +85,15 @@ def sharded_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
 def blosc_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
     _, viewer = neuroglancer
     with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"], codec="blosc-zstd")) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def slab_ng_gateway(datasets, neuroglancer) -> Iterator[str]:
+    """The dataset pages link viewers to the browsing view; with ``max_z = 4`` it serves the
+    volume's 16-plane chunks in slabs of 4 planes (the default 16 leaves them whole)."""
+    _, viewer = neuroglancer
+    with serve(ng_settings(datasets, viewer.get_viewer_url(), ["*"], browse={"max_z": 4})) as base:
         yield base
 
 
@@ -201,12 +212,7 @@ def test_neuroglancer_xy_panel_shows_x_across_and_y_down(neuroglancer, browser, 
         png = page.screenshot()
     save_artifact("neuroglancer-volume-xy", png)
     assert shown == ["x", "y", "z"]
-    prefix = f"{ng_gateway}/{dataset_path}/volume/0/c/"
-    finest = [
-        url[len(prefix) :].split("/")
-        for status, url in log.responses
-        if status == 200 and url.startswith(prefix)
-    ]
+    finest = [key.split("/")[3:] for key in log.chunk_urls(dataset_path) if key.startswith("volume/0/c/")]
     assert {z for z, _, _ in finest} == {"1"}, finest  # z = 22 of 45, chunks of 16 planes
     assert len({x for _, _, x in finest}) > 1, finest
     assert pixel_stats(png).lit_fraction > MIN_LIT_FRACTION
@@ -263,6 +269,25 @@ def test_neuroglancer_shows_one_block_blosc_chunks_as_zstd_ones(
     )
     for log in logs.values():
         assert all(status in (200, 404) for status, _ in log.responses), log.responses
+
+
+def test_neuroglancer_shows_slabs_of_the_browsing_view_as_the_blocks(
+    neuroglancer, browser, ng_gateway, slab_ng_gateway, datasets
+):
+    """The dataset page's link opens the browsing view: from slabs of 4 planes, the 4-panel
+    view of the volume is the picture of its 16-plane blocks, and the finest level's chunks
+    came from the view's slabs."""
+    logs = same_picture(
+        neuroglancer, browser, datasets, "volume", {"blocks": ng_gateway, "slabs": slab_ng_gateway}
+    )
+    dataset_path = datasets[1]["volume"].path
+    for kind, gateway in (("blocks", ng_gateway), ("slabs", slab_ng_gateway)):
+        document = httpx.get(f"{gateway}/browse/{dataset_path}/volume/0/zarr.json").json()
+        depth = document["chunk_grid"]["configuration"]["chunk_shape"][0]
+        assert depth == (16 if kind == "blocks" else 4), kind
+        finest = [key for key in logs[kind].chunk_urls(dataset_path) if key.startswith("volume/0/c/")]
+        assert finest, (kind, logs[kind].responses)
+        assert all(f"/browse/{dataset_path}/" in url for _, url in logs[kind].responses if "/c/" in url)
 
 
 def luminance(png: bytes) -> np.ndarray:
