@@ -20,9 +20,13 @@ import tensorstore as ts
 import tifffile
 import zarr
 
-from gateway.config.settings import Settings, SettingsError
+from adapters.base import Axis, Image, Source
+from gateway.config.settings import ChunkSettings, PyramidSettings, Settings, SettingsError
+from gateway.ngff.layout import TreeOptions, build_tree
+from gateway.store.wrappers import overview_keys
 from gateway.web.auth import mint_token, signed_path
 from tests.server import serve
+from tests.unit.test_layout import FakeLevel
 
 ROOT = "lab"
 #: file → (HDF5 dataset or None for a TIFF, its pixels' chunk depth in the canonical view,
@@ -270,3 +274,57 @@ def test_a_protected_root_needs_a_grant_in_the_view_too(root):
         assert httpx.get(f"{url}/{path}").status_code == 401
         assert httpx.get(f"{url}{signed_path(token, path)}").status_code == 200
         assert httpx.get(f"{url}{signed_path(other, path)}").status_code == 403
+
+
+# -- the overview computed ahead ----------------------------------------------------------
+
+
+def _chunk_entries(url: str) -> int:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith('gateway_cache_entries{cache="chunks"}'):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no chunk cache gauge")
+
+
+def test_reading_an_image_group_in_the_view_computes_its_overview_ahead(root):
+    """shuffled.h5 has no pyramid: its coarsest level (one chunk) is computed from the whole
+    volume. Serving the browsing view's group document starts it; the viewer's request for
+    that chunk then finds it cached. The canonical view starts nothing."""
+    image = _image("shuffled.h5")
+    with serve(_settings(root)) as url:
+        levels = _json(f"{url}/browse/{image}/zarr.json")["attributes"]["ome"]["multiscales"][0]["datasets"]
+        coarsest = f"{url}/browse/{image}/{levels[-1]['path']}/c/0/0/0"
+        deadline = time.monotonic() + 60
+        while _chunk_entries(url) == 0:
+            assert time.monotonic() < deadline, "the overview was not computed ahead"
+            time.sleep(0.05)
+        response = httpx.get(coarsest)
+        assert response.status_code == 200
+        assert 'chunk-cache;desc="hit"' in response.headers["server-timing"]
+        level = _open(f"{url}/browse/{image}")[levels[-1]["path"]]
+        chunk = np.frombuffer(response.content, "<u2").reshape(level.chunks)  # codec "none"; edges padded
+        depth, height, width = (min(c, n) for c, n in zip(level.chunks, level.shape, strict=True))
+        np.testing.assert_array_equal(chunk[:depth, :height, :width], level[:depth, :height, :width])
+    with serve(_settings(root)) as url:
+        assert httpx.get(f"{url}/{image}/zarr.json").status_code == 200
+        time.sleep(1.0)
+        assert _chunk_entries(url) == 0
+
+
+def test_only_computed_overviews_of_few_chunks_are_started():
+    def overviews(channels: int, levels: int = 1) -> dict[str, tuple[str, ...]]:
+        shapes = [(channels, 1024 >> k, 1024 >> k) for k in range(levels)]
+        image = Image(
+            name="i",
+            axes=(Axis("c"), Axis("y", "micrometer"), Axis("x", "micrometer")),
+            levels=tuple(FakeLevel(s, (1, 256, 256)) for s in shapes),
+            scale=(1.0, 1.0, 1.0),
+        )
+        source = Source(path=Path("x.tif"), format="test", images=(image,))
+        options = TreeOptions(pyramids=PyramidSettings(enabled=True))
+        return overview_keys(build_tree(source, ChunkSettings(), options))
+
+    assert overviews(1) == {"zarr.json": ("2/c/0/0/0",)}  # 1024 → 512 → 256: one chunk, computed
+    assert overviews(4) == {"zarr.json": tuple(f"2/c/{c}/0/0" for c in range(4))}
+    assert overviews(5) == {}  # five channels: not ahead
+    assert overviews(1, levels=3) == {}  # the file's own levels reach one chunk: nothing to compute

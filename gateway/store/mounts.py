@@ -37,7 +37,7 @@ from gateway.store.dataset import DatasetStore, Workers
 from gateway.store.entity import Description, Identity, StoreItem
 from gateway.store.folders import FolderListing, Prober
 from gateway.store.timing import current_timing
-from gateway.store.wrappers import ChunkCache, Timed, ZarrV2View
+from gateway.store.wrappers import ChunkCache, OverviewFirst, Timed, ZarrV2View, overview_keys
 
 V = TypeVar("V")
 
@@ -101,12 +101,12 @@ class StoreFactory:
             plain = tree.unsharded()
             base = v3 if plain is tree else cached(plain, hold=options.get("hold", nullcontext))
             v2 = Timed(ZarrV2View(base, tree.v2, identity))
-        timed = Timed(v3)
         browse: ServedStore | None = None
-        if self.settings.browse.enabled:
-            hold = options.get("hold", nullcontext)
-            browse = timed if tree.browse is None else Timed(cached(tree.browse, hold=hold))
-        return DatasetStores(tree, timed, v2, browse)
+        if self.settings.browse.enabled:  # viewers: their overview computed ahead
+            viewed = tree.browse or tree
+            base = v3 if tree.browse is None else cached(tree.browse, hold=options.get("hold", nullcontext))
+            browse = Timed(OverviewFirst(base, overview_keys(viewed)))
+        return DatasetStores(tree, Timed(v3), v2, browse)
 
     def build(self, dataset: Dataset, resolve_file: ResolveFile, hold: Hold) -> DatasetStores:
         """The stacks of a dataset the catalog just opened; a chunk computation holds a

@@ -6,17 +6,24 @@
   kept from their second request on: the page cache holds their bytes already);
 - ``ZarrV2View``: the same dataset as Zarr v2 / OME-Zarr 0.4 (``gateway.ngff.zarr_v2``);
   its chunks are the v3 chunks, so one cache serves both views;
+- ``OverviewFirst``: an image's computed overview starts as soon as its group is read
+  (the browsing view: viewers ask for the coarsest level first);
 - ``Timed``: what was served (and the store's phases) into the request's timing.
 
 The mount table stacks them once per opened file: ``Timed(ChunkCache(DatasetStore))``,
-and ``Timed(ZarrV2View(ChunkCache(DatasetStore)))`` for the v2 view.
+``Timed(ZarrV2View(ChunkCache(DatasetStore)))`` for the v2 view and
+``Timed(OverviewFirst(ChunkCache(DatasetStore)))`` for the browsing view.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
 from functools import partial
 
+from gateway.levels.pyramid import DownsampledLevel
 from gateway.ngff.layout import DatasetTree
 from gateway.store.base import NOT_READY, Ready, ServedStore
 from gateway.store.cache import ByteLRU
@@ -138,6 +145,80 @@ class ZarrV2View(StoreWrapper):
 
     def document_keys(self) -> Iterable[str]:
         return self.tree.documents.keys()
+
+
+logger = logging.getLogger(__name__)
+
+#: An overview of more chunks than this (many channels or time points) is not computed
+#: ahead: a viewer shows one or a few of them first.
+MAX_OVERVIEW_CHUNKS = 4
+
+
+def overview_keys(tree: DatasetTree, limit: int = MAX_OVERVIEW_CHUNKS) -> dict[str, tuple[str, ...]]:
+    """Image group ``zarr.json`` key → the chunk keys of the image's coarsest level, for
+    images whose coarsest level is computed (a synthesized pyramid level: read from the
+    whole image) and has at most ``limit`` chunks (or shards)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for group, image in tree.images.items():
+        prefix = f"{group}/" if group else ""
+        node = tree.arrays.get(f"{prefix}{len(image.levels) - 1}")
+        if node is None or not isinstance(node.level, DownsampledLevel):
+            continue
+        grid = node.key_grid
+        if 0 < len(list(itertools.islice(itertools.product(*map(range, grid)), limit + 1))) <= limit:
+            coords = itertools.product(*map(range, grid))
+            found[f"{prefix}zarr.json"] = tuple(f"{node.path}/c/" + "/".join(map(str, c)) for c in coords)
+    return found
+
+
+class OverviewFirst(StoreWrapper):
+    """Starts an image's computed overview when its group document is served.
+
+    A viewer opening an image reads its group's ``zarr.json``, then (Neuroglancer, Viv)
+    asks for the coarsest level first, and shows nothing until that arrives. Where the file
+    has no pyramid of its own, that level is computed from the whole image (a full pass
+    over a volume: seconds), where a converted copy has it on disk. Started here, ~0.5-1 s
+    earlier than the viewer's own request (its start-up in between), the chunk is cached,
+    or still being computed when the viewer asks (the cache's single flight then answers
+    both at once). Once per image and opening of the file; the same work the viewer's
+    request would do, in the same pools and work budget."""
+
+    def __init__(self, store: ServedStore, overviews: Mapping[str, tuple[str, ...]]) -> None:
+        super().__init__(store)
+        self._waiting = dict(overviews)  # document key → chunk keys not started yet
+        self._running: set[asyncio.Task[None]] = set()
+
+    def _start(self, key: str) -> None:
+        chunk_keys = self._waiting.pop(key, None) if self._waiting else None
+        if not chunk_keys:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a caller without an event loop: nothing to start it on
+            return
+        for chunk_key in chunk_keys:
+            task = loop.create_task(self._compute(chunk_key))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _compute(self, chunk_key: str) -> None:
+        try:
+            await self.store.item(chunk_key)
+        except Exception as exc:  # the viewer's own request reports it
+            logger.debug("overview %s not computed ahead: %r", chunk_key, exc)
+
+    async def item(self, key: str) -> StoreItem | None:
+        self._start(key)
+        return await self.store.item(key)
+
+    def item_now(self, key: str) -> Ready:
+        self._start(key)
+        return self.store.item_now(key)
+
+    def close(self) -> None:
+        for task in self._running:
+            task.cancel()
+        super().close()
 
 
 class Timed(StoreWrapper):
