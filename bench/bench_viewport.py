@@ -15,7 +15,10 @@ converted copy in 64 x 128 x 128 chunks, side by side in one run.
    chunks were sent in blosc frames), ``gateway sharded``
    (``[chunks] z = 1, shard = --shard``: one-plane inner chunks in 64-plane shards),
    ``gateway z=N`` (``[chunks] z = N``: N planes per chunk at every level, any N; ``z=1``
-   in the default list) and ``nginx``. Every load gets a fresh server (cold
+   in the default list), ``gateway browse`` (the default gateway's browsing view, at the
+   URL its dataset page gives viewers: volumes in slabs of at most 16 planes), ``gateway
+   browse CODEC`` (the same with ``[browse] codec = CODEC``), ``--extra NAME=CHUNKS``
+   (gateways of your own ``[chunks]`` keys) and ``nginx``. Every load gets a fresh server (cold
    caches; the file is in the page cache for all alike) and a fresh browser context (empty
    HTTP cache); Chromium itself (Debian's, through Playwright, ``tests/viewers/browser.py``)
    and the viewers' own pages stay up.
@@ -351,6 +354,10 @@ class Bench:
             if match := Z_SERVER.fullmatch(name):
                 depth = int(match[1])
                 self.configs[name] = write_config(workdir / f"gateway-z{depth}.toml", data, depth)
+        for name, chunks in args.extra.items():  # --extra: [chunks] of servers of your own
+            self.configs[name] = write_config(workdir / f"gateway-extra-{len(self.configs)}.toml", data, None)
+            with open(self.configs[name], "a") as config:
+                config.write(f"\n[chunks]\n{chunks}\n")
         self.logs = workdir / "logs"
         self.logs.mkdir(exist_ok=True)
         self.slide: Path | None = None
@@ -672,11 +679,26 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds before a load counts as not filled"
     )
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME=CHUNKS",
+        help="a gateway of your own with these [chunks] keys, ';' between them, e.g. "
+        "'z16 none=z = 16; codec = \"none\"' (repeatable; its level-0 URL is the canonical one)",
+    )
     parser.add_argument("--quick", action="store_true", help="64 planes, 1 load")
     args = parser.parse_args()
     args.views = [v.strip() for v in args.views.split(",") if v.strip()]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    servers = {s for s in args.servers if not (Z_SERVER.fullmatch(s) or BROWSE_SERVER.fullmatch(s))}
+    args.extra = dict(item.split("=", 1) for item in args.extra)
+    args.extra = {name.strip(): chunks.replace(";", "\n") for name, chunks in args.extra.items()}
+    args.servers += [name for name in args.extra if name not in args.servers]
+    servers = {
+        s
+        for s in args.servers
+        if not (Z_SERVER.fullmatch(s) or BROWSE_SERVER.fullmatch(s) or s in args.extra)
+    }
     if bad := (set(args.views) - set(VIEWS)) | (servers - set(SERVERS)):
         parser.error(f"unknown views or servers {sorted(bad)}")
     if args.quick:
