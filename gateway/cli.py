@@ -219,7 +219,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 1
     try:
         try:  # as served: windows are estimated from the pixels, which may not decode
-            tree = build_tree(source, settings.chunks, TreeOptions.from_settings(settings))
+            browse = settings.browse.chunk_settings(settings.chunks) if settings.browse.enabled else None
+            tree = build_tree(source, settings.chunks, TreeOptions.from_settings(settings, browse=browse))
         except (AdapterError, OSError) as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             return 1
@@ -262,7 +263,8 @@ def _not_a_file(path: Path) -> str | None:
 
 def _level_lines(image: summary.ImageSummary, tree: DatasetTree) -> list[str]:
     """Each level's shape, type, the source's tiles (native levels), the served chunks and
-    how their bytes are made (what a chunk costs the server)."""
+    how their bytes are made (what a chunk costs the server); and where the browsing view
+    cuts the level otherwise, its chunks there."""
     prefix = f"{image.path}/" if image.path else ""
     lines = []
     for level in image.levels:
@@ -272,6 +274,11 @@ def _level_lines(image: summary.ImageSummary, tree: DatasetTree) -> list[str]:
             f"  level {level.path}: shape {level.shape} {image.dtype}, {origin}, chunks {level.chunks}: "
             f"{node.making}"
         )
+        browsing = tree.browse.arrays[node.path] if tree.browse is not None else node
+        if browsing is not node:
+            lines.append(
+                f"    in the browsing view (/browse/): chunks {browsing.chunk_shape}: {browsing.making}"
+            )
     return lines
 
 

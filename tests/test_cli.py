@@ -447,3 +447,17 @@ def test_inspect_says_how_each_levels_chunks_are_made(tmp_path: Path, options, c
     assert making in level0
     level1 = next(line for line in result.stdout.splitlines() if line.strip().startswith("level 1:"))
     assert "synthesized" in level1 and "compressed afresh" in level1
+    browsing = [line.strip() for line in result.stdout.splitlines() if "in the browsing view" in line]
+    # 32-plane chunks are cut in slabs of 16 there (z = 8 leaves them within max_z); uncompressed
+    slab = "in the browsing view (/browse/): chunks (16, 128, 128): copied from the decoded source (uncompressed)"
+    assert browsing[:1] == ([] if config == "z = 8" else [slab])
+
+
+def test_inspect_shows_no_browsing_view_where_it_cuts_nothing(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "stack.tif", np.ones((40, 256, 256), "uint16"))
+    result = subprocess.run(
+        [*CLI, "inspect", "--summary", str(tmp_path / "stack.tif")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    full = subprocess.run([*CLI, "inspect", str(tmp_path / "stack.tif")], capture_output=True, text=True)
+    assert "level 0:" in full.stdout and "browsing view" not in full.stdout

@@ -105,6 +105,8 @@ class ArrayNode:
             return f"cut in slabs of whole planes from the stored chunks still shuffled ({codec})"
         if self.shuffled:
             return f"made from the stored chunks still shuffled ({codec})"
+        if self.encoding.compressor is None:
+            return f"copied from the decoded source ({codec})"
         return f"compressed afresh ({codec})"
 
     @property
