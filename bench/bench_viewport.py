@@ -17,7 +17,7 @@ converted copy in 64 x 128 x 128 chunks, side by side in one run.
    ``gateway z=N`` (``[chunks] z = N``: N planes per chunk at every level, any N; ``z=1``
    in the default list), ``gateway browse`` (the default gateway's browsing view, at the
    URL its dataset page gives viewers: volumes in slabs of at most 16 planes), ``gateway
-   browse CODEC`` (the same with ``[browse] codec = CODEC``), ``--extra NAME=CHUNKS``
+   browse [z=N] [CODEC]`` (the same with ``[browse] max_z = N`` and ``codec = CODEC``), ``--extra NAME=CHUNKS``
    (gateways of your own ``[chunks]`` keys) and ``nginx``. Every load gets a fresh server (cold
    caches; the file is in the page cache for all alike) and a fresh browser context (empty
    HTTP cache); Chromium itself (Debian's, through Playwright, ``tests/viewers/browser.py``)
@@ -105,8 +105,9 @@ SERVERS = (
 )
 #: ``gateway z=N``: ``[chunks] z = N``, any N.
 Z_SERVER = re.compile(r"gateway z=([1-9][0-9]*)")
-#: ``gateway browse CODEC``: the default gateway's browsing view with ``[browse] codec``.
-BROWSE_SERVER = re.compile(r"gateway browse(?: ([a-z0-9-]+))?")
+#: ``gateway browse [z=N] [CODEC]``: the default gateway's browsing view, with ``[browse]
+#: max_z = N`` and ``codec = CODEC`` when given.
+BROWSE_SERVER = re.compile(r"gateway browse(?: z=([1-9][0-9]*))?(?: ([a-z0-9-]+))?")
 VIEWS = ("ng xy", "ng 4panel", "zarrita xy", "ng slide")
 #: The slide of ``ng slide``: channels, tile, levels (its size and compression are options).
 SLIDE_CHANNELS, SLIDE_TILE, SLIDE_LEVELS = 3, 512, 5
@@ -345,11 +346,14 @@ class Bench:
             "gateway sharded": write_config(workdir / "gateway-sharded.toml", data, 1, shard),
         }
         for name in args.servers:
-            if (match := BROWSE_SERVER.fullmatch(name)) and match[1]:
+            if (match := BROWSE_SERVER.fullmatch(name)) and (match[1] or match[2]):
+                browse = {"max_z": int(match[1])} if match[1] else {}
+                browse |= {"codec": match[2]} if match[2] else {}
+                tag = "-".join(f"{k}{v}" for k, v in browse.items())
                 self.configs[name] = write_config(
-                    workdir / f"gateway-browse-{match[1]}.toml", data, None, browse_codec=match[1]
+                    workdir / f"gateway-browse-{tag}.toml", data, None, browse=browse
                 )
-            elif match and not match[1]:
+            elif match:
                 self.configs[name] = self.configs["gateway"]
             if match := Z_SERVER.fullmatch(name):
                 depth = int(match[1])

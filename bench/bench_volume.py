@@ -553,20 +553,20 @@ def write_config(
     shard: list[int] | None = None,
     workers: int | None = None,
     codec: str | None = None,
-    browse_codec: str | None = None,
+    browse: dict[str, Any] | None = None,
 ) -> Path:
     """A gateway config serving ``data`` as root ``ROOT``: default chunks, or ``[chunks] z``
     and/or ``shard`` (virtual shards: inner chunks per shard along z, y, x) and/or ``codec``;
-    ``workers`` processes (``[server] workers``) and the browsing view's codec (``[browse]
-    codec``) when given."""
+    ``workers`` processes (``[server] workers``) and the browsing view's settings
+    (``[browse]``) when given."""
     chunks = "".join(
         f"{name} = {json.dumps(value)}\n"
         for name, value in (("z", z), ("shard", shard), ("codec", codec))
         if value is not None
     )
     text = f'[roots]\n{ROOT} = "{data}"\n' + (f"\n[chunks]\n{chunks}" if chunks else "")
-    if browse_codec:
-        text += f"\n[browse]\ncodec = {json.dumps(browse_codec)}\n"
+    if browse:
+        text += "\n[browse]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in browse.items())
     path.write_text(text + (f"\n[server]\nworkers = {workers}\n" if workers else ""))
     return path
 

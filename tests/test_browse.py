@@ -218,6 +218,17 @@ def test_the_dataset_page_links_viewers_to_the_browsing_view(base):
     assert f'class="browse" href="{page["browse"]}"' in html
 
 
+def test_a_views_dataset_url_opens_the_dataset_page(base):
+    """The page links the browsing and Zarr v2 views' dataset URLs; followed by a person,
+    they open the same page (not a JSON 404)."""
+    page = _json(f"{base}/{ROOT}/shuffled.h5/?format=json")
+    for view in ("browse", "zarr_v2"):
+        assert _json(f"{page[view]}?format=json") == page, view
+    html = httpx.get(page["browse"], headers={"Accept": "text/html"})
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert httpx.get(f"{base}/browse/{ROOT}/missing.h5/").status_code == 404
+
+
 def test_a_view_turned_off_is_not_served_nor_linked(root):
     with serve(_settings(root, browse={"enabled": False})) as url:
         assert httpx.get(f"{url}/browse/{_image('shuffled.h5')}/zarr.json").status_code == 404

@@ -18,11 +18,12 @@ here=$(dirname "$0")
 : "${OZG_ACCESS_LOG:=/var/log/nginx/ome-zarr-gateway.access.log}"
 : "${OZG_AUTH_REALM:=off}"                   # or e.g. "ome-zarr-gateway" to require basic auth
 : "${OZG_HTPASSWD:=/etc/nginx/ome-zarr-gateway.htpasswd}"
+: "${OZG_VIEWS:=v2|browse}"                  # the gateways' [zarr_v2] and [browse] prefixes, '|' between
 OZG_UPSTREAM_SERVERS=$(for gateway in $OZG_GATEWAYS; do
   printf '    server %s max_fails=1 fail_timeout=10s;\n' "$gateway"
 done)
 export OZG_UPSTREAM_SERVERS OZG_PREFIX OZG_SERVER_NAME OZG_HTTP_LISTEN OZG_HTTPS_LISTEN OZG_TLS_CERT \
-  OZG_TLS_KEY OZG_CACHE_DIR OZG_CACHE_SIZE OZG_ACCESS_LOG OZG_AUTH_REALM OZG_HTPASSWD
+  OZG_TLS_KEY OZG_CACHE_DIR OZG_CACHE_SIZE OZG_ACCESS_LOG OZG_AUTH_REALM OZG_HTPASSWD OZG_VIEWS
 envsubst '${OZG_UPSTREAM_SERVERS} ${OZG_PREFIX} ${OZG_SERVER_NAME} ${OZG_HTTP_LISTEN} ${OZG_HTTPS_LISTEN}
   ${OZG_TLS_CERT} ${OZG_TLS_KEY} ${OZG_CACHE_DIR} ${OZG_CACHE_SIZE} ${OZG_ACCESS_LOG} ${OZG_AUTH_REALM}
-  ${OZG_HTPASSWD}' < "$here/ome-zarr-gateway.conf.template"
+  ${OZG_HTPASSWD} ${OZG_VIEWS}' < "$here/ome-zarr-gateway.conf.template"

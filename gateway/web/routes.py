@@ -123,6 +123,9 @@ async def key(request: Request) -> Response:
     path = request.path_params["path"]
     if path.endswith("/"):
         _require_read(request)
+        head, _, rest = path.partition("/")
+        if rest and head in _mounts(request).settings.view_prefixes:  # a view's folder or dataset:
+            path = rest  # the same page (the page links every view)
         return await folder_page(request, path[:-1]) or await dataset_page(request, path)
     response = await value(request)
     if response.status_code == 404:  # a folder's URL without its slash: to its page

@@ -153,6 +153,24 @@ def test_datasets_inside_an_hdf5_file_land_with_the_file(cluster):
     assert len({instance_of(r) for r in responses}) == 1
 
 
+def test_the_views_of_a_file_land_with_it(cluster):
+    """The browsing and Zarr v2 views of a file (``/browse/<root>/...``, ``/v2/<root>/...``)
+    hash on the file too: the instance that has it open serves them from its tiles."""
+    nginx, _ = cluster
+    base = f"{nginx.http}{PREFIX}"
+    paths = [
+        f"lab/{H5}/zarr.json",
+        f"browse/lab/{H5}/zarr.json",
+        f"browse/lab/{H5_IMAGE}/0/c/0/0/0",
+        f"v2/lab/{H5}/.zgroup",
+        f"browse/lab/{H5}/",
+    ]
+    with httpx.Client(timeout=30) as client:
+        responses = [client.get(f"{base}/{p}", headers={"Range": "bytes=0-"}) for p in paths]
+    assert [r.status_code for r in responses] == [206, 206, 206, 206, 200], [r.text[:200] for r in responses]
+    assert len({instance_of(r) for r in responses}) == 1
+
+
 def test_map_knows_every_suffix_the_adapters_serve():
     template = (DEPLOY / "nginx" / "ome-zarr-gateway.conf.template").read_text()
     alternatives = re.search(r"\\\.\(\?:([^)]*)\)", template).group(1).split("|")
