@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import h5py
@@ -30,7 +31,7 @@ from tests.unit.test_layout import FakeLevel
 
 ROOT = "lab"
 #: file → (HDF5 dataset or None for a TIFF, its pixels' chunk depth in the canonical view,
-#: the browsing view's depth at the default max_z = 16)
+#: the browsing view's depth at max_z = 16, what these tests serve: small files, every case)
 VOLUMES = {
     "shuffled.h5": ("volume", 32, 16),  # gzip + shuffle: slabs from the stored chunks still shuffled
     "deflate.h5": ("volume", 32, 16),  # gzip without shuffle
@@ -69,7 +70,11 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _settings(root: Path, **sections: object) -> Settings:
+def _settings(root: Path, default_max_z: bool = False, **sections: Any) -> Settings:
+    """Settings serving ``root``; the browsing view at ``max_z = 16`` unless
+    ``default_max_z`` or ``sections`` say otherwise."""
+    browse = {} if default_max_z else {"max_z": 16}
+    sections["browse"] = browse | sections.get("browse", {})
     return Settings.from_mapping({"roots": {ROOT: str(root)}, "chunks": {"yx": 128}, **sections})
 
 
@@ -194,6 +199,16 @@ def test_each_codec_of_the_view_reads_bit_exactly(root, codec):
             assert document["codecs"][-1]["name"] == last, name
             assert array.chunks[0] <= 16
             np.testing.assert_array_equal(array[...], _pixels(root, name))
+
+
+def test_the_default_max_z_is_32(root):
+    """Chunks of 64 planes are cut in slabs of 32; chunks of 32 planes or fewer are not cut."""
+    with serve(_settings(root, default_max_z=True)) as url:
+        assert _open(f"{url}/browse/{_image('float.h5')}")["0"].chunks == (32, 64, 64)
+        shuffled = _open(f"{url}/browse/{_image('shuffled.h5')}")["0"]
+        assert shuffled.chunks == (32, 128, 128)
+        plain = httpx.get(f"{url}/{_image('shuffled.h5')}/0/zarr.json").content
+        assert httpx.get(f"{url}/browse/{_image('shuffled.h5')}/0/zarr.json").content == plain
 
 
 def test_max_z_is_a_setting(root):

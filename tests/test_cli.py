@@ -436,7 +436,7 @@ def test_a_bad_labels_entry_refuses_the_start_naming_it(tiff_dir) -> None:
 def test_inspect_says_how_each_levels_chunks_are_made(tmp_path: Path, options, config, making) -> None:
     with h5py.File(tmp_path / "v.h5", "w") as f:
         f.create_dataset("v", data=np.ones((64, 256, 256), "uint16"), chunks=(32, 128, 128), **options)
-    (tmp_path / "c.toml").write_text(f"[chunks]\n{config}\n")
+    (tmp_path / "c.toml").write_text(f"[chunks]\n{config}\n[browse]\nmax_z = 16\n")
     result = subprocess.run(
         [*CLI, "--config", str(tmp_path / "c.toml"), "inspect", str(tmp_path / "v.h5")],
         capture_output=True,
