@@ -42,6 +42,8 @@ CODEC_LEVELS = {
     "gzip": range(10),
     "none": range(-1000, 1000),
 }
+#: The codecs served chunks can be set to (``[chunks] codec``, ``[browse] codec``).
+Codec = Literal["auto", "zstd", "blosc", "blosc-zstd", "blosc-lz4", "gzip", "none"]
 #: What a process holds besides its byte-bounded caches: an idle server with the demo data
 #: open measured 103 MiB RSS; the margin leaves room for chunks in flight.
 RSS_MARGIN_BYTES = 256 * 1024**2
@@ -136,7 +138,7 @@ class ChunkSettings(Section):
     4 MiB 47-65 Mvoxel/s; one plane per chunk 9-21), and it is the 64x128x128 uint16 chunk of
     the converted copies viewers are compared with (issue 11). A set ``z`` is taken as given."""
 
-    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "blosc-lz4", "gzip", "none"] = "auto"
+    codec: Codec = "auto"
     level: int = 1
     yx: int = Field(default=512, ge=1)
     z: int | None = Field(default=None, ge=1)  # None: the source's chunk depth (1: one plane)
@@ -422,7 +424,7 @@ class BrowseSettings(Section):
     #: still, but Neuroglancer's 4-panel view of a volume without a pyramid of its own then
     #: needs 3-4x the requests of the 64-plane copy and fills in 1.22-1.26x its time.
     max_z: int = Field(default=32, ge=1)
-    codec: Literal["auto", "zstd", "blosc", "blosc-zstd", "blosc-lz4", "gzip", "none"] = "none"
+    codec: Codec = "none"
 
     def chunk_settings(self, chunks: ChunkSettings) -> ChunkSettings:
         """The chunk settings of a dataset's browsing view, from those of its canonical one

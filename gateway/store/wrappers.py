@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from functools import partial
 
@@ -164,9 +165,8 @@ def overview_keys(tree: DatasetTree, limit: int = MAX_OVERVIEW_CHUNKS) -> dict[s
         node = tree.arrays.get(f"{prefix}{len(image.levels) - 1}")
         if node is None or not isinstance(node.level, DownsampledLevel):
             continue
-        grid = node.key_grid
-        if 0 < len(list(itertools.islice(itertools.product(*map(range, grid)), limit + 1))) <= limit:
-            coords = itertools.product(*map(range, grid))
+        if math.prod(node.key_grid) <= limit:
+            coords = itertools.product(*map(range, node.key_grid))
             found[f"{prefix}zarr.json"] = tuple(f"{node.path}/c/" + "/".join(map(str, c)) for c in coords)
     return found
 

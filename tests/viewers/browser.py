@@ -47,6 +47,9 @@ class PageLog:
     console_errors: list[str] = field(default_factory=list)
     responses: list[tuple[int, str]] = field(default_factory=list)  # from the gateway
     failed: list[str] = field(default_factory=list)
+    #: chunk requests the page itself cancelled (Neuroglancer drops chunks it no longer
+    #: needs when the view's priorities change): not failures of the gateway
+    cancelled: list[str] = field(default_factory=list)
     last_gateway_event: float = field(default_factory=time.monotonic)
 
     def dataset_url(self, url: str) -> str:
@@ -67,7 +70,7 @@ class PageLog:
 
     def requested(self, dataset_path: str) -> bool:
         prefix = f"{self.gateway}/{dataset_path}/"
-        urls = [url for _, url in self.responses] + self.failed
+        urls = [url for _, url in self.responses] + self.failed + self.cancelled
         return any(self.dataset_url(url).startswith(prefix) for url in urls)
 
 
@@ -121,7 +124,8 @@ def open_page(
         if id(request) in answered_heads:
             return
         if request.url.startswith(gateway):
-            log.failed.append(request.url)
+            aborted = request.failure == "net::ERR_ABORTED" and "/c/" in request.url
+            (log.cancelled if aborted else log.failed).append(request.url)
             log.last_gateway_event = time.monotonic()
 
     page.on("console", on_console)
