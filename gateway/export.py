@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import math
 import sys
@@ -31,6 +30,7 @@ from zarr.abc.store import Store
 from zarr.core.buffer import default_buffer_prototype
 
 from gateway.config.settings import Settings
+from gateway.ngff.keys import grid_chunk_keys
 from gateway.store.inprocess import MountedStore, open_store
 
 #: The marker of an export: which source (and which documents) the folder holds.
@@ -98,9 +98,7 @@ def chunk_keys(document_key: str, metadata: dict[str, Any]) -> Iterator[str]:
     """Every chunk key of the array whose ``zarr.json`` is ``metadata`` (at ``document_key``),
     in C order of the grid."""
     grid, separator = _grid(document_key, metadata)
-    prefix = document_key.removesuffix("zarr.json")
-    for coords in itertools.product(*map(range, grid)):
-        yield prefix + separator.join(["c", *map(str, coords)])
+    return grid_chunk_keys(document_key.removesuffix("zarr.json"), grid, separator)
 
 
 def chunk_count(document_key: str, metadata: dict[str, Any]) -> int:

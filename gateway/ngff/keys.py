@@ -7,9 +7,10 @@ inside the chunk grid. Anything else is not a chunk of the array (→ 404): ``c/
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 _INDEX = re.compile(r"0|[1-9][0-9]{0,17}")
 
@@ -50,6 +51,13 @@ def may_be_v2_key(path: str) -> bool:
 def chunk_grid(shape: Sequence[int], chunk_shape: Sequence[int]) -> tuple[int, ...]:
     """Number of chunks along each dimension."""
     return tuple(math.ceil(n / c) for n, c in zip(shape, chunk_shape, strict=True))
+
+
+def grid_chunk_keys(prefix: str, grid: Sequence[int], separator: str = "/") -> Iterator[str]:
+    """Every chunk key of an array whose keys start with ``prefix`` (its path and a ``/``,
+    or "" at the root), in C order of ``grid``."""
+    for coords in itertools.product(*map(range, grid)):
+        yield prefix + separator.join(["c", *map(str, coords)])
 
 
 def parse_chunk_key(key: str, grid: Sequence[int]) -> tuple[int, ...] | None:

@@ -96,15 +96,16 @@ class StoreFactory:
             return ChunkCache(dataset, self.chunks)
 
         v3 = cached(tree, **options)
+        hold = options.get("hold", nullcontext)  # the other views' own stores hold the dataset too
         v2 = None
         if tree.v2 is not None:
             plain = tree.unsharded()
-            base = v3 if plain is tree else cached(plain, hold=options.get("hold", nullcontext))
+            base = v3 if plain is tree else cached(plain, hold=hold)
             v2 = Timed(ZarrV2View(base, tree.v2, identity))
         browse: ServedStore | None = None
         if self.settings.browse.enabled:  # viewers: their overview computed ahead
             viewed = tree.browse or tree
-            base = v3 if tree.browse is None else cached(tree.browse, hold=options.get("hold", nullcontext))
+            base = v3 if viewed is tree else cached(viewed, hold=hold)
             browse = Timed(OverviewFirst(base, overview_keys(viewed)))
         return DatasetStores(tree, Timed(v3), v2, browse)
 

@@ -18,13 +18,13 @@ The mount table stacks them once per opened file: ``Timed(ChunkCache(DatasetStor
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import math
 from collections.abc import Iterable, Mapping
 from functools import partial
 
 from gateway.levels.pyramid import DownsampledLevel
+from gateway.ngff.keys import grid_chunk_keys
 from gateway.ngff.layout import DatasetTree
 from gateway.store.base import NOT_READY, Ready, ServedStore
 from gateway.store.cache import ByteLRU
@@ -166,8 +166,7 @@ def overview_keys(tree: DatasetTree, limit: int = MAX_OVERVIEW_CHUNKS) -> dict[s
         if node is None or not isinstance(node.level, DownsampledLevel):
             continue
         if math.prod(node.key_grid) <= limit:
-            coords = itertools.product(*map(range, node.key_grid))
-            found[f"{prefix}zarr.json"] = tuple(f"{node.path}/c/" + "/".join(map(str, c)) for c in coords)
+            found[f"{prefix}zarr.json"] = tuple(grid_chunk_keys(f"{node.path}/", node.key_grid))
     return found
 
 
